@@ -1,0 +1,14 @@
+#pragma once
+// Each `kiln` subcommand is one function taking its own arguments (argv[0] is the
+// subcommand name) and returning the process exit code. Errors a user can act on
+// are thrown as exceptions and printed by main() as one line.
+#include <string>
+#include <vector>
+
+namespace kiln::cli {
+
+using Args = std::vector<std::string>;
+
+int cmd_info(const Args& args);
+
+}  // namespace kiln::cli

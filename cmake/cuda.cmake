@@ -1,0 +1,13 @@
+# CUDA backend: kernels/cuda/*.cu, for sm_80/86/89/90 plus PTX for newer GPUs.
+enable_language(CUDA)
+find_package(CUDAToolkit REQUIRED)
+set(CMAKE_CUDA_STANDARD 17)
+file(GLOB KILN_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/kernels/cuda/*.cu ${CMAKE_CURRENT_SOURCE_DIR}/kernels/cuda/*.cpp)
+if(KILN_CUDA_SOURCES)
+  add_library(kiln_cuda STATIC ${KILN_CUDA_SOURCES})
+  set_target_properties(kiln_cuda PROPERTIES CUDA_ARCHITECTURES "80-real;86-real;89-real;90-real;90-virtual")
+  target_include_directories(kiln_cuda PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
+  target_link_libraries(kiln_cuda PUBLIC kiln_formats CUDA::cudart CUDA::cublas)
+  target_compile_definitions(kiln_cuda PUBLIC KILN_HAVE_CUDA=1)
+  target_link_libraries(kiln_kernels PUBLIC kiln_cuda)
+endif()

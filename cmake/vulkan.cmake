@@ -1,0 +1,10 @@
+# Vulkan backend: kernels/vulkan/*.comp compiled to SPIR-V by glslc and embedded.
+file(GLOB KILN_VK_SHADERS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/kernels/vulkan/*.comp)
+file(GLOB KILN_VK_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/kernels/vulkan/*.cpp)
+if(KILN_VK_SOURCES)
+  add_library(kiln_vulkan STATIC ${KILN_VK_SOURCES})
+  target_include_directories(kiln_vulkan PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
+  target_link_libraries(kiln_vulkan PUBLIC kiln_formats Vulkan::Vulkan)
+  target_compile_definitions(kiln_vulkan PUBLIC KILN_HAVE_VULKAN=1)
+  target_link_libraries(kiln_kernels PUBLIC kiln_vulkan)
+endif()
