@@ -1,0 +1,280 @@
+#include "kernels/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "formats/fp16.h"
+#include "formats/quant_traits.h"
+#include "kernels/cpu/ops_ref.h"
+
+namespace kiln::cpu {
+
+namespace {
+std::string shape(const Act& a) { return "[" + std::to_string(a.n_rows) + ", " + std::to_string(a.n_cols) + "]"; }
+
+void require(bool ok, const char* op, const std::string& what) {
+    if (!ok) throw BackendError(std::string("cpu backend: ") + op + ": " + what);
+}
+
+int default_threads(int n) {
+    if (n > 0) return n;
+    const unsigned hw = std::thread::hardware_concurrency();
+    return hw == 0 ? 1 : int(hw);
+}
+}  // namespace
+
+CpuBackend::CpuBackend(int n_threads) : k_(cpu_kernels()), pool_(default_threads(n_threads)) {
+    scratch_.resize(size_t(pool_.n_threads()));
+}
+
+void CpuBackend::ensure_scratch(size_t n) {
+    for (auto& s : scratch_)
+        if (s.size() < n) s.resize(n);
+}
+
+Weight CpuBackend::upload_weight(const TensorView& host) {
+    // Size the matmul scratch now, at load time, so ops never allocate for weights.
+    ensure_scratch(size_t(kTileRows * host.ne[0]));
+    return Weight{host, host.data};
+}
+
+ActBuffer CpuBackend::alloc_act(int64_t n_rows, int64_t n_cols) {
+    const int64_t stride = (n_cols + 15) / 16 * 16;  // 64-byte aligned rows
+    const size_t bytes = size_t(std::max<int64_t>(1, n_rows * stride)) * sizeof(float);
+    void* mem = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!mem) throw BackendError("cpu backend: out of memory allocating " + std::to_string(bytes) + " bytes of activations");
+    std::memset(mem, 0, bytes);
+    return ActBuffer(Act{static_cast<float*>(mem), n_rows, n_cols, stride}, std::shared_ptr<void>(mem, std::free));
+}
+
+void CpuBackend::write_act(Act dst, const float* src) {
+    for (int64_t r = 0; r < dst.n_rows; ++r) std::memcpy(dst.row(r), src + r * dst.n_cols, size_t(dst.n_cols) * sizeof(float));
+}
+
+void CpuBackend::read_act(const Act& src, float* dst) {
+    for (int64_t r = 0; r < src.n_rows; ++r) std::memcpy(dst + r * src.n_cols, src.row(r), size_t(src.n_cols) * sizeof(float));
+}
+
+const float* CpuBackend::dequantize_rows(const TensorView& w, int64_t r0, int64_t n, float* dst) const {
+    const int64_t n_in = w.ne[0];
+    if (w.type == GgmlType::F32 && w.nb[1] == size_t(n_in) * sizeof(float))
+        return reinterpret_cast<const float*>(w.row(r0));
+    if (w.type == GgmlType::F16) {
+        for (int64_t r = 0; r < n; ++r) k_.f16_to_f32(reinterpret_cast<const uint16_t*>(w.row(r0 + r)), dst + r * n_in, n_in);
+        return dst;
+    }
+    const DequantizeFn deq = quant_traits(w.type).dequantize;
+    for (int64_t r = 0; r < n; ++r) deq(w.row(r0 + r), dst + r * n_in, n_in);
+    return dst;
+}
+
+void CpuBackend::get_rows(const Weight& table, std::span<const int32_t> ids, Act out) {
+    const TensorView& w = table.host;
+    require(out.n_cols == w.ne[0] && out.n_rows == int64_t(ids.size()), "get_rows",
+            "output " + shape(out) + " does not match " + std::to_string(ids.size()) + " rows of " + std::to_string(w.ne[0]));
+    for (size_t t = 0; t < ids.size(); ++t) {
+        require(ids[t] >= 0 && ids[t] < w.n_rows(), "get_rows",
+                "row " + std::to_string(ids[t]) + " is outside [0, " + std::to_string(w.n_rows()) + ")");
+        const float* src = dequantize_rows(w, ids[t], 1, out.row(int64_t(t)));
+        if (src != out.row(int64_t(t))) std::memcpy(out.row(int64_t(t)), src, size_t(w.ne[0]) * sizeof(float));
+    }
+}
+
+void CpuBackend::matmul(const Weight& weight, const Act& x, Act y) {
+    const TensorView& w = weight.host;
+    const int64_t n_in = w.ne[0], n_out = w.n_rows();
+    require(x.n_cols == n_in && y.n_cols == n_out && x.n_rows == y.n_rows, "matmul",
+            "x " + shape(x) + " · W^T with W [" + std::to_string(n_out) + ", " + std::to_string(n_in) + "] into y " + shape(y));
+    require(scratch_[0].size() >= size_t(kTileRows * n_in), "matmul", "weight was not uploaded to this backend");
+    const int64_t n_tiles = (n_out + kTileRows - 1) / kTileRows;
+    pool_.run(n_tiles, [&](int64_t tile, int thread) {
+        const int64_t r0 = tile * kTileRows;
+        const int64_t n = std::min(kTileRows, n_out - r0);
+        const float* rows = dequantize_rows(w, r0, n, scratch_[size_t(thread)].data());
+        k_.gemm_f32(rows, n, x.data, x.stride, x.n_rows, n_in, y.data + r0, y.stride);
+    });
+}
+
+void CpuBackend::rms_norm(const Act& x, const Weight& weight, float eps, Act out) {
+    require(weight.type() == GgmlType::F32 && weight.n_in() == x.n_cols && out.n_cols == x.n_cols && out.n_rows == x.n_rows,
+            "rms_norm", "x " + shape(x) + " with a weight of " + std::to_string(weight.n_in()) + " (must be F32)");
+    const float* wt = static_cast<const float*>(weight.host.data);
+    for (int64_t t = 0; t < x.n_rows; ++t) {
+        const float* xt = x.row(t);
+        const float ss = k_.dot_f32(xt, xt, x.n_cols);
+        const float scale = 1.0f / std::sqrt(ss / float(x.n_cols) + eps);
+        float* ot = out.row(t);
+        for (int64_t i = 0; i < x.n_cols; ++i) ot[i] = xt[i] * scale * wt[i];
+    }
+}
+
+void CpuBackend::rope(Act x, int n_head, int head_dim, std::span<const int32_t> pos, const RopeParams& p) {
+    require(x.n_cols == int64_t(n_head) * head_dim && int64_t(pos.size()) == x.n_rows && p.n_rot > 0 &&
+                p.n_rot % 2 == 0 && p.n_rot <= head_dim,
+            "rope", "x " + shape(x) + " with " + std::to_string(n_head) + " heads of " + std::to_string(head_dim) +
+                        ", n_rot " + std::to_string(p.n_rot));
+    const int half = p.n_rot / 2;
+    if (rope_cs_.size() < size_t(p.n_rot)) rope_cs_.resize(size_t(p.n_rot));
+    float* cs = rope_cs_.data();
+    float* sn = cs + half;
+    const ref::RopeCorrDims corr = ref::rope_yarn_corr_dims(p);
+    const bool normal = p.mode == RopeParams::Mode::Normal;
+    for (int64_t t = 0; t < x.n_rows; ++t) {
+        ref::rope_cos_sin(p, corr, pos[size_t(t)], cs, sn);
+        for (int h = 0; h < n_head; ++h) {
+            float* v = x.row(t) + int64_t(h) * head_dim;
+            if (normal) {
+                for (int i = 0; i < half; ++i) {
+                    const float x0 = v[2 * i], x1 = v[2 * i + 1];
+                    v[2 * i] = x0 * cs[i] - x1 * sn[i];
+                    v[2 * i + 1] = x0 * sn[i] + x1 * cs[i];
+                }
+            } else {
+                for (int i = 0; i < half; ++i) {
+                    const float x0 = v[i], x1 = v[i + half];
+                    v[i] = x0 * cs[i] - x1 * sn[i];
+                    v[i + half] = x0 * sn[i] + x1 * cs[i];
+                }
+            }
+        }
+    }
+}
+
+void CpuBackend::kv_store(const KvView& kv, int layer, const Act& k, const Act& v, std::span<const int32_t> cells) {
+    require(layer >= 0 && size_t(layer) < kv.layers.size() && k.n_cols == kv.n_kv_dim && v.n_cols == kv.n_kv_dim &&
+                k.n_rows == v.n_rows && int64_t(cells.size()) == k.n_rows,
+            "kv_store", "k " + shape(k) + ", v " + shape(v) + " into a cache of rows " + std::to_string(kv.n_kv_dim));
+    for (int32_t c : cells) require(c >= 0 && c < kv.n_cells, "kv_store", "cell " + std::to_string(c) + " out of range");
+    const KvLayerView& l = kv.layers[size_t(layer)];
+    const int64_t n = kv.n_kv_dim;
+    for (int64_t t = 0; t < k.n_rows; ++t) {
+        const int64_t c = cells[size_t(t)];
+        if (kv.type == GgmlType::F16) {
+            uint16_t* kd = static_cast<uint16_t*>(l.k) + c * n;
+            uint16_t* vd = static_cast<uint16_t*>(l.v) + c * n;
+            for (int64_t i = 0; i < n; ++i) kd[i] = fp32_to_fp16(k.row(t)[i]);
+            for (int64_t i = 0; i < n; ++i) vd[i] = fp32_to_fp16(v.row(t)[i]);
+        } else {
+            std::memcpy(static_cast<float*>(l.k) + c * n, k.row(t), size_t(n) * sizeof(float));
+            std::memcpy(static_cast<float*>(l.v) + c * n, v.row(t), size_t(n) * sizeof(float));
+        }
+    }
+}
+
+void CpuBackend::attention(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
+                           std::span<const int32_t> pos, std::span<const int32_t> seq, Act out) {
+    require(p.n_head > 0 && p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0 &&
+                q.n_cols == int64_t(p.n_head) * p.head_dim && int64_t(p.n_head_kv) * p.head_dim == kv.n_kv_dim &&
+                out.n_cols == q.n_cols && out.n_rows == q.n_rows && int64_t(pos.size()) == q.n_rows &&
+                int64_t(seq.size()) == q.n_rows && layer >= 0 && size_t(layer) < kv.layers.size() &&
+                (kv.type == GgmlType::F16 || kv.type == GgmlType::F32),
+            "attention", "q " + shape(q) + " with " + std::to_string(p.n_head) + "/" + std::to_string(p.n_head_kv) +
+                             " heads of " + std::to_string(p.head_dim) + " over cache rows of " + std::to_string(kv.n_kv_dim));
+    for (int32_t s : seq) require(s >= 0 && s < 64, "attention", "sequence id " + std::to_string(s) + " outside [0, 64)");
+    const int64_t n_scan = kv.n_scan;
+    const int64_t hd = p.head_dim;
+    // (K, V) of one KV head as floats: 2 * (n_scan, head_dim), then the scores (n_scan).
+    ensure_scratch(size_t(2 * n_scan * hd + n_scan));
+    const KvLayerView& l = kv.layers[size_t(layer)];
+    const int group = p.n_head / p.n_head_kv;
+    constexpr int64_t kTokChunk = 32;
+    const int64_t n_chunks = (q.n_rows + kTokChunk - 1) / kTokChunk;
+    pool_.run(int64_t(p.n_head_kv) * n_chunks, [&](int64_t task, int thread) {
+        const int hk = int(task / n_chunks);
+        const int64_t t0 = (task % n_chunks) * kTokChunk;
+        const int64_t t1 = std::min(q.n_rows, t0 + kTokChunk);
+        float* kf = scratch_[size_t(thread)].data();
+        float* vf = kf + n_scan * hd;
+        float* score = vf + n_scan * hd;
+        const int64_t off = int64_t(hk) * hd;
+        for (int64_t c = 0; c < n_scan; ++c) {
+            if (kv.cell_pos[c] < 0) continue;
+            if (kv.type == GgmlType::F16) {
+                k_.f16_to_f32(static_cast<const uint16_t*>(l.k) + c * kv.n_kv_dim + off, kf + c * hd, hd);
+                k_.f16_to_f32(static_cast<const uint16_t*>(l.v) + c * kv.n_kv_dim + off, vf + c * hd, hd);
+            } else {
+                std::memcpy(kf + c * hd, static_cast<const float*>(l.k) + c * kv.n_kv_dim + off, size_t(hd) * sizeof(float));
+                std::memcpy(vf + c * hd, static_cast<const float*>(l.v) + c * kv.n_kv_dim + off, size_t(hd) * sizeof(float));
+            }
+        }
+        for (int64_t t = t0; t < t1; ++t) {
+            const int32_t tp = pos[size_t(t)], ts = seq[size_t(t)];
+            for (int h = hk * group; h < (hk + 1) * group; ++h) {
+                const float* qh = q.row(t) + int64_t(h) * hd;
+                float* oh = out.row(t) + int64_t(h) * hd;
+                float max_s = -INFINITY;
+                for (int64_t c = 0; c < n_scan; ++c) {
+                    if (!kv_cell_visible(kv, c, tp, ts)) {
+                        score[c] = -INFINITY;
+                        continue;
+                    }
+                    score[c] = k_.dot_f32(qh, kf + c * hd, hd) * p.scale;
+                    max_s = std::max(max_s, score[c]);
+                }
+                std::fill(oh, oh + hd, 0.0f);
+                if (max_s == -INFINITY) continue;
+                float sum = 0.0f;
+                for (int64_t c = 0; c < n_scan; ++c) {
+                    if (score[c] == -INFINITY) continue;
+                    const float e = std::exp(score[c] - max_s);
+                    sum += e;
+                    k_.axpy_f32(e, vf + c * hd, oh, hd);
+                }
+                const float inv = 1.0f / sum;
+                for (int64_t d = 0; d < hd; ++d) oh[d] *= inv;
+            }
+        }
+    });
+}
+
+void CpuBackend::swiglu(const Act& gate, const Act& up, Act out) {
+    require(gate.n_rows == up.n_rows && gate.n_cols == up.n_cols && out.n_rows == gate.n_rows && out.n_cols == gate.n_cols,
+            "swiglu", "gate " + shape(gate) + ", up " + shape(up) + ", out " + shape(out));
+    for (int64_t t = 0; t < gate.n_rows; ++t) {
+        const float* g = gate.row(t);
+        const float* u = up.row(t);
+        float* o = out.row(t);
+        for (int64_t i = 0; i < gate.n_cols; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    }
+}
+
+void CpuBackend::add(const Act& a, const Act& b, Act out) {
+    require(a.n_rows == b.n_rows && a.n_cols == b.n_cols && out.n_rows == a.n_rows && out.n_cols == a.n_cols, "add",
+            "a " + shape(a) + ", b " + shape(b) + ", out " + shape(out));
+    for (int64_t t = 0; t < a.n_rows; ++t) {
+        const float* x = a.row(t);
+        const float* y = b.row(t);
+        float* o = out.row(t);
+        for (int64_t i = 0; i < a.n_cols; ++i) o[i] = x[i] + y[i];
+    }
+}
+
+void CpuBackend::softmax(Act x) {
+    for (int64_t t = 0; t < x.n_rows; ++t) {
+        float* r = x.row(t);
+        float m = -INFINITY;
+        for (int64_t i = 0; i < x.n_cols; ++i) m = std::max(m, r[i]);
+        float sum = 0.0f;
+        for (int64_t i = 0; i < x.n_cols; ++i) {
+            r[i] = std::exp(r[i] - m);
+            sum += r[i];
+        }
+        const float inv = 1.0f / sum;
+        for (int64_t i = 0; i < x.n_cols; ++i) r[i] *= inv;
+    }
+}
+
+void CpuBackend::copy_rows(const Act& src, std::span<const int32_t> rows, Act out) {
+    require(out.n_cols == src.n_cols && out.n_rows == int64_t(rows.size()), "copy_rows",
+            "src " + shape(src) + " into out " + shape(out));
+    for (size_t i = 0; i < rows.size(); ++i) {
+        require(rows[i] >= 0 && rows[i] < src.n_rows, "copy_rows", "row " + std::to_string(rows[i]) + " out of range");
+        std::memmove(out.row(int64_t(i)), src.row(rows[i]), size_t(src.n_cols) * sizeof(float));
+    }
+}
+
+}  // namespace kiln::cpu

@@ -1,0 +1,56 @@
+#pragma once
+// The CPU backend: weights stay in the mmapped file; matmul dequantizes a
+// tile of weight rows once into per-thread scratch and multiplies it against
+// every token of the batch; rows are split across a thread pool made once.
+#include <memory>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/thread_pool.h"
+
+namespace kiln::cpu {
+
+class CpuBackend final : public Backend {
+public:
+    // n_threads <= 0: one per hardware thread.
+    explicit CpuBackend(int n_threads);
+
+    const char* name() const override { return "cpu"; }
+    int n_threads() const { return pool_.n_threads(); }
+    const CpuKernels& kernels() const { return k_; }
+
+    Weight upload_weight(const TensorView& host) override;
+    ActBuffer alloc_act(int64_t n_rows, int64_t n_cols) override;
+    void write_act(Act dst, const float* src) override;
+    void read_act(const Act& src, float* dst) override;
+    void synchronize() override {}
+
+    void get_rows(const Weight& table, std::span<const int32_t> ids, Act out) override;
+    void matmul(const Weight& w, const Act& x, Act y) override;
+    void rms_norm(const Act& x, const Weight& weight, float eps, Act out) override;
+    void rope(Act x, int n_head, int head_dim, std::span<const int32_t> pos, const RopeParams& p) override;
+    void kv_store(const KvView& kv, int layer, const Act& k, const Act& v, std::span<const int32_t> cells) override;
+    void attention(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
+                   std::span<const int32_t> pos, std::span<const int32_t> seq, Act out) override;
+    void swiglu(const Act& gate, const Act& up, Act out) override;
+    void add(const Act& a, const Act& b, Act out) override;
+    void softmax(Act x) override;
+    void copy_rows(const Act& src, std::span<const int32_t> rows, Act out) override;
+
+    // Rows of weight dequantized per matmul task.
+    static constexpr int64_t kTileRows = 16;
+
+private:
+    // Dequantizes rows [r0, r0 + n) of w into dst (n * w.ne[0] floats); returns
+    // the float rows (dst, or the weight itself when it is already dense F32).
+    const float* dequantize_rows(const TensorView& w, int64_t r0, int64_t n, float* dst) const;
+    void ensure_scratch(size_t floats_per_thread);
+
+    const CpuKernels& k_;
+    ThreadPool pool_;
+    std::vector<std::vector<float>> scratch_;  // one per thread
+    std::vector<float> rope_cs_;               // (n_rot/2 cos, n_rot/2 sin)
+};
+
+}  // namespace kiln::cpu

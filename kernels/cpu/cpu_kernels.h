@@ -1,0 +1,27 @@
+#pragma once
+// The inner loops of the CPU backend, as one function table chosen once at
+// start-up from CPUID (never a branch per call). Each ISA's table lives in
+// its own translation unit compiled with that ISA's flags (cmake/cpu_isa.cmake):
+// float_kernels_generic.cpp (baseline x86-64/any CPU), float_kernels_avx2.cpp.
+// KILN_CPU_ISA=generic|avx2 in the environment forces a table (tests, bisecting).
+#include <cstdint>
+
+namespace kiln::cpu {
+
+struct CpuKernels {
+    const char* isa;
+    // y[t * ldy + r] = dot(x[t * ldx ...], w[r * n_in ...]) for r < n_w, t < n_tok:
+    // a tile of n_w dequantized weight rows against a batch of tokens.
+    void (*gemm_f32)(const float* w, int64_t n_w, const float* x, int64_t ldx, int64_t n_tok,
+                     int64_t n_in, float* y, int64_t ldy);
+    float (*dot_f32)(const float* a, const float* b, int64_t n);
+    // y[i] += a * x[i]
+    void (*axpy_f32)(float a, const float* x, float* y, int64_t n);
+    void (*f16_to_f32)(const uint16_t* src, float* dst, int64_t n);
+};
+
+const CpuKernels& cpu_kernels();         // the table for this CPU (or KILN_CPU_ISA)
+const CpuKernels& generic_kernels();     // always available
+const CpuKernels* avx2_kernels();        // nullptr when not compiled in (non-x86)
+
+}  // namespace kiln::cpu

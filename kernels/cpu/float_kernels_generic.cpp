@@ -1,0 +1,46 @@
+// Portable float kernels. Sums run in LANES independent partial sums so GCC
+// vectorizes them without -ffast-math (a single running sum is a serial
+// dependency it may not reorder).
+#include <cstring>
+
+#include "formats/fp16.h"
+#include "kernels/cpu/cpu_kernels.h"
+
+namespace kiln::cpu {
+namespace {
+
+constexpr int LANES = 16;
+
+float dot(const float* a, const float* b, int64_t n) {
+    float acc[LANES] = {};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; ++j) acc[j] += a[i + j] * b[i + j];
+    float s = 0.0f;
+    for (int j = 0; j < LANES; ++j) s += acc[j];
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+void gemm(const float* w, int64_t n_w, const float* x, int64_t ldx, int64_t n_tok, int64_t n_in,
+          float* y, int64_t ldy) {
+    for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t r = 0; r < n_w; ++r) y[t * ldy + r] = dot(x + t * ldx, w + r * n_in, n_in);
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void f16_to_f32(const uint16_t* src, float* dst, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(src[i]);
+}
+
+}  // namespace
+
+const CpuKernels& generic_kernels() {
+    static const CpuKernels k{"generic", gemm, dot, axpy, f16_to_f32};
+    return k;
+}
+
+}  // namespace kiln::cpu
