@@ -1,0 +1,178 @@
+#include "models/llama.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "models/weights.h"
+
+namespace kiln {
+namespace {
+
+struct LlamaLayer {
+    Backend* backend = nullptr;
+    Weight attn_norm;  // (n_embd) f32
+    Weight wq;         // (n_q_dim, n_embd)   rows are outputs; Q/K rows permuted by the converter for normal rope
+    Weight wk;         // (n_kv_dim, n_embd)
+    Weight wv;         // (n_kv_dim, n_embd)
+    Weight wo;         // (n_embd, n_q_dim)
+    Weight ffn_norm;   // (n_embd) f32
+    Weight ffn_gate;   // (n_ff, n_embd)
+    Weight ffn_up;     // (n_ff, n_embd)
+    Weight ffn_down;   // (n_embd, n_ff)
+};
+
+// Activations of one batch, named as in a debug dump. Shapes are (n_batch, ...).
+struct LlamaState final : ForwardState {
+    int64_t n_batch = 0;
+    ActBuffer x;       // (n_batch, n_embd)   the residual stream
+    ActBuffer cur;     // (n_batch, n_embd)   normed input of attention / ffn
+    ActBuffer q;       // (n_batch, n_q_dim)
+    ActBuffer k;       // (n_batch, n_kv_dim)
+    ActBuffer v;       // (n_batch, n_kv_dim)
+    ActBuffer attn;    // (n_batch, n_q_dim)  attention output before wo
+    ActBuffer proj;    // (n_batch, n_embd)   wo / ffn_down output before the residual add
+    ActBuffer gate;    // (n_batch, n_ff)
+    ActBuffer up;      // (n_batch, n_ff)
+    ActBuffer out;     // (n_batch, n_embd)   final-normed rows whose logits are wanted
+    ActBuffer logits;  // (n_batch, n_vocab)
+};
+
+class LlamaModel final : public TransformerModel {
+public:
+    LlamaModel(const GgufFile& file, const Placement& placement) {
+        Backend& in = *placement.input;
+        const WeightBinder bind(file);
+        const GgufTensorInfo* emb = file.find_tensor("token_embd.weight");
+        if (!emb)
+            throw ModelError(file_label(file) + ": tensor token_embd.weight is missing; the file is incomplete or not a llama model");
+        if (emb->n_dims != 2 || emb->ne[1] <= 0)
+            throw ModelError(file_label(file) + ": tensor token_embd.weight must be 2-dimensional [n_embd, n_vocab]");
+        hp_ = read_hparams(file, "llama", emb->ne[1]);
+        const int64_t n_embd = hp_.n_embd, n_vocab = hp_.n_vocab;
+
+        token_embd_ = bind.require("token_embd.weight", {n_embd, n_vocab}, in);
+        if (!placement.layers.empty() && int64_t(placement.layers.size()) != hp_.n_layer)
+            throw ModelError("placement names " + std::to_string(placement.layers.size()) + " layers, the model has " +
+                             std::to_string(hp_.n_layer));
+        for (int64_t il = 0; il < hp_.n_layer; ++il) {
+            Backend* be = placement.layers.empty() ? &in : placement.layers[size_t(il)];
+            // Moving activations between backends at layer boundaries is not written yet.
+            if (be != &in) throw ModelError("splitting layers across backends is not supported yet; use one backend");
+            const std::string p = "blk." + std::to_string(il) + ".";
+            LlamaLayer l;
+            l.backend = be;
+            l.attn_norm = bind.require_f32(p + "attn_norm.weight", n_embd, *be);
+            l.wq = bind.require(p + "attn_q.weight", {n_embd, hp_.n_q_dim()}, *be);
+            l.wk = bind.require(p + "attn_k.weight", {n_embd, hp_.n_kv_dim()}, *be);
+            l.wv = bind.require(p + "attn_v.weight", {n_embd, hp_.n_kv_dim()}, *be);
+            l.wo = bind.require(p + "attn_output.weight", {hp_.n_q_dim(), n_embd}, *be);
+            l.ffn_norm = bind.require_f32(p + "ffn_norm.weight", n_embd, *be);
+            l.ffn_gate = bind.require(p + "ffn_gate.weight", {n_embd, hp_.n_ff}, *be);
+            l.ffn_up = bind.require(p + "ffn_up.weight", {n_embd, hp_.n_ff}, *be);
+            l.ffn_down = bind.require(p + "ffn_down.weight", {hp_.n_ff, n_embd}, *be);
+            layers_.push_back(l);
+        }
+        out_backend_ = placement.output ? placement.output : &in;
+        if (out_backend_ != &in) throw ModelError("splitting layers across backends is not supported yet; use one backend");
+        output_norm_ = bind.require_f32("output_norm.weight", n_embd, *out_backend_);
+        // Tied embeddings: files without output.weight reuse token_embd.weight as the head.
+        output_ = bind.optional("output.weight", {n_embd, n_vocab}, *out_backend_).value_or(token_embd_);
+
+        // llama3-style rope scaling ships per-pair frequency divisors.
+        if (file.find_tensor("rope_freqs.weight")) {
+            const Weight w = bind.require_f32("rope_freqs.weight", hp_.rope.n_rot / 2, in);
+            hp_.rope.freq_factors = static_cast<const float*>(w.host.data);
+        }
+        backend_ = &in;
+    }
+
+    const Hparams& hparams() const override { return hp_; }
+
+    std::unique_ptr<ForwardState> new_state(int64_t n_batch) const override {
+        if (n_batch <= 0) throw ModelError("batch size must be positive");
+        auto s = std::make_unique<LlamaState>();
+        Backend& b = *backend_;
+        s->n_batch = n_batch;
+        s->x = b.alloc_act(n_batch, hp_.n_embd);
+        s->cur = b.alloc_act(n_batch, hp_.n_embd);
+        s->q = b.alloc_act(n_batch, hp_.n_q_dim());
+        s->k = b.alloc_act(n_batch, hp_.n_kv_dim());
+        s->v = b.alloc_act(n_batch, hp_.n_kv_dim());
+        s->attn = b.alloc_act(n_batch, hp_.n_q_dim());
+        s->proj = b.alloc_act(n_batch, hp_.n_embd);
+        s->gate = b.alloc_act(n_batch, hp_.n_ff);
+        s->up = b.alloc_act(n_batch, hp_.n_ff);
+        s->out = out_backend_->alloc_act(n_batch, hp_.n_embd);
+        s->logits = out_backend_->alloc_act(n_batch, hp_.n_vocab);
+        return s;
+    }
+
+    void forward(ForwardState& state, const Batch& batch, const KvView& kv, float* logits) const override {
+        auto& s = static_cast<LlamaState&>(state);
+        const int64_t n = int64_t(batch.tokens.size());
+        if (n <= 0 || n > s.n_batch || batch.pos.size() != size_t(n) || batch.seq.size() != size_t(n) ||
+            batch.cells.size() != size_t(n) || batch.outputs.size() > size_t(n))
+            throw ModelError("llama forward: inconsistent batch of " + std::to_string(n) + " tokens (state holds " +
+                             std::to_string(s.n_batch) + ")");
+        for (int32_t t : batch.tokens)
+            if (t < 0 || t >= hp_.n_vocab)
+                throw ModelError("token id " + std::to_string(t) + " is outside the vocabulary [0, " + std::to_string(hp_.n_vocab) + ")");
+
+        const Act x = s.x.act().rows(0, n), cur = s.cur.act().rows(0, n), q = s.q.act().rows(0, n),
+                  k = s.k.act().rows(0, n), v = s.v.act().rows(0, n), attn = s.attn.act().rows(0, n),
+                  proj = s.proj.act().rows(0, n), gate = s.gate.act().rows(0, n), up = s.up.act().rows(0, n);
+        const AttentionParams ap{int(hp_.n_head), int(hp_.n_head_kv), int(hp_.head_dim),
+                                 1.0f / std::sqrt(float(hp_.head_dim))};
+
+        backend_->get_rows(token_embd_, batch.tokens, x);
+        for (size_t il = 0; il < layers_.size(); ++il) {
+            const LlamaLayer& L = layers_[il];
+            Backend& b = *L.backend;
+            // Attention block.
+            b.rms_norm(x, L.attn_norm, hp_.rms_eps, cur);
+            b.matmul(L.wq, cur, q);
+            b.matmul(L.wk, cur, k);
+            b.matmul(L.wv, cur, v);
+            b.rope(q, int(hp_.n_head), int(hp_.head_dim), batch.pos, hp_.rope);
+            b.rope(k, int(hp_.n_head_kv), int(hp_.head_dim), batch.pos, hp_.rope);
+            b.kv_store(kv, int(il), k, v, batch.cells);
+            b.attention(q, kv, int(il), ap, batch.pos, batch.seq, attn);
+            b.matmul(L.wo, attn, proj);
+            b.add(x, proj, x);
+            // Feed-forward block.
+            b.rms_norm(x, L.ffn_norm, hp_.rms_eps, cur);
+            b.matmul(L.ffn_gate, cur, gate);
+            b.matmul(L.ffn_up, cur, up);
+            b.swiglu(gate, up, gate);
+            b.matmul(L.ffn_down, gate, proj);
+            b.add(x, proj, x);
+        }
+        const int64_t n_out = int64_t(batch.outputs.size());
+        if (n_out == 0) return;
+        const Act out = s.out.act().rows(0, n_out), lg = s.logits.act().rows(0, n_out);
+        out_backend_->copy_rows(x, batch.outputs, out);
+        out_backend_->rms_norm(out, output_norm_, hp_.rms_eps, out);
+        out_backend_->matmul(output_, out, lg);
+        out_backend_->read_act(lg, logits);
+        out_backend_->synchronize();
+    }
+
+private:
+    Hparams hp_;
+    Backend* backend_ = nullptr;
+    Backend* out_backend_ = nullptr;
+    Weight token_embd_;
+    std::vector<LlamaLayer> layers_;
+    Weight output_norm_;
+    Weight output_;
+};
+
+}  // namespace
+
+std::unique_ptr<TransformerModel> load_llama(const GgufFile& file, const Placement& placement) {
+    if (!placement.input) throw ModelError("load_llama: no backend given");
+    return std::make_unique<LlamaModel>(file, placement);
+}
+
+}  // namespace kiln
