@@ -1,0 +1,102 @@
+#include "engine/context.h"
+
+#include <numeric>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "models/model_registry.h"
+
+namespace kiln {
+
+std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& options) {
+    std::shared_ptr<Model> m(new Model());
+    m->file_ = std::make_unique<GgufFile>(GgufFile::open(path));
+    m->backend_ = std::make_unique<cpu::CpuBackend>(options.n_threads);
+    Placement placement;
+    placement.input = m->backend_.get();
+    m->impl_ = create_model(*m->file_, placement);
+    return m;
+}
+
+namespace {
+int64_t context_size(const Model& model, const ContextOptions& o) {
+    if (o.n_ctx < 0) throw std::invalid_argument("context size must not be negative (got " + std::to_string(o.n_ctx) + ")");
+    return o.n_ctx == 0 ? model.hparams().n_ctx_train : o.n_ctx;
+}
+}  // namespace
+
+Context::Context(std::shared_ptr<const Model> model, const ContextOptions& options)
+    : model_(std::move(model)),
+      n_batch_(options.n_batch),
+      kv_(model_->hparams().n_layer, model_->hparams().n_kv_dim(), context_size(*model_, options), options.kv_type) {
+    if (n_batch_ <= 0) throw std::invalid_argument("batch size must be positive (got " + std::to_string(n_batch_) + ")");
+    n_batch_ = std::min(n_batch_, kv_.n_cells());
+    state_ = model_->transformer().new_state(n_batch_);
+    pos_.resize(size_t(n_batch_));
+    seq_.assign(size_t(n_batch_), 0);
+    cells_.resize(size_t(n_batch_));
+    outputs_.resize(size_t(n_batch_));
+}
+
+std::span<const float> Context::eval(std::span<const int32_t> tokens) { return run(tokens, false); }
+std::span<const float> Context::eval_all(std::span<const int32_t> tokens) { return run(tokens, true); }
+
+std::span<const float> Context::run(std::span<const int32_t> tokens, bool all_logits) {
+    const int64_t n = int64_t(tokens.size());
+    const int64_t n_ctx = kv_.n_cells();
+    if (n == 0) throw std::invalid_argument("eval: no tokens to evaluate");
+    if (n_past_ + n > n_ctx) {
+        if (n_past_ == 0)
+            throw ContextOverflowError("prompt is " + std::to_string(n) + " tokens but the context is " +
+                                       std::to_string(n_ctx) + "; use -c to raise it");
+        throw ContextOverflowError(std::to_string(n) + " more tokens after the " + std::to_string(n_past_) +
+                                   " already in the context need " + std::to_string(n_past_ + n) +
+                                   " positions but the context is " + std::to_string(n_ctx) + "; use -c to raise it");
+    }
+    const int64_t n_vocab = model_->n_vocab();
+    for (int32_t t : tokens)
+        if (t < 0 || t >= n_vocab)
+            throw std::invalid_argument("eval: token id " + std::to_string(t) + " is outside the vocabulary [0, " +
+                                        std::to_string(n_vocab) + ")");
+    logits_.resize(size_t((all_logits ? n : 1) * n_vocab));
+
+    const int64_t n_past_before = n_past_;
+    try {
+        for (int64_t i0 = 0; i0 < n; i0 += n_batch_) {
+            const int64_t m = std::min(n_batch_, n - i0);
+            const bool last = i0 + m == n;
+            for (int64_t i = 0; i < m; ++i) pos_[size_t(i)] = int32_t(n_past_ + i);
+            const auto pos = std::span<const int32_t>(pos_).first(size_t(m));
+            const auto seq = std::span<const int32_t>(seq_).first(size_t(m));
+            const auto cells = std::span<int32_t>(cells_).first(size_t(m));
+            kv_.claim(pos, seq, cells);
+            std::span<const int32_t> outputs;
+            float* out = logits_.data();
+            if (all_logits) {
+                std::iota(outputs_.begin(), outputs_.begin() + m, 0);
+                outputs = std::span<const int32_t>(outputs_).first(size_t(m));
+                out += i0 * n_vocab;
+            } else if (last) {
+                outputs_[0] = int32_t(m - 1);
+                outputs = std::span<const int32_t>(outputs_).first(1);
+            }
+            const Batch batch{tokens.subspan(size_t(i0), size_t(m)), pos, seq, cells, outputs};
+            model_->transformer().forward(*state_, batch, kv_.view(), out);
+            n_past_ += m;
+        }
+    } catch (...) {
+        // Leave the context exactly as it was before this call.
+        kv_.seq_rm(0, int32_t(n_past_before), -1);
+        n_past_ = n_past_before;
+        throw;
+    }
+    return logits_;
+}
+
+void Context::truncate(int64_t n) {
+    if (n < 0 || n > n_past_)
+        throw std::invalid_argument("truncate(" + std::to_string(n) + "): the context holds " + std::to_string(n_past_) + " tokens");
+    kv_.seq_rm(0, int32_t(n), -1);
+    n_past_ = n;
+}
+
+}  // namespace kiln

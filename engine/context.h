@@ -1,0 +1,88 @@
+#pragma once
+// What the CLI and the server use to run a model: load it once, then make
+// contexts (a KV cache plus scratch) that evaluate tokens and return logits.
+//
+//   auto model = kiln::load_model("m.gguf", {.n_threads = 2});
+//   kiln::Context ctx(model, {.n_ctx = 2048});
+//   std::span<const float> logits = ctx.eval(prompt_ids);   // next-token logits
+//
+// A model and its contexts are driven from one thread at a time.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/kv_cache.h"
+#include "formats/gguf.h"
+#include "kernels/backend.h"
+#include "models/model.h"
+
+namespace kiln {
+
+struct LoadOptions {
+    int n_threads = 0;  // CPU threads; 0: one per hardware thread
+};
+
+// A loaded model: the mapped file, its backend and the bound weights.
+class Model {
+public:
+    const Hparams& hparams() const { return impl_->hparams(); }
+    int64_t n_vocab() const { return impl_->n_vocab(); }
+    const GgufFile& gguf() const { return *file_; }
+    const TransformerModel& transformer() const { return *impl_; }
+    Backend& backend() const { return *backend_; }
+
+private:
+    friend std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& options);
+    Model() = default;
+    // Declaration order is destruction order in reverse: weights go before the file they view.
+    std::unique_ptr<GgufFile> file_;
+    std::unique_ptr<Backend> backend_;
+    std::unique_ptr<TransformerModel> impl_;
+};
+
+// Throws GgufError (bad file) or ModelError (unsupported/mis-shaped model), naming the file.
+std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& options = {});
+
+struct ContextOptions {
+    int64_t n_ctx = 0;              // tokens the context holds; 0: the model's training context
+    int64_t n_batch = 512;          // tokens per forward pass (longer inputs are split)
+    GgmlType kv_type = GgmlType::F16;  // F16 or F32
+};
+
+class Context {
+public:
+    Context(std::shared_ptr<const Model> model, const ContextOptions& options = {});
+
+    // Evaluates `tokens` after the n_past() cached ones (in chunks of n_batch) and
+    // returns the logits of the last one (n_vocab floats, valid until the next call).
+    // Throws ContextOverflowError when they do not fit, leaving the context as it was;
+    // on any error the context keeps exactly the tokens it had before the call.
+    std::span<const float> eval(std::span<const int32_t> tokens);
+    // As eval(), but returns the logits of every token: tokens.size() rows of n_vocab.
+    std::span<const float> eval_all(std::span<const int32_t> tokens);
+
+    int64_t n_past() const { return n_past_; }
+    int64_t n_ctx() const { return kv_.n_cells(); }
+    int64_t n_batch() const { return n_batch_; }
+    int64_t n_vocab() const { return model_->n_vocab(); }
+    const Model& model() const { return *model_; }
+    // Drops cached tokens from position n on (keeps a prefix for reuse); n <= n_past().
+    void truncate(int64_t n);
+    void reset() { truncate(0); }
+
+private:
+    std::span<const float> run(std::span<const int32_t> tokens, bool all_logits);
+
+    std::shared_ptr<const Model> model_;
+    int64_t n_batch_;
+    KvCache kv_;
+    std::unique_ptr<ForwardState> state_;
+    int64_t n_past_ = 0;
+    std::vector<float> logits_;
+    // Per-chunk batch arrays, sized n_batch once.
+    std::vector<int32_t> pos_, seq_, cells_, outputs_;
+};
+
+}  // namespace kiln
