@@ -27,7 +27,9 @@ int default_threads(int n) {
 }
 }  // namespace
 
-CpuBackend::CpuBackend(int n_threads) : k_(cpu_kernels()), pool_(default_threads(n_threads)) {
+CpuBackend::CpuBackend(int n_threads) : CpuBackend(n_threads, cpu_kernels()) {}
+
+CpuBackend::CpuBackend(int n_threads, const CpuKernels& kernels) : k_(kernels), pool_(default_threads(n_threads)) {
     scratch_.resize(size_t(pool_.n_threads()));
 }
 

@@ -15,6 +15,8 @@ class CpuBackend final : public Backend {
 public:
     // n_threads <= 0: one per hardware thread.
     explicit CpuBackend(int n_threads);
+    // With a given kernel table (tests compare the tables with each other).
+    CpuBackend(int n_threads, const CpuKernels& kernels);
 
     const char* name() const override { return "cpu"; }
     int n_threads() const { return pool_.n_threads(); }
