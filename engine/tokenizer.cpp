@@ -177,6 +177,10 @@ void Tokenizer::finish_setup() {
                 else
                     pieces_[size_t(id)] = t;
                 break;
+            case TokenType::UserDefined:
+                // Added tokens are stored as the text they match, not byte-level encoded.
+                pieces_[size_t(id)] = spm_ ? impl_->piece_bytes(id) : t;
+                break;
             default: pieces_[size_t(id)] = impl_->piece_bytes(id); break;
         }
     }

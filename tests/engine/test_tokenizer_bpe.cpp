@@ -2,6 +2,8 @@
 // generation, rendering, and what happens with missing or unknown tokenizer.ggml.pre.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "engine/tokenizer.h"
 #include "formats/gguf_keys.h"
 #include "tokenizer_test_util.h"
@@ -82,6 +84,7 @@ GgufFile tiny_bpe(std::optional<std::string> pre, std::string model = "gpt2") {
     w.set(std::string(k::kArchitecture), GgufValue::str("llama"));
     w.set(std::string(k::kTokModel), GgufValue::str(model));
     if (pre) w.set(std::string(k::kTokPre), GgufValue::str(*pre));
+    w.set(std::string(k::kTokAddBos), GgufValue::boolean(false));  // no BOS token here
     std::vector<GgufValue> tokens, types;
     for (const char* t : {"a", "b", "ab", "\xC4\xA0", "\xC4\xA0" "ab", "<|end|>"}) tokens.push_back(GgufValue::str(t));
     for (int t : {1, 1, 1, 1, 1, 3}) types.push_back(GgufValue::i32(t));
@@ -117,7 +120,8 @@ TEST_CASE("tokenizer bpe: every known pre-tokenizer compiles") {
     // A regex that PCRE2 rejects would only show when such a model is loaded.
     for (const char* pre : {"default", "llama-bpe", "qwen2", "gpt-2", "falcon", "deepseek-llm", "deepseek-coder",
                             "deepseek-v3", "starcoder", "bloom", "tekken", "gpt-4o", "chatglm-bpe"}) {
-        CAPTURE(pre);
+        const std::string name = pre;
+        CAPTURE(name);
         auto tok = Tokenizer::from_gguf(tiny_bpe(std::string(pre)));
         CHECK_NOTHROW(tok->encode("ab ab 123 ¿Qué?\n\n \xFF", false, true));
         CHECK(tok->decode(tok->encode("ab ab", false, false)) == "ab ab");
