@@ -236,6 +236,7 @@ Value f_items(Interpreter&, const Value& v, const CallArgs&) {
 
 Value f_map(Interpreter& in, const Value& v, const CallArgs& a) {
     List out;
+    if (!v.truthy()) return Value(std::move(out));  // jinja2 maps over nothing for a falsy value (even None)
     if (const Value* attribute = a.keyword_arg("attribute")) {
         const Value* def = a.keyword_arg("default");
         for (const auto& item : in.iterate(v)) {
@@ -256,6 +257,7 @@ Value f_map(Interpreter& in, const Value& v, const CallArgs& a) {
 
 // select / reject / selectattr / rejectattr share one body.
 Value select_impl(Interpreter& in, const Value& v, const CallArgs& a, bool by_attribute, bool keep) {
+    if (!v.truthy()) return Value(List{});  // as jinja2: a falsy value (even None) selects nothing
     size_t next = 0;
     const Value* attribute = nullptr;
     if (by_attribute) {

@@ -517,9 +517,8 @@ bool contains(const Value& container, const Value& item) {
     }
 }
 
-static Value checked_int(bool overflow, int64_t r) {
+static void overflow_check(bool overflow) {
     if (overflow) throw runtime_error("integer overflow (kiln's templates use 64-bit integers)");
-    return Value(r);
 }
 
 static Value repeat(Interpreter& in, const Value& seq, int64_t count) {
@@ -558,9 +557,21 @@ Value apply_binary(Interpreter& in, const std::string& op, const Value& a, const
         const double x = a.to_double(), y = b.to_double();
         const int64_t i = fl ? 0 : a.to_int(), j = fl ? 0 : b.to_int();
         int64_t r = 0;
-        if (op == "+") return fl ? Value(x + y) : checked_int(__builtin_add_overflow(i, j, &r), r);
-        if (op == "-") return fl ? Value(x - y) : checked_int(__builtin_sub_overflow(i, j, &r), r);
-        if (op == "*") return fl ? Value(x * y) : checked_int(__builtin_mul_overflow(i, j, &r), r);
+        if (op == "+") {
+            if (fl) return Value(x + y);
+            overflow_check(__builtin_add_overflow(i, j, &r));
+            return Value(r);
+        }
+        if (op == "-") {
+            if (fl) return Value(x - y);
+            overflow_check(__builtin_sub_overflow(i, j, &r));
+            return Value(r);
+        }
+        if (op == "*") {
+            if (fl) return Value(x * y);
+            overflow_check(__builtin_mul_overflow(i, j, &r));
+            return Value(r);
+        }
         if (op == "/") {
             if (y == 0) throw runtime_error("division by zero");
             return Value(x / y);
@@ -584,8 +595,8 @@ Value apply_binary(Interpreter& in, const std::string& op, const Value& a, const
             if (fl || j < 0) return Value(std::pow(x, y));
             int64_t result = 1, base = i;
             for (int64_t e = j; e > 0; e >>= 1) {
-                if (e & 1) checked_int(__builtin_mul_overflow(result, base, &result), 0);
-                if (e > 1) checked_int(__builtin_mul_overflow(base, base, &base), 0);
+                if (e & 1) overflow_check(__builtin_mul_overflow(result, base, &result));
+                if (e > 1) overflow_check(__builtin_mul_overflow(base, base, &base));
             }
             return Value(result);
         }

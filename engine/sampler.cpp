@@ -25,10 +25,10 @@ void require(bool ok, const char* param, const std::string& rule, const std::str
 
 // Descending by logit, then ascending by id: a strict total order, so every
 // sort and selection below has one possible result on every platform.
-template <class C>
-bool before(const C& a, const C& b) {
+// A function object, not a function pointer, so the sorts inline it.
+constexpr auto before = [](const auto& a, const auto& b) {
     return a.logit > b.logit || (a.logit == b.logit && a.token < b.token);
-}
+};
 
 }  // namespace
 
@@ -82,6 +82,7 @@ Sampler::Sampler(SamplingParams params, int32_t n_vocab) : params_(std::move(par
     const auto n = static_cast<std::size_t>(n_vocab_);
     working_.resize(n);
     candidates_.resize(n);
+    selected_.resize(128);
     counts_.assign(n, 0);
     penalised_.assign(n, 0);
     // A long window only fills as tokens are accepted; don't reserve 2^24 slots up front.
@@ -145,7 +146,7 @@ int32_t Sampler::argmax_working() const {
 
 void Sampler::collect_candidates() {
     n_candidates_ = 0;
-    sorted_ = false;
+    n_sorted_ = 0;
     float max_logit = neg_inf;
     for (int32_t i = 0; i < n_vocab_; ++i) {
         const float l = working_[i];
@@ -163,33 +164,59 @@ void Sampler::collect_candidates() {
     }
 }
 
-void Sampler::keep_top_k() {
-    const auto k = static_cast<std::size_t>(params_.top_k);
-    if (k == 0 || k >= n_candidates_) return;
+void Sampler::sort_prefix(std::size_t k) {
+    k = std::min(k, n_candidates_);
+    if (k <= n_sorted_) return;
     auto first = candidates_.begin();
     auto last = first + static_cast<std::ptrdiff_t>(n_candidates_);
     auto kth = first + static_cast<std::ptrdiff_t>(k);
-    std::nth_element(first, kth, last, before<Candidate>);
-    std::sort(first, kth, before<Candidate>);
+    if (n_sorted_ == 0 && k <= selected_.size() && kth < last) {
+        // Small k (top_k = 40, top-p's first window) over a large vocabulary:
+        // one pass that rejects almost every candidate with one comparison
+        // against the current k-th best beats nth_element's several passes.
+        std::size_t filled = 0;
+        for (auto it = first; it != last; ++it) {
+            if (filled == k && !before(*it, selected_[k - 1])) continue;
+            std::size_t at = filled < k ? filled++ : k - 1;
+            for (; at > 0 && before(*it, selected_[at - 1]); --at) selected_[at] = selected_[at - 1];
+            selected_[at] = *it;
+        }
+        // Move exactly those k to the front (the order is total, so "not after
+        // the k-th" selects them), then lay them down in sorted order.
+        const Candidate kth_best = selected_[k - 1];
+        std::partition(first, last, [&](const Candidate& c) { return !before(kth_best, c); });
+        std::copy(selected_.begin(), selected_.begin() + static_cast<std::ptrdiff_t>(k), first);
+    } else {
+        auto from = first + static_cast<std::ptrdiff_t>(n_sorted_);
+        if (kth < last) std::nth_element(from, kth, last, before);
+        std::sort(from, kth, before);
+    }
+    n_sorted_ = k;
+}
+
+void Sampler::keep_top_k() {
+    const auto k = static_cast<std::size_t>(params_.top_k);
+    if (k == 0 || k >= n_candidates_) return;
+    sort_prefix(k);
     n_candidates_ = k;
-    sorted_ = true;
 }
 
 void Sampler::keep_top_p() {
     if (params_.top_p >= 1.0f || n_candidates_ <= 1) return;
-    auto first = candidates_.begin();
-    if (!sorted_) {
-        std::sort(first, first + static_cast<std::ptrdiff_t>(n_candidates_), before<Candidate>);
-        sorted_ = true;
-    }
-    const double max_logit = candidates_[0].logit;
+    sort_prefix(1);
+    // Single-precision exp (each term's error ~1 ulp) summed in double: these
+    // sums run over the whole vocabulary, where double exp dominates the time.
+    const float max_logit = candidates_[0].logit;
     double total = 0.0;
     for (std::size_t i = 0; i < n_candidates_; ++i) total += std::exp(candidates_[i].logit - max_logit);
-    // The smallest most-likely prefix whose mass reaches top_p (at least one token).
+    // The smallest most-likely prefix whose mass reaches top_p (at least one
+    // token). Sorting all of a 150k vocabulary per token costs tens of ms, and
+    // the prefix is usually short: sort a window, widen it only when needed.
     const double target = static_cast<double>(params_.top_p) * total;
     double cumulative = 0.0;
     std::size_t kept = 0;
     while (kept < n_candidates_) {
+        if (kept == n_sorted_) sort_prefix(std::max<std::size_t>(64, n_sorted_ * 8));
         cumulative += std::exp(candidates_[kept].logit - max_logit);
         ++kept;
         if (cumulative >= target) break;
@@ -200,7 +227,7 @@ void Sampler::keep_top_p() {
 void Sampler::keep_min_p() {
     if (params_.min_p <= 0.0f || n_candidates_ <= 1) return;
     float max_logit = candidates_[0].logit;
-    if (!sorted_)
+    if (n_sorted_ == 0)
         for (std::size_t i = 1; i < n_candidates_; ++i) max_logit = std::max(max_logit, candidates_[i].logit);
     // p_i >= min_p * p_max  <=>  logit_i >= logit_max + log(min_p): no softmax needed.
     const double threshold = static_cast<double>(max_logit) + std::log(static_cast<double>(params_.min_p));
@@ -244,7 +271,7 @@ void Sampler::compute_logprobs(std::span<const float> logits, int32_t chosen) {
     const bool finite_max = std::isfinite(max_logit);
     if (finite_max) {
         double total = 0.0;
-        for (float l : logits) total += std::exp(static_cast<double>(clean(l)) - max_logit);
+        for (float l : logits) total += std::exp(clean(l) - max_logit);  // float exp, as in keep_top_p
         log_total = std::log(total);
     }
     auto logprob = [&](float l) -> float {

@@ -105,6 +105,7 @@ private:
     void apply_logit_bias();
     int32_t argmax_working() const;
     void collect_candidates();
+    void sort_prefix(std::size_t k);
     void keep_top_k();
     void keep_top_p();
     void keep_min_p();
@@ -117,9 +118,12 @@ private:
     std::mt19937_64 rng_;
 
     std::vector<float> working_;        // (n_vocab) logits after penalties and bias
-    std::vector<Candidate> candidates_; // (n_vocab) survivors, sorted descending once top-k ran
+    std::vector<Candidate> candidates_; // (n_vocab) survivors
     std::size_t n_candidates_ = 0;
-    bool sorted_ = false;
+    // candidates_[0, n_sorted_) is sorted descending and no later candidate
+    // comes before any of them: top-p only sorts as far as it must.
+    std::size_t n_sorted_ = 0;
+    std::vector<Candidate> selected_;   // (128) scratch for small-k selection
 
     // Penalty history: a ring of the last penalty_last_n accepted tokens and
     // each token's count in it, kept up to date on accept().
