@@ -158,3 +158,12 @@ TEST_CASE("tokenizer spm: phi-3 end-of-generation tokens and special text") {
     // </s> is a user-defined token in this vocabulary: matched even without parse_special.
     CHECK(tok->encode("a</s>", false, false).back() == 2);
 }
+
+TEST_CASE("tokenizer spm: malformed UTF-8 becomes byte tokens and round-trips") {
+    auto tok = test::load_tokenizer("kiln-test-15m-f16.gguf");
+    const std::string bad = "caf\xC3 ok\xFF\xFE end\xE2\x82";
+    const auto ids = tok->encode(bad, true, false);
+    CHECK(std::find(ids.begin(), ids.end(), 3 + 0xFF) != ids.end());
+    CHECK(tok->decode(ids) == bad);
+    CHECK(tok->encode("\xFF", false, false) == std::vector<int32_t>{29871, 3 + 0xFF});
+}
