@@ -40,7 +40,8 @@ void CpuBackend::ensure_scratch(size_t n) {
 
 Weight CpuBackend::upload_weight(const TensorView& host) {
     // Size the matmul scratch now, at load time, so ops never allocate for weights.
-    ensure_scratch(size_t(kTileRows * host.ne[0]));
+    // (dequantized tile, packed tile), each kTileRows * n_in floats.
+    ensure_scratch(size_t(2 * kTileRows * host.ne[0]));
     return Weight{host, host.data};
 }
 
@@ -91,13 +92,23 @@ void CpuBackend::matmul(const Weight& weight, const Act& x, Act y) {
     const int64_t n_in = w.ne[0], n_out = w.n_rows();
     require(x.n_cols == n_in && y.n_cols == n_out && x.n_rows == y.n_rows, "matmul",
             "x " + shape(x) + " · W^T with W [" + std::to_string(n_out) + ", " + std::to_string(n_in) + "] into y " + shape(y));
-    require(scratch_[0].size() >= size_t(kTileRows * n_in), "matmul", "weight was not uploaded to this backend");
+    require(scratch_[0].size() >= size_t(2 * kTileRows * n_in), "matmul", "weight was not uploaded to this backend");
     const int64_t n_tiles = (n_out + kTileRows - 1) / kTileRows;
+    if (w.type == GgmlType::F16 && x.n_rows <= 2) {
+        pool_.run(n_tiles, [&](int64_t tile, int) {
+            const int64_t r0 = tile * kTileRows, r1 = std::min(n_out, r0 + kTileRows);
+            for (int64_t t = 0; t < x.n_rows; ++t)
+                for (int64_t r = r0; r < r1; ++r)
+                    y.row(t)[r] = k_.dot_f16_f32(reinterpret_cast<const uint16_t*>(w.row(r)), x.row(t), n_in);
+        });
+        return;
+    }
     pool_.run(n_tiles, [&](int64_t tile, int thread) {
         const int64_t r0 = tile * kTileRows;
         const int64_t n = std::min(kTileRows, n_out - r0);
-        const float* rows = dequantize_rows(w, r0, n, scratch_[size_t(thread)].data());
-        k_.gemm_f32(rows, n, x.data, x.stride, x.n_rows, n_in, y.data + r0, y.stride);
+        float* scratch = scratch_[size_t(thread)].data();
+        const float* rows = dequantize_rows(w, r0, n, scratch);
+        k_.gemm_f32(rows, n, x.data, x.stride, x.n_rows, n_in, y.data + r0, y.stride, scratch + kTileRows * n_in);
     });
 }
 

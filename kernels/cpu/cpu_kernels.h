@@ -10,11 +10,15 @@ namespace kiln::cpu {
 
 struct CpuKernels {
     const char* isa;
-    // y[t * ldy + r] = dot(x[t * ldx ...], w[r * n_in ...]) for r < n_w, t < n_tok:
-    // a tile of n_w dequantized weight rows against a batch of tokens.
+    // y[t * ldy + r] = dot(x[t * ldx ...], w[r * n_in ...]) for r < n_w <= 16, t < n_tok:
+    // a tile of dequantized weight rows against a batch of tokens. `pack` is
+    // scratch for 16 * n_in floats (a kernel may re-lay the tile there).
     void (*gemm_f32)(const float* w, int64_t n_w, const float* x, int64_t ldx, int64_t n_tok,
-                     int64_t n_in, float* y, int64_t ldy);
+                     int64_t n_in, float* y, int64_t ldy, float* pack);
     float (*dot_f32)(const float* a, const float* b, int64_t n);
+    // dot of an F16 weight row with F32 activations, converting in registers: the
+    // decode step's matmul, where a scratch copy of the row would cost as much as the dot.
+    float (*dot_f16_f32)(const uint16_t* w, const float* x, int64_t n);
     // y[i] += a * x[i]
     void (*axpy_f32)(float a, const float* x, float* y, int64_t n);
     void (*f16_to_f32)(const uint16_t* src, float* dst, int64_t n);

@@ -28,45 +28,83 @@ float dot(const float* a, const float* b, int64_t n) {
     return s;
 }
 
-// 3 tokens x 4 weight rows per step: 12 accumulators + 3 x + 1 w = 16 ymm
-// registers; each loaded vector feeds 3 or 4 FMAs.
-void kernel_3x4(const float* w, int64_t n_in, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy) {
-    __m256 acc[3][4];
-    for (auto& a : acc)
-        for (auto& v : a) v = _mm256_setzero_ps();
-    const float* x0 = x;
-    const float* x1 = x + ldx;
-    const float* x2 = x + 2 * ldx;
+float dot_f16(const uint16_t* w, const float* x, int64_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 a0 = _mm256_loadu_ps(x0 + i), a1 = _mm256_loadu_ps(x1 + i), a2 = _mm256_loadu_ps(x2 + i);
-        for (int r = 0; r < 4; ++r) {
-            const __m256 b = _mm256_loadu_ps(w + r * n_in + i);
-            acc[0][r] = _mm256_fmadd_ps(a0, b, acc[0][r]);
-            acc[1][r] = _mm256_fmadd_ps(a1, b, acc[1][r]);
-            acc[2][r] = _mm256_fmadd_ps(a2, b, acc[2][r]);
+    for (; i + 16 <= n; i += 16) {
+        const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
+        const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 8)));
+        s0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i))),
+                             _mm256_loadu_ps(x + i), s0);
+    float s = hsum(_mm256_add_ps(s0, s1));
+    for (; i < n; ++i) s += _cvtsh_ss(w[i]) * x[i];
+    return s;
+}
+
+// The tile is packed as (n_in, 16): pack[i * 16 + r] = w[r][i], zero-padded
+// past n_w. Then T tokens x 16 rows accumulate as outer products, a broadcast
+// of x[t][i] times the 16 weights of column i: 2T accumulators, results land
+// as contiguous rows of y with no horizontal sums.
+void pack16(const float* w, int64_t n_w, int64_t n_in, float* pack) {
+    for (int64_t r = 0; r < 16; ++r) {
+        if (r < n_w) {
+            const float* src = w + r * n_in;
+            for (int64_t i = 0; i < n_in; ++i) pack[i * 16 + r] = src[i];
+        } else {
+            for (int64_t i = 0; i < n_in; ++i) pack[i * 16 + r] = 0.0f;
         }
     }
-    for (int t = 0; t < 3; ++t)
-        for (int r = 0; r < 4; ++r) {
-            float s = hsum(acc[t][r]);
-            for (int64_t j = i; j < n; ++j) s += x[t * ldx + j] * w[r * n_in + j];
-            y[t * ldy + r] = s;
+}
+
+template <int T>
+void kernel_tx16(const float* pack, const float* x, int64_t ldx, int64_t n_in, float* y, int64_t ldy, int64_t n_w) {
+    __m256 acc[T][2];
+    for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_in; ++i) {
+        const __m256 w0 = _mm256_loadu_ps(pack + i * 16);
+        const __m256 w1 = _mm256_loadu_ps(pack + i * 16 + 8);
+        for (int t = 0; t < T; ++t) {
+            const __m256 xb = _mm256_broadcast_ss(x + t * ldx + i);
+            acc[t][0] = _mm256_fmadd_ps(xb, w0, acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(xb, w1, acc[t][1]);
         }
+    }
+    for (int t = 0; t < T; ++t) {
+        if (n_w == 16) {
+            _mm256_storeu_ps(y + t * ldy, acc[t][0]);
+            _mm256_storeu_ps(y + t * ldy + 8, acc[t][1]);
+        } else {
+            alignas(32) float tmp[16];
+            _mm256_store_ps(tmp, acc[t][0]);
+            _mm256_store_ps(tmp + 8, acc[t][1]);
+            for (int64_t r = 0; r < n_w; ++r) y[t * ldy + r] = tmp[r];
+        }
+    }
 }
 
 void gemm(const float* w, int64_t n_w, const float* x, int64_t ldx, int64_t n_tok, int64_t n_in,
-          float* y, int64_t ldy) {
-    const int64_t n_w4 = n_w - n_w % 4;
-    const int64_t n_t3 = n_tok - n_tok % 3;
-    for (int64_t t = 0; t < n_t3; t += 3)
-        for (int64_t r = 0; r < n_w4; r += 4)
-            kernel_3x4(w + r * n_in, n_in, x + t * ldx, ldx, n_in, y + t * ldy + r, ldy);
-    // Edges: leftover rows for the 3-token blocks, then the leftover tokens.
-    for (int64_t t = 0; t < n_t3; ++t)
-        for (int64_t r = n_w4; r < n_w; ++r) y[t * ldy + r] = dot(x + t * ldx, w + r * n_in, n_in);
-    for (int64_t t = n_t3; t < n_tok; ++t)
-        for (int64_t r = 0; r < n_w; ++r) y[t * ldy + r] = dot(x + t * ldx, w + r * n_in, n_in);
+          float* y, int64_t ldy, float* pack) {
+    if (n_tok < 3) {  // decode-sized: packing would cost as much as the dots
+        for (int64_t t = 0; t < n_tok; ++t)
+            for (int64_t r = 0; r < n_w; ++r) y[t * ldy + r] = dot(x + t * ldx, w + r * n_in, n_in);
+        return;
+    }
+    pack16(w, n_w, n_in, pack);
+    constexpr int T = 6;  // 12 accumulators + 2 weights + 1 broadcast of 16 ymm registers
+    int64_t t = 0;
+    for (; t + T <= n_tok; t += T) kernel_tx16<T>(pack, x + t * ldx, ldx, n_in, y + t * ldy, ldy, n_w);
+    switch (n_tok - t) {
+        case 5: kernel_tx16<5>(pack, x + t * ldx, ldx, n_in, y + t * ldy, ldy, n_w); break;
+        case 4: kernel_tx16<4>(pack, x + t * ldx, ldx, n_in, y + t * ldy, ldy, n_w); break;
+        case 3: kernel_tx16<3>(pack, x + t * ldx, ldx, n_in, y + t * ldy, ldy, n_w); break;
+        case 2: kernel_tx16<2>(pack, x + t * ldx, ldx, n_in, y + t * ldy, ldy, n_w); break;
+        case 1: kernel_tx16<1>(pack, x + t * ldx, ldx, n_in, y + t * ldy, ldy, n_w); break;
+        default: break;
+    }
 }
 
 void axpy(float a, const float* x, float* y, int64_t n) {
@@ -87,7 +125,7 @@ void f16_to_f32(const uint16_t* src, float* dst, int64_t n) {
 }  // namespace
 
 const CpuKernels* avx2_kernels() {
-    static const CpuKernels k{"avx2", gemm, dot, axpy, f16_to_f32};
+    static const CpuKernels k{"avx2", gemm, dot, dot_f16, axpy, f16_to_f32};
     return &k;
 }
 

@@ -22,8 +22,19 @@ float dot(const float* a, const float* b, int64_t n) {
     return s;
 }
 
+float dot_f16(const uint16_t* w, const float* x, int64_t n) {
+    float acc[LANES] = {};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; ++j) acc[j] += fp16_to_fp32(w[i + j]) * x[i + j];
+    float s = 0.0f;
+    for (int j = 0; j < LANES; ++j) s += acc[j];
+    for (; i < n; ++i) s += fp16_to_fp32(w[i]) * x[i];
+    return s;
+}
+
 void gemm(const float* w, int64_t n_w, const float* x, int64_t ldx, int64_t n_tok, int64_t n_in,
-          float* y, int64_t ldy) {
+          float* y, int64_t ldy, float*) {
     for (int64_t t = 0; t < n_tok; ++t)
         for (int64_t r = 0; r < n_w; ++r) y[t * ldy + r] = dot(x + t * ldx, w + r * n_in, n_in);
 }
@@ -39,7 +50,7 @@ void f16_to_f32(const uint16_t* src, float* dst, int64_t n) {
 }  // namespace
 
 const CpuKernels& generic_kernels() {
-    static const CpuKernels k{"generic", gemm, dot, axpy, f16_to_f32};
+    static const CpuKernels k{"generic", gemm, dot, dot_f16, axpy, f16_to_f32};
     return k;
 }
 

@@ -10,9 +10,11 @@
 namespace kiln::cpu {
 
 namespace {
-// ~tens of microseconds: long enough to bridge two ops of one forward pass,
+// A few microseconds: long enough to bridge two ops of one forward pass,
 // short enough not to burn a core while the engine waits for a request.
-constexpr int kSpinIterations = 20000;
+// Past it, workers sleep and the caller yields, so an oversubscribed machine
+// (more runnable threads than cores) still makes progress.
+constexpr int kSpinIterations = 2000;
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
@@ -74,7 +76,12 @@ void ThreadPool::run_impl(int64_t n_tasks, TaskFn fn, void* ctx) {
     wake_.notify_all();
     work(0);
     const int n_workers = int(workers_.size());
-    while (n_done_.load(std::memory_order_acquire) < n_workers) KILN_CPU_RELAX();
+    for (int spins = 0; n_done_.load(std::memory_order_acquire) < n_workers; ++spins) {
+        if (spins < kSpinIterations)
+            KILN_CPU_RELAX();
+        else
+            std::this_thread::yield();
+    }
 }
 
 }  // namespace kiln::cpu
