@@ -204,8 +204,12 @@ void CpuBackend::attention(const Act& q, const KvView& kv, int layer, const Atte
         float* vf = kf + n_scan * hd;
         float* score = vf + n_scan * hd;
         const int64_t off = int64_t(hk) * hd;
+        // Cells past the chunk's last position are invisible to all of it (causal):
+        // during prompt processing that skips about half the conversions.
+        int32_t max_pos = -1;
+        for (int64_t t = t0; t < t1; ++t) max_pos = std::max(max_pos, pos[size_t(t)]);
         for (int64_t c = 0; c < n_scan; ++c) {
-            if (kv.cell_pos[c] < 0) continue;
+            if (kv.cell_pos[c] < 0 || kv.cell_pos[c] > max_pos) continue;
             if (kv.type == GgmlType::F16) {
                 k_.f16_to_f32(static_cast<const uint16_t*>(l.k) + c * kv.n_kv_dim + off, kf + c * hd, hd);
                 k_.f16_to_f32(static_cast<const uint16_t*>(l.v) + c * kv.n_kv_dim + off, vf + c * hd, hd);
