@@ -409,3 +409,44 @@ TEST_CASE("sampler: broken logit rows never crash and stay deterministic") {
     CHECK(s.sample(std::vector<float>{nan, nan, nan, nan}) == 0);
     CHECK(s.sample(std::vector<float>{-inf, -inf, -inf, -inf}) == 0);
 }
+
+TEST_CASE("sampler: top_p on a large flat vocabulary keeps exactly the brute-force nucleus") {
+    // Flat logits make the nucleus hundreds of tokens long, so the partial
+    // sort has to widen its window several times.
+    const int V = 20000;
+    std::vector<float> logits = random_logits(V, 99);
+    for (auto& x : logits) x /= 3.0f;
+    std::vector<int32_t> order(V);
+    for (int32_t i = 0; i < V; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+    double total = 0.0;
+    for (float x : logits) total += std::exp(static_cast<double>(x));
+    const double top_p = 0.5;
+    std::vector<int32_t> nucleus;
+    double cumulative = 0.0;
+    for (int32_t t : order) {
+        nucleus.push_back(t);
+        cumulative += std::exp(static_cast<double>(logits[t]));
+        if (cumulative >= top_p * total) break;
+    }
+    REQUIRE(nucleus.size() > 600);  // past the first two windows (64, 512)
+    const std::set<int32_t> inside(nucleus.begin(), nucleus.end());
+    // The tail of the nucleus: the tokens a too-short cut would lose.
+    const std::set<int32_t> tail(nucleus.end() - static_cast<std::ptrdiff_t>(nucleus.size() / 10), nucleus.end());
+
+    SamplingParams p = plain(91);
+    p.top_p = static_cast<float>(top_p);
+    Sampler s(p, V);
+    int outside = 0, in_tail = 0;
+    const int n = 20000;
+    for (int i = 0; i < n; ++i) {
+        const int32_t t = s.sample(logits);
+        outside += inside.count(t) == 0;
+        in_tail += tail.count(t) != 0;
+    }
+    CHECK(outside == 0);
+    double tail_mass = 0.0;
+    for (int32_t t : tail) tail_mass += std::exp(static_cast<double>(logits[t]));
+    const double expected_tail = tail_mass / cumulative;
+    CHECK(std::abs(static_cast<double>(in_tail) / n - expected_tail) < 0.02);
+}
