@@ -10,5 +10,8 @@ namespace kiln::cli {
 using Args = std::vector<std::string>;
 
 int cmd_info(const Args& args);
+int cmd_run(const Args& args);
+int cmd_perplexity(const Args& args);
+int cmd_bench(const Args& args);
 
 }  // namespace kiln::cli

@@ -16,6 +16,9 @@ struct Subcommand {
 
 constexpr Subcommand kSubcommands[] = {
     {"info", kiln::cli::cmd_info, "describe a GGUF file (metadata, quant mix, tensors)"},
+    {"run", kiln::cli::cmd_run, "generate a continuation of one prompt"},
+    {"bench", kiln::cli::cmd_bench, "measure prompt and generation speed (like llama-bench)"},
+    {"perplexity", kiln::cli::cmd_perplexity, "score a text file (llama-perplexity's method)"},
 };
 
 void print_usage(FILE* out) {

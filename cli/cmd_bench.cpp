@@ -1,0 +1,213 @@
+// kiln bench: llama-bench's measurements (pp = prompt processing of N tokens in one
+// batch, tg = generating N tokens one at a time, both from an empty context), plus
+// how close decode comes to the machine's memory bandwidth.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/bench_memory.h"
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "engine/context.h"
+#include "formats/quant_traits.h"
+
+namespace kiln::cli {
+
+namespace {
+
+struct Stats {
+    double mean = 0, stddev = 0;
+};
+
+Stats stats(const std::vector<double>& v) {
+    Stats s;
+    for (double x : v) s.mean += x;
+    s.mean /= double(v.size());
+    if (v.size() > 1) {
+        for (double x : v) s.stddev += (x - s.mean) * (x - s.mean);
+        s.stddev = std::sqrt(s.stddev / double(v.size() - 1));
+    }
+    return s;
+}
+
+struct ModelFacts {
+    std::string description;  // "llama 15.2M F16"
+    uint64_t file_bytes = 0;
+    uint64_t n_params = 0;
+    uint64_t weight_bytes_per_token = 0;  // weights a decode step reads
+    std::string type_name;
+};
+
+std::string human_count(uint64_t n) {
+    char buf[32];
+    if (n >= 1000000000ull) std::snprintf(buf, sizeof buf, "%.2fB", double(n) / 1e9);
+    else if (n >= 1000000ull) std::snprintf(buf, sizeof buf, "%.1fM", double(n) / 1e6);
+    else std::snprintf(buf, sizeof buf, "%.1fK", double(n) / 1e3);
+    return buf;
+}
+
+ModelFacts describe(const Model& model) {
+    ModelFacts f;
+    const GgufFile& file = model.gguf();
+    f.file_bytes = file.file_size();
+    std::map<std::string, uint64_t> bytes_by_type;
+    const bool tied = file.find_tensor("output.weight") == nullptr;
+    for (const auto& t : file.tensors()) {
+        f.n_params += uint64_t(t.n_elements());
+        // The embedding lookup reads one row per token; every other tensor is read whole.
+        if (t.name != "token_embd.weight" || tied) f.weight_bytes_per_token += t.n_bytes;
+        if (t.n_dims >= 2) bytes_by_type[quant_traits(t.type).name] += t.n_bytes;
+    }
+    auto dominant = std::max_element(bytes_by_type.begin(), bytes_by_type.end(),
+                                     [](auto& a, auto& b) { return a.second < b.second; });
+    f.type_name = dominant == bytes_by_type.end() ? "?" : dominant->first;
+    std::string upper = f.type_name;
+    for (char& c : upper) c = char(std::toupper(static_cast<unsigned char>(c)));
+    f.description = model.hparams().arch + " " + human_count(f.n_params) + " " + upper;
+    return f;
+}
+
+std::vector<int32_t> random_tokens(int64_t n, int64_t n_vocab, std::mt19937& rng) {
+    std::vector<int32_t> t(static_cast<size_t>(n));
+    for (auto& x : t) x = int32_t(rng() % uint64_t(n_vocab));
+    return t;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+int cmd_bench(const Args& args) {
+    ModelOptions mo;
+    int n_prompt = 512, n_gen = 128, reps = 5;
+    bool json = false, memory_only = false, measure_memory = true;
+
+    OptionParser parser("kiln bench -m FILE [-p 512] [-n 128] [-t N] [-r 5] [--json] | kiln bench --memory [-t N]");
+    parser.add_model_options(mo);
+    parser.value({"-p", "--n-prompt"}, "N", "prompt tokens for the pp test; 0 = skip (default 512)",
+                 [&](const std::string& v) { n_prompt = parse_int("--n-prompt", v, 0, 1 << 20); });
+    parser.value({"-n", "--n-gen"}, "N", "generated tokens for the tg test; 0 = skip (default 128)",
+                 [&](const std::string& v) { n_gen = parse_int("--n-gen", v, 0, 1 << 20); });
+    parser.value({"-r", "--repetitions"}, "N", "repetitions of each test (default 5)",
+                 [&](const std::string& v) { reps = parse_int("--repetitions", v, 1, 1000); });
+    parser.flag({"--json"}, "print the results as JSON", [&] { json = true; });
+    parser.flag({"--memory"}, "only measure the memory read bandwidth", [&] { memory_only = true; });
+    parser.flag({"--no-memory"}, "skip the bandwidth measurement in a model benchmark", [&] { measure_memory = false; });
+    if (!parser.parse(args)) return 0;
+
+    const int n_threads = mo.n_threads > 0 ? mo.n_threads : default_thread_count();
+    std::optional<BandwidthResult> bw;
+    if (memory_only || (measure_memory && n_gen > 0)) bw = measure_read_bandwidth(n_threads);
+    if (memory_only) {
+        if (json) {
+            std::printf("%s\n", nlohmann::json{{"memory_read_bytes_per_second", bw->bytes_per_second},
+                                               {"threads", n_threads},
+                                               {"buffer_bytes", bw->buffer_bytes}}.dump(2).c_str());
+        } else {
+            std::printf("memory read bandwidth: %.2f GB/s (%d threads, %zu MiB buffer, best of 5)\n",
+                        bw->bytes_per_second / 1e9, n_threads, bw->buffer_bytes >> 20);
+        }
+        return 0;
+    }
+    if (mo.model_path.empty()) throw UsageError("no model given: pass -m FILE.gguf (or --memory)");
+    if (mo.backend != "cpu")
+        throw UsageError("--backend " + mo.backend + ": this build of kiln runs models on the CPU only so far");
+
+    LoadOptions lo;
+    lo.n_threads = n_threads;
+    auto model = load_model(mo.model_path, lo);
+    const ModelFacts facts = describe(*model);
+    ContextOptions co;
+    co.n_ctx = std::max(n_prompt + n_gen, 16);
+    co.n_batch = std::max(mo.n_batch, 1);
+    Context ctx(model, co);
+    std::mt19937 rng(1234);
+    const int64_t n_vocab = model->n_vocab();
+
+    nlohmann::json results = nlohmann::json::array();
+    auto report = [&](const std::string& test, int n_tokens, const std::vector<double>& seconds) {
+        std::vector<double> tps;
+        for (double s : seconds) tps.push_back(double(n_tokens) / s);
+        const Stats st = stats(tps);
+        nlohmann::json r = {{"model_file", mo.model_path}, {"model", facts.description},
+                            {"model_size", facts.file_bytes}, {"model_n_params", facts.n_params},
+                            {"backend", mo.backend}, {"threads", n_threads}, {"n_batch", co.n_batch},
+                            {"test", test}, {"n_tokens", n_tokens}, {"avg_ts", st.mean}, {"stddev_ts", st.stddev},
+                            {"samples_ts", tps}};
+        if (test.rfind("tg", 0) == 0) {
+            // KV read per step grows with the position; the mean over the run is at n/2.
+            const auto& hp = model->hparams();
+            const double kv_bytes = double(hp.n_layer) * 2.0 * double(hp.n_kv_dim()) * 2.0 /*F16*/ * (n_tokens / 2.0);
+            const double per_token = double(facts.weight_bytes_per_token) + kv_bytes;
+            r["bytes_per_token"] = per_token;
+            r["achieved_bytes_per_second"] = per_token * st.mean;
+            if (bw) {
+                r["memory_bytes_per_second"] = bw->bytes_per_second;
+                r["bandwidth_fraction"] = per_token * st.mean / bw->bytes_per_second;
+            }
+        }
+        results.push_back(r);
+    };
+
+    if (n_prompt > 0) {
+        std::vector<double> times;
+        for (int rep = -1; rep < reps; ++rep) {  // rep -1 warms caches and pages in the weights
+            const auto tokens = random_tokens(n_prompt, n_vocab, rng);
+            ctx.reset();
+            const auto t0 = std::chrono::steady_clock::now();
+            ctx.eval(tokens);
+            if (rep >= 0) times.push_back(seconds_since(t0));
+        }
+        report("pp" + std::to_string(n_prompt), n_prompt, times);
+    }
+    if (n_gen > 0) {
+        std::vector<double> times;
+        for (int rep = -1; rep < reps; ++rep) {
+            const auto tokens = random_tokens(n_gen, n_vocab, rng);
+            ctx.reset();
+            const auto t0 = std::chrono::steady_clock::now();
+            for (int32_t t : tokens) ctx.eval(std::span<const int32_t>(&t, 1));
+            if (rep >= 0) times.push_back(seconds_since(t0));
+        }
+        report("tg" + std::to_string(n_gen), n_gen, times);
+    }
+
+    if (json) {
+        std::printf("%s\n", results.dump(2).c_str());
+        return 0;
+    }
+    std::printf("| %-28s | %10s | %8s | %7s | %7s | %8s | %20s |\n", "model", "size", "params", "backend", "threads",
+                "test", "t/s");
+    std::printf("| %.28s | %.10s | %.8s | %.7s | %.7s | %.8s | %.20s |\n", "------------------------------",
+                "------------", "----------", "---------", "---------", "----------", "----------------------");
+    for (const auto& r : results) {
+        char size[32], tps[48];
+        std::snprintf(size, sizeof size, "%.2f MiB", double(facts.file_bytes) / (1 << 20));
+        std::snprintf(tps, sizeof tps, "%.2f ± %.2f", r["avg_ts"].get<double>(), r["stddev_ts"].get<double>());
+        std::printf("| %-28s | %10s | %8s | %7s | %7d | %8s | %20s |\n", facts.description.c_str(), size,
+                    human_count(facts.n_params).c_str(), mo.backend.c_str(), n_threads,
+                    r["test"].get<std::string>().c_str(), tps);
+    }
+    for (const auto& r : results) {
+        if (!r.contains("bytes_per_token")) continue;
+        std::printf("\n%s: %.1f MiB read per token (weights + KV) -> %.2f GB/s",
+                    r["test"].get<std::string>().c_str(), r["bytes_per_token"].get<double>() / (1 << 20),
+                    r["achieved_bytes_per_second"].get<double>() / 1e9);
+        if (r.contains("memory_bytes_per_second"))
+            std::printf(" = %.0f%% of the measured %.2f GB/s memory bandwidth (limit %.1f t/s)",
+                        100.0 * r["bandwidth_fraction"].get<double>(),
+                        r["memory_bytes_per_second"].get<double>() / 1e9,
+                        r["memory_bytes_per_second"].get<double>() / r["bytes_per_token"].get<double>());
+        std::printf("\n");
+    }
+    return 0;
+}
+
+}  // namespace kiln::cli
