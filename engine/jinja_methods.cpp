@@ -224,9 +224,9 @@ Value find_method(const Value& obj, const std::string& name) {
     else if (obj.is_dict()) m = dict_method(obj, name);
     else if (obj.is_list()) m = list_method(obj, name);
     if (m.is_undefined() && (obj.is_list() || obj.is_dict()) && mutating.count(name)) {
-        std::string what = "'" + type_name(obj) + "' object";
-        return Value::function(name, [what, name](const CallArgs&, Interpreter&) -> Value {
-            throw runtime_error("access to attribute '" + name + "' of " + what +
+        std::string type = type_name(obj);
+        return Value::function(name, [type, name](const CallArgs&, Interpreter&) -> Value {
+            throw runtime_error("access to attribute '" + name + "' of '" + type + "' object" +
                                 " is unsafe: chat templates cannot modify lists or dicts (use namespace() and '+')");
         });
     }
