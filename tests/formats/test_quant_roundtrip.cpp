@@ -130,3 +130,24 @@ TEST_CASE("q8_1 stores s = d * sum(q) and q8_K stores the sums of each 16 values
     CHECK(amax == 127);
     CHECK(q8k->d > 0.0f);
 }
+
+TEST_CASE("quantizers accept non-finite and extreme input without crashing") {
+    // Not a quality check: a tensor with a NaN or an overflow must still be
+    // written (as llama-quantize would) and read back without faults; blocks
+    // that hold only ordinary values stay accurate.
+    const float bad[] = {std::nanf(""), INFINITY, -INFINITY, 1e30f, -1e30f, 1e-40f, 65504.0f};
+    for (const QuantTraits& qt : all_quant_traits()) {
+        const int64_t n = qt.block_size == 1 ? 256 : 2 * std::max<int64_t>(qt.block_size, 256);
+        for (float v : bad) {
+            auto x = test::normal_data(size_t(n), 3);
+            x[5] = v;  // only the first block (or first element) is poisoned
+            const auto bytes = quantize(qt.type, x.data(), n);
+            const auto y = dequantize(qt.type, bytes.data(), n);
+            REQUIRE(y.size() == size_t(n));
+            const int64_t clean_from = n / 2;
+            const std::vector<float> xs(x.begin() + clean_from, x.end()), ys(y.begin() + clean_from, y.end());
+            CHECK_MESSAGE(test::relative_rmse(ys, xs) <= roundtrip_bound(qt.type) * 1.5 + 1e-6,
+                          std::string(qt.name) << " after " << v);
+        }
+    }
+}
