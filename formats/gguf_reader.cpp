@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <unordered_set>
@@ -56,6 +57,25 @@ std::string hex(uint64_t v) {
     char buf[24];
     std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
     return buf;
+}
+
+// Key and tensor names come from the file: escape control bytes and cut long ones so an
+// error message stays one readable line.
+std::string printable(const std::string& s) {
+    constexpr size_t kMax = 96;
+    std::string out;
+    for (size_t i = 0; i < s.size() && i < kMax; ++i) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c < 0x20 || c == 0x7f) {
+            char esc[8];
+            std::snprintf(esc, sizeof esc, "\\x%02x", c);
+            out += esc;
+        } else {
+            out += char(c);
+        }
+    }
+    if (s.size() > kMax) out += "...(" + std::to_string(s.size()) + " bytes)";
+    return out;
 }
 
 bool is_known_value_type(uint32_t raw) { return raw <= uint32_t(GgufValueType::FLOAT64); }
@@ -294,8 +314,8 @@ void GgufFile::parse() {
             current = "metadata pair " + std::to_string(i);
             std::string key = c.read_string("key of " + current);
             if (key.empty()) c.fail(current + " has an empty key");
-            current = "key '" + key + "'";
-            if (!keys.insert(key).second) c.fail("duplicate key '" + key + "'");
+            current = "key '" + printable(key) + "'";
+            if (!keys.insert(key).second) c.fail("duplicate " + current);
             const uint32_t raw_type = c.read<uint32_t>("type of " + current);
             if (!is_known_value_type(raw_type))
                 c.fail(current + " has unknown value type " + std::to_string(raw_type) + " (valid GGUF value types are 0..12)");
@@ -312,8 +332,8 @@ void GgufFile::parse() {
             GgufTensorInfo t{};
             t.name = c.read_string("name of " + current);
             if (t.name.empty()) c.fail(current + " has an empty name");
-            current = "tensor " + t.name;
-            if (!names.insert(t.name).second) c.fail("duplicate tensor name '" + t.name + "'");
+            current = "tensor " + printable(t.name);
+            if (!names.insert(t.name).second) c.fail("duplicate tensor name '" + printable(t.name) + "'");
             t.n_dims = c.read<uint32_t>(current + " n_dims");
             if (t.n_dims == 0 || t.n_dims > kMaxDims)
                 c.fail(current + ": invalid number of dimensions " + std::to_string(t.n_dims) + " (must be 1 to 4)");
@@ -356,7 +376,7 @@ void GgufFile::parse() {
             uint64_t begin = 0, end = 0;
             if (__builtin_add_overflow(data_offset_, t.offset, &begin) || __builtin_add_overflow(begin, t.n_bytes, &end) ||
                 end > size_)
-                c.fail("tensor " + t.name + ": data range " + hex(t.offset) + "+" + std::to_string(t.n_bytes) +
+                c.fail("tensor " + printable(t.name) + ": data range " + hex(t.offset) + "+" + std::to_string(t.n_bytes) +
                        " bytes beyond end of file (size " + std::to_string(size_) + ", data section at " +
                        hex(data_offset_) + "); the file is truncated or corrupt");
             t.data = base_ + begin;
@@ -370,7 +390,7 @@ void GgufFile::parse() {
             const GgufTensorInfo& prev = *by_offset[i - 1];
             const GgufTensorInfo& cur = *by_offset[i];
             if (cur.offset < prev.offset + prev.n_bytes)  // no overflow: both ranges are inside the file
-                c.fail("tensors " + prev.name + " and " + cur.name + " overlap (data at " + hex(prev.offset) + "+" +
+                c.fail("tensors " + printable(prev.name) + " and " + printable(cur.name) + " overlap (data at " + hex(prev.offset) + "+" +
                        std::to_string(prev.n_bytes) + " and " + hex(cur.offset) + ")");
         }
     } catch (const std::bad_alloc&) {

@@ -60,6 +60,14 @@ std::vector<Mutation> mutations() {
         {"key length past EOF", [](B& b) { patch<uint64_t>(b, string_start(b, "key.a"), b.size()); }, "runs past the end"},
         {"empty key", [](B& b) { patch<uint64_t>(b, string_start(b, "key.a"), 0); }, "empty key"},
         {"duplicate key", [](B& b) { b[after_string(b, "key.b") - 1] = 'a'; }, "duplicate key 'key.a'"},
+        {"duplicate key with a control byte",
+         [](B& b) {
+             b[string_start(b, "key.a") + 8] = '\n';
+             const size_t key_b = string_start(b, "key.b") + 8;
+             b[key_b] = '\n';
+             b[key_b + 4] = 'a';
+         },
+         "duplicate key '\\x0aey.a'"},
         {"unknown value type", [](B& b) { patch<uint32_t>(b, type_of(b, "key.a"), 77); }, "unknown value type 77"},
         {"bool not 0/1", [](B& b) { b[value_of(b, "key.b")] = 2; }, "bool value 2"},
         {"array element type", [](B& b) { patch<uint32_t>(b, value_of(b, "key.arr"), 13); }, "unknown array element type 13"},
@@ -118,6 +126,7 @@ TEST_CASE("gguf malformed: each generated mutation fails with a message naming t
         CAPTURE(msg);
         CHECK(msg.find("mutant.gguf: ") == 0);
         CHECK(msg.find(m.expected) != std::string::npos);
+        CHECK(msg.find('\n') == std::string::npos);  // one line, whatever bytes the file holds
     }
 }
 
