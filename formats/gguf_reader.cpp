@@ -223,6 +223,8 @@ uint64_t read_alignment(const Cursor& c, const GgufValue& v) {
     const uint64_t a = std::get<uint64_t>(v.data);
     if (a == 0 || (a & (a - 1)) != 0)
         c.fail(key + " = " + std::to_string(a) + " is not a power of two");
+    // The spec asks for a multiple of 8; smaller would leave F32 data misaligned for the kernels.
+    if (a < 8) c.fail(key + " = " + std::to_string(a) + " is below 8 (the GGUF spec requires a multiple of 8)");
     if (a > UINT32_MAX) c.fail(key + " = " + std::to_string(a) + " is larger than a uint32 can hold");
     return a;
 }

@@ -95,8 +95,8 @@ void put_value(ByteSink& out, const GgufValue& v, const std::string& what) {
 }  // namespace
 
 GgufWriter::GgufWriter(uint64_t alignment) : alignment_(alignment) {
-    if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment > UINT32_MAX)
-        fail("alignment " + std::to_string(alignment) + " must be a power of two that fits in 32 bits");
+    if (alignment < 8 || (alignment & (alignment - 1)) != 0 || alignment > UINT32_MAX)
+        fail("alignment " + std::to_string(alignment) + " must be a power of two from 8 to 2^31 (GGUF spec)");
     if (alignment != kDefaultAlignment) set(std::string(gguf_keys::kAlignment), GgufValue::u32(uint32_t(alignment)));
 }
 

@@ -77,6 +77,7 @@ std::vector<Mutation> mutations() {
         {"alignment float", [](B& b) { patch<uint32_t>(b, type_of(b, "general.alignment"), uint32_t(GgufValueType::FLOAT32)); }, "must be an unsigned integer"},
         {"alignment not pow2", [](B& b) { patch<uint32_t>(b, value_of(b, "general.alignment"), 48); }, "48 is not a power of two"},
         {"alignment zero", [](B& b) { patch<uint32_t>(b, value_of(b, "general.alignment"), 0); }, "0 is not a power of two"},
+        {"alignment 4", [](B& b) { patch<uint32_t>(b, value_of(b, "general.alignment"), 4); }, "is below 8"},
         {"alignment 2^31", [](B& b) { patch<uint32_t>(b, value_of(b, "general.alignment"), 0x80000000u); }, "alignment 2147483648"},
         {"tensor name length huge", [](B& b) { patch<uint64_t>(b, string_start(b, "t1"), UINT64_MAX); }, "string length"},
         {"empty tensor name", [](B& b) { patch<uint64_t>(b, string_start(b, "t1"), 0); }, "empty name"},

@@ -94,7 +94,7 @@ TEST_CASE("gguf writer: set() replaces a value in place") {
 }
 
 TEST_CASE("gguf writer: tensors of every type round-trip byte for byte, aligned") {
-    for (uint64_t alignment : {32ull, 64ull, 1ull, 4096ull}) {
+    for (uint64_t alignment : {32ull, 64ull, 8ull, 4096ull}) {
         CAPTURE(alignment);
         GgufWriter w(alignment);
         w.set("general.architecture", GgufValue::str("test"));
@@ -178,6 +178,7 @@ TEST_CASE("gguf writer: refuses input it cannot write faithfully") {
     float f[32] = {};
     CHECK_THROWS_WITH_AS(GgufWriter(48), doctest::Contains("power of two"), GgufError);
     CHECK_THROWS_WITH_AS(GgufWriter(0), doctest::Contains("power of two"), GgufError);
+    CHECK_THROWS_WITH_AS(GgufWriter(4), doctest::Contains("from 8"), GgufError);
     CHECK_THROWS_WITH_AS(w.set("", GgufValue::u8(1)), doctest::Contains("empty"), GgufError);
     CHECK_THROWS_WITH_AS(w.add_tensor("t", GgmlType::F32, {32}, f, 64), doctest::Contains("expected 128"), GgufError);
     CHECK_THROWS_WITH_AS(w.add_tensor("t", GgmlType::Q8_0, {31}, f, 34), doctest::Contains("block size 32"), GgufError);
