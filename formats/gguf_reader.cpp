@@ -47,6 +47,10 @@ constexpr uint32_t kMaxDims = 4;
 // Counts are only bounded by the file size, and a parsed value is far larger than its
 // encoding; growing past this as elements are actually read keeps a lying count cheap.
 constexpr uint64_t kReserveCap = uint64_t(1) << 16;
+// A parsed array element takes ~56 bytes against 1 byte on disk for UINT8, so a large
+// file could turn one lying array into an OOM kill. The largest real vocabularies
+// need ~2M elements in all (tokens + scores + types + merges); refuse beyond 8x that.
+constexpr uint64_t kMaxArrayElements = uint64_t(1) << 24;
 // Bounds on the header counts before anything is read: each key-value pair and each
 // tensor info starts with a u64 string length. Deliberately loose, so that a file that
 // is merely short fails later with a message naming the exact field that runs out.
@@ -98,6 +102,7 @@ public:
     Cursor(const uint8_t* base, uint64_t size, const std::string& file) : base_(base), size_(size), file_(file) {}
 
     uint64_t pos() const { return pos_; }
+    uint64_t array_elements = 0;  // across all metadata arrays, against kMaxArrayElements
     uint64_t remaining() const { return size_ - pos_; }
 
     [[noreturn]] void fail(const std::string& what) const { throw GgufError(file_ + ": " + what); }
@@ -199,6 +204,10 @@ GgufValue read_value(Cursor& c, GgufValueType type, const Where& w, uint32_t dep
             if (count > c.remaining() / min_value_bytes(elem))
                 c.fail(w.str() + ": array count " + std::to_string(count) + " of " + gguf_value_type_name(elem) +
                        " cannot fit in the " + std::to_string(c.remaining()) + " bytes left in the file");
+            c.array_elements += count;  // no overflow: count fits the file, and so did the sum before it
+            if (c.array_elements > kMaxArrayElements)
+                c.fail(w.str() + ": metadata arrays hold more than " + std::to_string(kMaxArrayElements) +
+                       " elements in all; kiln refuses such files to bound memory (real vocabularies need ~2M)");
             std::vector<GgufValue> items;
             items.reserve(size_t(std::min<uint64_t>(count, kReserveCap)));
             Where element{nullptr, &w, 0};

@@ -174,3 +174,13 @@ TEST_CASE("gguf reader: open() reports a missing file by name") {
                          doctest::Contains("/nonexistent/dir/model.gguf: cannot open"), GgufError);
     CHECK_THROWS_WITH_AS(GgufFile::open("/tmp"), doctest::Contains("not a regular file"), GgufError);
 }
+
+TEST_CASE("gguf reader: metadata arrays are capped at 2^24 elements in all, before allocating") {
+    RawGguf f;
+    f.header(3, 0, 1);
+    const uint64_t count = (uint64_t(1) << 24) + 1;
+    f.key("big", GgufValueType::ARRAY).put(uint32_t(GgufValueType::UINT8)).put<uint64_t>(count);
+    f.bytes.resize(f.bytes.size() + count, 0);
+    CHECK_THROWS_WITH_AS(GgufFile::from_bytes(std::move(f.bytes), "big.gguf"),
+                         doctest::Contains("key 'big': metadata arrays hold more than 16777216 elements"), GgufError);
+}
