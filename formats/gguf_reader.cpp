@@ -122,22 +122,12 @@ public:
         return v;
     }
 
-    std::string read_string(const std::string& what) {
-        const uint64_t len = read<uint64_t>(what + " length");
-        if (len > remaining())
-            fail(what + ": string length " + std::to_string(len) + " at offset " + hex(pos_ - 8) +
-                 " runs past the end of the file (" + std::to_string(remaining()) + " bytes left)");
-        std::string s(reinterpret_cast<const char*>(base_ + pos_), size_t(len));
-        pos_ += len;
-        return s;
-    }
-
-    // A string value whose name is only rendered on failure.
+    // `w.str()` names the string in errors; it is only called on failure, so array
+    // elements need not build a name each.
     template <class Named>
-    std::string read_string_unchecked_name(const Named& w) {
-        uint64_t len;
-        std::memcpy(&len, base_ + pos_, 8);  // caller checked 8 bytes remain
-        pos_ += 8;
+    std::string read_string(const Named& w) {
+        if (remaining() < 8) need(8, w.str() + " length");
+        const uint64_t len = read<uint64_t>(std::string());
         if (len > remaining())
             fail(w.str() + ": string length " + std::to_string(len) + " at offset " + hex(pos_ - 8) +
                  " runs past the end of the file (" + std::to_string(remaining()) + " bytes left)");
@@ -151,6 +141,12 @@ private:
     uint64_t size_;
     uint64_t pos_ = 0;
     const std::string& file_;
+};
+
+// A fixed description, for Cursor::read_string.
+struct Label {
+    std::string text;
+    const std::string& str() const { return text; }
 };
 
 // Names the value being read ("key 'a'[3][0]") without building a string per array
@@ -188,10 +184,7 @@ GgufValue read_value(Cursor& c, GgufValueType type, const Where& w, uint32_t dep
             if (b > 1) c.fail(w.str() + ": bool value " + std::to_string(b) + " at offset " + hex(c.pos() - 1) + " is not 0 or 1");
             return GgufValue::boolean(b == 1);
         }
-        case GgufValueType::STRING: {
-            if (c.remaining() < 8) c.need(8, w.str() + " string length");
-            return GgufValue::str(c.read_string_unchecked_name(w));
-        }
+        case GgufValueType::STRING: return GgufValue::str(c.read_string(w));
         case GgufValueType::ARRAY: {
             if (depth >= kMaxArrayDepth)
                 c.fail(w.str() + ": arrays nested more than " + std::to_string(kMaxArrayDepth) + " deep");
@@ -323,7 +316,7 @@ void GgufFile::parse() {
         metadata_.reserve(size_t(std::min<uint64_t>(n_kv, kReserveCap)));
         for (uint64_t i = 0; i < n_kv; ++i) {
             current = "metadata pair " + std::to_string(i);
-            std::string key = c.read_string("key of " + current);
+            std::string key = c.read_string(Label{"key of " + current});
             if (key.empty()) c.fail(current + " has an empty key");
             current = "key '" + printable(key) + "'";
             if (!keys.insert(key).second) c.fail("duplicate " + current);
@@ -341,7 +334,7 @@ void GgufFile::parse() {
         for (uint64_t i = 0; i < n_tensors; ++i) {
             current = "tensor info " + std::to_string(i);
             GgufTensorInfo t{};
-            t.name = c.read_string("name of " + current);
+            t.name = c.read_string(Label{"name of " + current});
             if (t.name.empty()) c.fail(current + " has an empty name");
             current = "tensor " + printable(t.name);
             if (!names.insert(t.name).second) c.fail("duplicate tensor name '" + printable(t.name) + "'");
