@@ -1,5 +1,6 @@
 #include "engine/context.h"
 
+#include <algorithm>
 #include <numeric>
 
 #include "kernels/cpu/cpu_backend.h"
@@ -20,7 +21,8 @@ std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& op
 namespace {
 int64_t context_size(const Model& model, const ContextOptions& o) {
     if (o.n_ctx < 0) throw std::invalid_argument("context size must not be negative (got " + std::to_string(o.n_ctx) + ")");
-    return o.n_ctx == 0 ? model.hparams().n_ctx_train : o.n_ctx;
+    // A 128k-token training context would make a multi-GB cache nobody asked for.
+    return o.n_ctx == 0 ? std::min<int64_t>(model.hparams().n_ctx_train, 4096) : o.n_ctx;
 }
 }  // namespace
 

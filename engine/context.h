@@ -46,7 +46,7 @@ private:
 std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& options = {});
 
 struct ContextOptions {
-    int64_t n_ctx = 0;              // tokens the context holds; 0: the model's training context
+    int64_t n_ctx = 0;              // tokens the context holds; 0: the training context, at most 4096
     int64_t n_batch = 512;          // tokens per forward pass (longer inputs are split)
     GgmlType kv_type = GgmlType::F16;  // F16 or F32
 };

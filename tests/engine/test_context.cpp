@@ -54,6 +54,8 @@ TEST_CASE("model hyper-parameters come from the file") {
     CHECK(h.rope.freq_base == 10000.0f);
     CHECK(h.rms_eps == doctest::Approx(1e-5));
     CHECK(h.n_ctx_train == 2048);
+    CHECK(Context(m).n_ctx() == 2048);  // default: the training context (capped at 4096)
+    CHECK(Context(m, ContextOptions{100, 512}).n_batch() == 100);  // a batch never exceeds the context
 
     auto g = load_model(test::model_path("kiln-test-gqa-q4_k_m.gguf"), LoadOptions{1});
     CHECK(g->hparams().n_head == 8);
