@@ -1,0 +1,80 @@
+#pragma once
+// The Vulkan backend: weights copied once into device-local buffers, activations
+// in device buffers, every op a compute shader (kernels/vulkan/*.comp) recorded
+// into one command buffer that is submitted when results are read.
+//
+// The KV cache: when the KvView's K/V pointers are not device addresses (the
+// engine's KvCache holds host memory), the backend keeps a device copy of the
+// cache per KvView and writes and reads only that copy; the host copy is then
+// unused. Cell bookkeeping (positions, sequence sets) is read from the host
+// view at every attention call.
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "kernels/vulkan/vulkan_device.h"
+
+namespace kiln::vk {
+
+struct VulkanOptions {
+    int device = 0;               // index in vulkan_list_devices()
+    bool allow_subgroups = true;  // false: shared-memory reductions only
+};
+
+class VulkanBackend final : public Backend {
+public:
+    explicit VulkanBackend(const VulkanOptions& options = {});
+    ~VulkanBackend() override;
+
+    const char* name() const override { return "vulkan"; }
+    const VulkanDevice& device() const { return *dev_; }
+
+    Weight upload_weight(const TensorView& host) override;
+    ActBuffer alloc_act(int64_t n_rows, int64_t n_cols) override;
+    void write_act(Act dst, const float* src) override;
+    void read_act(const Act& src, float* dst) override;
+    void synchronize() override;
+
+    void get_rows(const Weight& table, std::span<const int32_t> ids, Act out) override;
+    void matmul(const Weight& w, const Act& x, Act y) override;
+    void rms_norm(const Act& x, const Weight& weight, float eps, Act out) override;
+    void rope(Act x, int n_head, int head_dim, std::span<const int32_t> pos, const RopeParams& p) override;
+    void kv_store(const KvView& kv, int layer, const Act& k, const Act& v, std::span<const int32_t> cells) override;
+    void attention(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
+                   std::span<const int32_t> pos, std::span<const int32_t> seq, Act out) override;
+    void swiglu(const Act& gate, const Act& up, Act out) override;
+    void add(const Act& a, const Act& b, Act out) override;
+    void softmax(Act x) override;
+    void copy_rows(const Act& src, std::span<const int32_t> rows, Act out) override;
+
+private:
+    // A resolved activation: its buffer and offsets in floats.
+    struct Bound {
+        VkBuffer buf;
+        uint32_t off;     // floats from the buffer start to row 0
+        uint32_t stride;  // floats between rows
+    };
+    Bound bind(const Act& a, const char* op) const;
+    VkBuffer bind_weight(const Weight& w, const char* op) const;
+    struct KvLayerBuffers {
+        VkBuffer k, v;
+    };
+    KvLayerBuffers bind_kv(const KvView& kv, int layer, const char* op);
+
+    std::shared_ptr<VulkanDevice> dev_;
+    std::vector<std::shared_ptr<DeviceBuffer>> weights_;
+    // Device copies of host KV caches, keyed by the host K pointer of layer 0.
+    struct KvMirror {
+        int64_t n_cells = 0, n_kv_dim = 0;
+        size_t n_layer = 0;
+        GgmlType type = GgmlType::F16;
+        std::vector<std::shared_ptr<DeviceBuffer>> k, v;
+        uint64_t last_use = 0;
+    };
+    std::map<const void*, KvMirror> kv_mirrors_;
+    uint64_t kv_clock_ = 0;
+    std::vector<float> rope_cs_;  // host scratch for the rope table
+};
+
+}  // namespace kiln::vk

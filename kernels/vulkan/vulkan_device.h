@@ -1,0 +1,134 @@
+#pragma once
+// One logical Vulkan device as kiln drives it: a compute queue, memory-heap
+// aware buffer allocation, a pipeline per embedded shader, and a "stream":
+// one command buffer that collects every op until someone needs results
+// (read_act / synchronize), so a forward pass is normally one submit.
+//
+// Device buffers have addresses: each allocation reserves an inaccessible
+// range of host address space (PROT_NONE) of its size, and Act::data /
+// Weight::device point into it. Pointer arithmetic on them (Act::rows) works,
+// resolve() maps any such pointer back to (buffer, byte offset), and a
+// dereference on the host faults at once instead of reading stale memory.
+#include <vulkan/vulkan.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/vulkan/vulkan_devices.h"
+
+namespace kiln::vk {
+
+struct DeviceBuffer;
+
+// Bindings every kiln shader may use (0: weights, 1..5: activations, arena, KV).
+inline constexpr uint32_t kMaxBindings = 6;
+inline constexpr uint32_t kPushBytes = 128;
+
+class VulkanDevice : public std::enable_shared_from_this<VulkanDevice> {
+public:
+    // Device `index` of vulkan_list_devices(); allow_subgroups = false forces
+    // the shared-memory shader variants (tests run both).
+    VulkanDevice(int index, bool allow_subgroups);
+    ~VulkanDevice();
+    VulkanDevice(const VulkanDevice&) = delete;
+    VulkanDevice& operator=(const VulkanDevice&) = delete;
+
+    const std::string& name() const { return name_; }
+    bool subgroups() const { return subgroups_; }
+    uint64_t max_buffer_bytes() const { return max_buffer_bytes_; }
+
+    // ---- memory ------------------------------------------------------------
+    // A device-local buffer with an address (see above); `what` names it in errors.
+    // The buffer keeps this device alive (so make devices with std::make_shared).
+    std::shared_ptr<DeviceBuffer> alloc(uint64_t bytes, const char* what);
+    // The buffer holding address p and p's byte offset in it; nullptr when p
+    // is not a device address of this device.
+    const DeviceBuffer* resolve(const void* p, uint64_t* offset) const;
+    // Copies host bytes into a buffer now (load time: waits for the copy).
+    void upload_now(const DeviceBuffer& dst, uint64_t offset, const void* src, uint64_t bytes);
+
+    // ---- stream --------------------------------------------------------------
+    // Makes room for an op needing `words` arena words and `sets` dispatches
+    // (submitting what is recorded when the arena or descriptor pool is full),
+    // so that arena slices taken next stay valid until the op is recorded.
+    void reserve(uint64_t words, uint32_t sets);
+    // A slice of the host-visible arena, readable by the next dispatches: its
+    // host pointer and its offset in 32-bit words. Call reserve() first.
+    uint32_t* arena(uint64_t words, uint32_t* word_offset);
+    VkBuffer arena_buffer() const;
+    // Records a dispatch of pipeline `shader` with up to kMaxBindings buffers
+    // (VK_NULL_HANDLE: unused) followed by a barrier ordering it before
+    // everything recorded after it.
+    void dispatch(const char* shader, const VkBuffer (&bindings)[kMaxBindings], const void* push, uint32_t push_bytes,
+                  uint32_t gx, uint32_t gy, uint32_t gz);
+    // Records buffer copies (then a barrier).
+    void copy(VkBuffer src, VkBuffer dst, const VkBufferCopy* regions, uint32_t n);
+    void fill_zero(VkBuffer dst, uint64_t offset, uint64_t bytes);
+    // Records a copy of regions of src into the readback buffer, submits, waits,
+    // and returns the readback memory (valid until the next call).
+    const uint8_t* read_back(VkBuffer src, const VkBufferCopy* regions, uint32_t n, uint64_t total_bytes);
+    // Submits what is recorded and waits for it.
+    void flush();
+
+private:
+    friend struct DeviceBuffer;
+    struct HostBuffer {
+        VkBuffer buf = VK_NULL_HANDLE;
+        VkDeviceMemory mem = VK_NULL_HANDLE;
+        uint64_t size = 0;
+        uint8_t* mapped = nullptr;
+    };
+    uint32_t find_memory_type(uint32_t type_bits, VkMemoryPropertyFlags want, VkMemoryPropertyFlags nice) const;
+    HostBuffer make_host_buffer(uint64_t bytes, VkBufferUsageFlags usage, bool cached);
+    void free_host_buffer(HostBuffer& b);
+    void release(DeviceBuffer* b);
+    VkPipeline pipeline(const char* shader);
+    void begin_if_needed();
+    void barrier();
+
+    VkInstance instance_ = VK_NULL_HANDLE;
+    VkPhysicalDevice phys_ = VK_NULL_HANDLE;
+    VkDevice device_ = VK_NULL_HANDLE;
+    VkQueue queue_ = VK_NULL_HANDLE;
+    uint32_t queue_family_ = 0;
+    std::string name_;
+    bool subgroups_ = false;
+    uint64_t max_buffer_bytes_ = 0;
+    VkPhysicalDeviceMemoryProperties mem_props_{};
+    std::vector<uint64_t> heap_used_;  // bytes kiln allocated per memory heap
+
+    VkCommandPool cmd_pool_ = VK_NULL_HANDLE;
+    VkCommandBuffer cmd_ = VK_NULL_HANDLE;
+    VkFence fence_ = VK_NULL_HANDLE;
+    bool recording_ = false;
+    VkDescriptorSetLayout set_layout_ = VK_NULL_HANDLE;
+    VkPipelineLayout pipeline_layout_ = VK_NULL_HANDLE;
+    VkDescriptorPool desc_pool_ = VK_NULL_HANDLE;
+    uint32_t sets_used_ = 0;
+    std::unordered_map<std::string, VkPipeline> pipelines_;
+
+    HostBuffer arena_;          // host-visible inputs of recorded ops
+    uint64_t arena_used_ = 0;   // words
+    HostBuffer readback_;
+    HostBuffer dummy_;          // bound to unused bindings
+
+    std::map<uintptr_t, DeviceBuffer*> by_address_;
+};
+
+// A device buffer; frees itself (after the work recorded so far) when the last owner goes.
+struct DeviceBuffer {
+    VulkanDevice* device = nullptr;
+    VkBuffer buf = VK_NULL_HANDLE;
+    VkDeviceMemory mem = VK_NULL_HANDLE;
+    uint64_t size = 0;
+    uint32_t heap = 0;
+    uint8_t* mapped = nullptr;  // when the memory is also host-visible (integrated GPUs, lavapipe)
+    void* address = nullptr;    // start of the reserved address range
+    uint64_t reserved = 0;
+};
+
+}  // namespace kiln::vk

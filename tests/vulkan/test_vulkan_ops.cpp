@@ -1,0 +1,285 @@
+// Every Vulkan shader against the CPU reference op (kernels/cpu/ops_ref) on
+// random inputs whose sizes leave tails (rows not a multiple of the workgroup,
+// token counts not a multiple of the matmul tile, cells past one attention chunk).
+#include <cstring>
+
+#include "formats/fp16.h"
+#include "formats/quant_traits.h"
+#include "kernels/cpu/ops_ref.h"
+#include "vulkan_test_util.h"
+
+using namespace kiln;
+using namespace kiln::test;
+
+namespace {
+
+const GgmlType kWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1,
+                                 GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
+                                 GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+
+// A (n_out, n_in) weight of `type` made by quantizing random floats.
+struct HostWeight {
+    std::vector<uint8_t> bytes;
+    TensorView view;
+};
+HostWeight make_weight(GgmlType type, int64_t n_in, int64_t n_out, uint32_t seed) {
+    const auto f = random_floats(size_t(n_in * n_out), seed);
+    HostWeight w;
+    w.bytes = quantize(type, f.data(), n_in * n_out);
+    w.view.data = w.bytes.data();
+    w.view.type = type;
+    w.view.ne[0] = n_in;
+    w.view.ne[1] = n_out;
+    w.view.nb[0] = quant_traits(type).block_bytes;
+    w.view.nb[1] = w.bytes.size() / size_t(n_out);
+    w.view.nb[2] = w.view.nb[3] = w.bytes.size();
+    return w;
+}
+
+void check_matmul(vk::VulkanBackend& vb, GgmlType type, int64_t n_in, int64_t n_out, int64_t n_tok) {
+    const HostWeight hw = make_weight(type, n_in, n_out, 7 + uint32_t(type));
+    const Weight w = vb.upload_weight(hw.view);
+    auto x = random_floats(size_t(n_tok * n_in), 11);
+    std::vector<float> want(size_t(n_tok * n_out));
+    ref::matmul(hw.view, host_act(x, n_tok, n_in), host_act(want, n_tok, n_out));
+    auto dx = device_act(vb, n_tok, n_in, &x);
+    auto dy = device_act(vb, n_tok, n_out);
+    vb.matmul(w, dx.act(), dy.act());
+    // Sums of n_in products in another order: bound by the magnitude of the terms.
+    check_close(read(vb, dy.act()), want, 2e-5f * float(n_in), 1e-4f,
+                std::string("matmul ") + quant_traits(type).name + " n_tok " + std::to_string(n_tok));
+}
+
+}  // namespace
+
+TEST_CASE("vulkan: device list names a usable device") {
+    const auto devs = vulkan_list_devices();
+    auto vb = vulkan_backend();
+    if (!vb) return;
+    REQUIRE(!devs.empty());
+    CHECK(devs[0].usable);
+    CHECK(!devs[0].name.empty());
+    CHECK(devs[0].name == vb->device().name());
+}
+
+TEST_CASE("vulkan: a missing device index is an error naming the count") {
+    if (!vulkan_backend()) return;
+    try {
+        vk::VulkanBackend b(vk::VulkanOptions{999, true});
+        FAIL("device 999 opened");
+    } catch (const VulkanError& e) {
+        CHECK(std::string(e.what()).find("does not exist") != std::string::npos);
+    }
+}
+
+TEST_CASE("vulkan: matmul of every weight type, decode and batch, both reductions") {
+    for (bool sg : {true, false}) {
+        auto vb = vulkan_backend(sg);
+        if (!vb) return;
+        for (GgmlType t : kWeightTypes) {
+            const int64_t bs = quant_traits(t).block_size;
+            // A row length that is not a multiple of the 128-wide workgroup for the
+            // 32-blocks; K-quants need whole 256-blocks.
+            const int64_t n_in = bs == 256 ? 512 : (bs == 1 ? 163 : 96);
+            for (int64_t n_tok : {1, 11}) check_matmul(*vb, t, n_in, 37, n_tok);
+        }
+    }
+}
+
+TEST_CASE("vulkan: get_rows of every weight type") {
+    auto vb = vulkan_backend();
+    if (!vb) return;
+    for (GgmlType t : kWeightTypes) {
+        const int64_t n_cols = quant_traits(t).block_size == 256 ? 256 : 160;
+        const HostWeight hw = make_weight(t, n_cols, 19, 3);
+        const Weight w = vb->upload_weight(hw.view);
+        const std::vector<int32_t> ids = {0, 18, 5, 5, 11};
+        std::vector<float> want(ids.size() * size_t(n_cols));
+        ref::get_rows(hw.view, ids, host_act(want, int64_t(ids.size()), n_cols));
+        auto out = device_act(*vb, int64_t(ids.size()), n_cols);
+        vb->get_rows(w, ids, out.act());
+        // Dequantization is exact up to the order of two float operations.
+        check_close(read(*vb, out.act()), want, 1e-6f, 1e-6f, std::string("get_rows ") + quant_traits(t).name);
+    }
+}
+
+TEST_CASE("vulkan: rms_norm, in place and out of place") {
+    auto vb = vulkan_backend();
+    if (!vb) return;
+    const int64_t rows = 5, cols = 300;
+    auto x = random_floats(size_t(rows * cols), 1);
+    auto wv = random_floats(size_t(cols), 2);
+    TensorView wt;
+    wt.data = wv.data();
+    wt.ne[0] = cols;
+    wt.nb[0] = 4;
+    wt.nb[1] = wt.nb[2] = wt.nb[3] = size_t(cols) * 4;
+    const Weight w = vb->upload_weight(wt);
+    std::vector<float> want(x.size());
+    ref::rms_norm(host_act(x, rows, cols), wv.data(), 1e-5f, host_act(want, rows, cols));
+    auto dx = device_act(*vb, rows, cols, &x);
+    auto dout = device_act(*vb, rows, cols);
+    vb->rms_norm(dx.act(), w, 1e-5f, dout.act());
+    check_close(read(*vb, dout.act()), want, 1e-6f, 1e-5f, "rms_norm");
+    vb->rms_norm(dx.act(), w, 1e-5f, dx.act());
+    check_close(read(*vb, dx.act()), want, 1e-6f, 1e-5f, "rms_norm in place");
+}
+
+TEST_CASE("vulkan: rope normal and neox, partial rotation, YaRN and frequency factors") {
+    auto vb = vulkan_backend();
+    if (!vb) return;
+    const int n_head = 3, head_dim = 16, n_tok = 4;
+    const std::vector<int32_t> pos = {0, 7, 300, 2047};
+    std::vector<float> ff = {1.0f, 2.0f, 4.0f, 8.0f, 1.5f, 1.0f};
+    for (auto mode : {RopeParams::Mode::Normal, RopeParams::Mode::Neox}) {
+        for (int variant = 0; variant < 3; ++variant) {
+            RopeParams p;
+            p.mode = mode;
+            p.n_rot = variant == 1 ? 12 : 16;
+            if (variant == 1) p.freq_factors = ff.data();
+            if (variant == 2) {
+                p.freq_scale = 0.25f;
+                p.ext_factor = 1.0f;
+                p.n_ctx_orig = 512;
+            }
+            auto x = random_floats(size_t(n_tok * n_head * head_dim), 9);
+            auto want = x;
+            ref::rope(host_act(want, n_tok, n_head * head_dim), n_head, head_dim, pos, p);
+            auto dx = device_act(*vb, n_tok, n_head * head_dim, &x);
+            vb->rope(dx.act(), n_head, head_dim, pos, p);
+            check_close(read(*vb, dx.act()), want, 1e-6f, 1e-6f, "rope variant " + std::to_string(variant));
+        }
+    }
+}
+
+TEST_CASE("vulkan: swiglu, add (aliased), softmax, copy_rows") {
+    auto vb = vulkan_backend();
+    if (!vb) return;
+    const int64_t rows = 3, cols = 517;
+    auto a = random_floats(size_t(rows * cols), 4, -8.0f, 8.0f);
+    auto b = random_floats(size_t(rows * cols), 5, -8.0f, 8.0f);
+    auto da = device_act(*vb, rows, cols, &a);
+    auto db = device_act(*vb, rows, cols, &b);
+
+    std::vector<float> want(a.size());
+    ref::swiglu(host_act(a, rows, cols), host_act(b, rows, cols), host_act(want, rows, cols));
+    auto dout = device_act(*vb, rows, cols);
+    vb->swiglu(da.act(), db.act(), dout.act());
+    check_close(read(*vb, dout.act()), want, 1e-6f, 1e-5f, "swiglu");
+
+    ref::add(host_act(a, rows, cols), host_act(b, rows, cols), host_act(want, rows, cols));
+    vb->add(da.act(), db.act(), da.act());
+    check_close(read(*vb, da.act()), want, 0.0f, 0.0f, "add into a");
+
+    auto s = b;
+    ref::softmax(host_act(s, rows, cols));
+    vb->softmax(db.act());
+    check_close(read(*vb, db.act()), s, 1e-9f, 1e-5f, "softmax");
+
+    const std::vector<int32_t> pick = {2, 0, 2};
+    std::vector<float> picked(pick.size() * size_t(cols));
+    ref::copy_rows(host_act(s, rows, cols), pick, host_act(picked, int64_t(pick.size()), cols));
+    auto dp = device_act(*vb, int64_t(pick.size()), cols);
+    vb->copy_rows(db.act(), pick, dp.act());
+    check_close(read(*vb, dp.act()), picked, 1e-9f, 1e-5f, "copy_rows");
+    // A row range of a larger buffer (Act::rows) reads and writes at its offset.
+    auto tail = device_act(*vb, rows, cols);
+    vb->copy_rows(db.act(), std::vector<int32_t>{1}, tail.act().rows(2, 1));
+    const auto t = read(*vb, tail.act());
+    const auto dev_s = read(*vb, db.act());
+    CHECK(std::memcmp(t.data() + 2 * cols, dev_s.data() + cols, size_t(cols) * 4) == 0);
+    CHECK(t[0] == 0.0f);
+}
+
+namespace {
+// A KV cache in host memory with its bookkeeping, as engine/kv_cache lays it out.
+struct HostKv {
+    GgmlType type;
+    int64_t n_cells, n_kv_dim;
+    std::vector<uint8_t> k, v;
+    std::vector<KvLayerView> layers;
+    std::vector<int32_t> cell_pos;
+    std::vector<uint64_t> cell_seqs;
+    HostKv(GgmlType t, int64_t cells, int64_t dim, int n_layer)
+        : type(t), n_cells(cells), n_kv_dim(dim), cell_pos(size_t(cells), -1), cell_seqs(size_t(cells), 0) {
+        const size_t per = size_t(cells * dim) * (t == GgmlType::F16 ? 2 : 4);
+        k.assign(per * size_t(n_layer), 0);
+        v.assign(per * size_t(n_layer), 0);
+        for (int l = 0; l < n_layer; ++l) layers.push_back({k.data() + per * size_t(l), v.data() + per * size_t(l)});
+    }
+    KvView view(int64_t n_scan) const {
+        return KvView{type, n_cells, n_kv_dim, layers, cell_pos.data(), cell_seqs.data(), n_scan};
+    }
+};
+}  // namespace
+
+TEST_CASE("vulkan: kv_store writes the reference's bits into a device cache") {
+    auto vb = vulkan_backend();
+    if (!vb) return;
+    for (GgmlType t : {GgmlType::F16, GgmlType::F32}) {
+        const int64_t n_cells = 10, dim = 24, n_tok = 3;
+        HostKv ref_kv(t, n_cells, dim, 2);
+        // Values that exercise f16 rounding: subnormals, ties, overflow.
+        auto kx = random_floats(size_t(n_tok * dim), 12, -70000.0f, 70000.0f);
+        auto vx = random_floats(size_t(n_tok * dim), 13, -1e-5f, 1e-5f);
+        const std::vector<int32_t> cells = {9, 0, 4};
+        ref::kv_store(ref_kv.view(n_cells), 1, host_act(kx, n_tok, dim), host_act(vx, n_tok, dim), cells);
+
+        // Device layers: activation buffers of the cache's byte size.
+        const int64_t floats = n_cells * dim / (t == GgmlType::F16 ? 2 : 1);
+        auto k0 = device_act(*vb, 1, floats), v0 = device_act(*vb, 1, floats);
+        auto k1 = device_act(*vb, 1, floats), v1 = device_act(*vb, 1, floats);
+        const std::vector<KvLayerView> layers = {{k0.act().data, v0.act().data}, {k1.act().data, v1.act().data}};
+        const KvView dkv{t, n_cells, dim, layers, ref_kv.cell_pos.data(), ref_kv.cell_seqs.data(), n_cells};
+        auto dk = device_act(*vb, n_tok, dim, &kx), dv = device_act(*vb, n_tok, dim, &vx);
+        vb->kv_store(dkv, 1, dk.act(), dv.act(), cells);
+        const auto gk = read(*vb, k1.act()), gv = read(*vb, v1.act());
+        const size_t per = ref_kv.k.size() / 2;
+        CHECK(std::memcmp(gk.data(), ref_kv.k.data() + per, per) == 0);
+        CHECK(std::memcmp(gv.data(), ref_kv.v.data() + per, per) == 0);
+    }
+}
+
+TEST_CASE("vulkan: attention over a host cache: GQA, two sequences, empty cells, several chunks") {
+    for (bool f16 : {true, false}) {
+        auto vb = vulkan_backend();
+        if (!vb) return;
+        const GgmlType t = f16 ? GgmlType::F16 : GgmlType::F32;
+        const AttentionParams p{8, 2, 32, 1.0f / std::sqrt(32.0f)};
+        const int64_t dim = p.n_head_kv * p.head_dim, n_cells = 300, n_tok = 5;
+        HostKv kv(t, n_cells, dim, 1);
+        // Sequence 0 holds positions 0..199 in cells 0..199 but cell 50 is empty;
+        // sequence 1 (bit 1) shares cells 0..99 and holds 100..139 in cells 200..239.
+        for (int64_t c = 0; c < 240; ++c) {
+            kv.cell_pos[size_t(c)] = int32_t(c < 200 ? c : c - 100);
+            kv.cell_seqs[size_t(c)] = c < 100 ? 3u : (c < 200 ? 1u : 2u);
+        }
+        kv.cell_pos[50] = -1;
+        kv.cell_seqs[50] = 0;
+        auto keys = random_floats(size_t(n_cells * dim), 21), vals = random_floats(size_t(n_cells * dim), 22);
+        std::vector<int32_t> all(static_cast<size_t>(n_cells));
+        for (int64_t c = 0; c < n_cells; ++c) all[size_t(c)] = int32_t(c);
+        const KvView full = kv.view(n_cells);
+        ref::kv_store(full, 0, host_act(keys, n_cells, dim), host_act(vals, n_cells, dim), all);
+        auto dk = device_act(*vb, n_cells, dim, &keys), dvv = device_act(*vb, n_cells, dim, &vals);
+        vb->kv_store(full, 0, dk.act(), dvv.act(), all);  // into the backend's device copy
+
+        const std::vector<int32_t> pos = {199, 0, 120, 139, 150};
+        const std::vector<int32_t> seq = {0, 0, 0, 1, 1};
+        auto q = random_floats(size_t(n_tok * p.n_head * p.head_dim), 23, -3.0f, 3.0f);
+        const KvView view = kv.view(250);
+        std::vector<float> want(q.size());
+        ref::attention(host_act(q, n_tok, p.n_head * p.head_dim), view, 0, p, pos, seq,
+                       host_act(want, n_tok, p.n_head * p.head_dim));
+        auto dq = device_act(*vb, n_tok, p.n_head * p.head_dim, &q);
+        auto dout = device_act(*vb, n_tok, p.n_head * p.head_dim);
+        vb->attention(dq.act(), view, 0, p, pos, seq, dout.act());
+        check_close(read(*vb, dout.act()), want, 1e-5f, 1e-4f, f16 ? "attention f16" : "attention f32");
+
+        // A token that sees nothing gets zeros, as the reference.
+        const std::vector<int32_t> pos2 = {5}, seq2 = {7};
+        auto dout2 = device_act(*vb, 1, p.n_head * p.head_dim);
+        vb->attention(dq.act().rows(0, 1), view, 0, p, pos2, seq2, dout2.act());
+        for (float x : read(*vb, dout2.act())) CHECK(x == 0.0f);
+    }
+}
