@@ -5,13 +5,36 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "models/model_registry.h"
+#ifdef KILN_HAVE_VULKAN
+#include "kernels/vulkan/vulkan_backend.h"
+#endif
 
 namespace kiln {
+
+namespace {
+std::unique_ptr<Backend> make_backend(const LoadOptions& o, const GgufFile& file) {
+    if (o.backend == "cpu" || o.n_gpu_layers == 0) return std::make_unique<cpu::CpuBackend>(o.n_threads);
+    if (o.backend == "vulkan") {
+#ifdef KILN_HAVE_VULKAN
+        const auto arch = file.get_string("general.architecture");
+        const auto n_layer = arch ? file.get_uint(*arch + ".block_count") : std::nullopt;
+        if (o.n_gpu_layers > 0 && n_layer && uint64_t(o.n_gpu_layers) < *n_layer)
+            throw ModelError("-ngl " + std::to_string(o.n_gpu_layers) + ": offloading part of the " +
+                             std::to_string(*n_layer) + " layers is not supported yet; use -ngl " +
+                             std::to_string(*n_layer) + " (all) or 0 (CPU)");
+        return std::make_unique<vk::VulkanBackend>(vk::VulkanOptions{o.device, true});
+#else
+        throw ModelError("this kiln was built without the Vulkan backend; rebuild with -DKILN_VULKAN=ON or use --backend cpu");
+#endif
+    }
+    throw ModelError("backend '" + o.backend + "' is not available in this build (expected cpu or vulkan)");
+}
+}  // namespace
 
 std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& options) {
     std::shared_ptr<Model> m(new Model());
     m->file_ = std::make_unique<GgufFile>(GgufFile::open(path));
-    m->backend_ = std::make_unique<cpu::CpuBackend>(options.n_threads);
+    m->backend_ = make_backend(options, *m->file_);
     Placement placement;
     placement.input = m->backend_.get();
     m->impl_ = create_model(*m->file_, placement);

@@ -22,6 +22,9 @@ namespace kiln {
 
 struct LoadOptions {
     int n_threads = 0;  // CPU threads; 0: one per hardware thread
+    std::string backend = "cpu";  // "cpu", or "vulkan" in builds with KILN_VULKAN
+    int device = 0;               // GPU backends: device index (`kiln info --devices`)
+    int n_gpu_layers = -1;        // GPU backends: layers on the GPU; -1: all, 0: none (CPU only)
 };
 
 // A loaded model: the mapped file, its backend and the bound weights.

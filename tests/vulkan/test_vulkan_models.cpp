@@ -1,0 +1,109 @@
+// The whole model on the Vulkan backend against the CPU backend on the shared
+// models: feed each reference prompt and then the reference's greedy tokens
+// (teacher forcing, so both backends always see the same context), and at every
+// step require the same greedy pick and logits close to the CPU's.
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "engine/context.h"
+#include "test_paths.h"
+#include "vulkan_test_util.h"
+
+using namespace kiln;
+
+namespace {
+
+constexpr size_t kAll = 1 << 20;
+
+int32_t argmax(std::span<const float> l) { return int32_t(std::max_element(l.begin(), l.end()) - l.begin()); }
+
+float top2_gap(std::span<const float> l) {
+    float a = -INFINITY, b = -INFINITY;
+    for (float x : l) {
+        if (x > a) {
+            b = a;
+            a = x;
+        } else if (x > b) {
+            b = x;
+        }
+    }
+    return a - b;
+}
+
+// n_prompts: reference prompts used (lavapipe spends ~0.2 ms per dispatch on
+// CI's two cores, so every step costs ~25 ms there); n_steps: greedy steps
+// compared per prompt; logit_tol: bound on |vulkan - cpu| over the whole
+// vocabulary (the backends sum in different orders).
+void check_model(const std::string& file, int n_prompts, size_t n_steps, float logit_tol) {
+    if (!test::vulkan_backend()) return;
+    auto cpu_model = load_model(test::model_path(file), LoadOptions{2});
+    LoadOptions vo;
+    vo.backend = "vulkan";
+    auto vk_model = load_model(test::model_path(file), vo);
+    REQUIRE(std::string(vk_model->backend().name()) == "vulkan");
+    Context cpu(cpu_model, ContextOptions{512, 64, GgmlType::F16});
+    Context gpu(vk_model, ContextOptions{512, 64, GgmlType::F16});
+
+    const std::string ref = file.substr(0, file.size() - 5) + ".greedy.jsonl";
+    std::ifstream in(test::reference_path(ref));
+    REQUIRE_MESSAGE(in.good(), "missing reference " << ref);
+    std::string line;
+    int prompts = 0, steps = 0, near_ties = 0;
+    float max_err = 0.0f;
+    while (prompts < n_prompts && std::getline(in, line)) {
+        if (line.empty()) continue;
+        const auto rec = nlohmann::json::parse(line);
+        const auto prompt = rec["prompt_ids"].get<std::vector<int32_t>>();
+        const auto greedy = rec["greedy_ids"].get<std::vector<int32_t>>();
+        ++prompts;
+        cpu.reset();
+        gpu.reset();
+        std::vector<float> lc;
+        std::span<const float> lg;
+        {
+            auto l = cpu.eval(prompt);
+            lc.assign(l.begin(), l.end());
+            lg = gpu.eval(prompt);
+        }
+        for (size_t k = 0; k < std::min(n_steps, greedy.size()); ++k) {
+            INFO(file << " prompt \"" << rec["prompt"].get<std::string>() << "\" step " << k);
+            float err = 0.0f;
+            for (size_t i = 0; i < lc.size(); ++i) err = std::max(err, std::fabs(lc[i] - lg[i]));
+            max_err = std::max(max_err, err);
+            CHECK(err <= logit_tol);
+            const int32_t pc = argmax(lc), pg = argmax(lg);
+            if (pc != pg) {
+                // Only a tie within the backends' rounding may pick differently.
+                CHECK_MESSAGE(top2_gap(lc) <= 2 * logit_tol, "cpu picked " << pc << ", vulkan " << pg);
+                ++near_ties;
+            }
+            ++steps;
+            if (k + 1 == greedy.size()) break;
+            const int32_t next = greedy[k];
+            auto l = cpu.eval(std::span<const int32_t>(&next, 1));
+            lc.assign(l.begin(), l.end());
+            lg = gpu.eval(std::span<const int32_t>(&next, 1));
+        }
+    }
+    MESSAGE(file << ": " << prompts << " prompts, " << steps << " steps, " << near_ties
+                 << " near-tie picks of the other token, max |logit difference| " << max_err);
+    CHECK(prompts == n_prompts);
+}
+
+}  // namespace
+
+TEST_CASE("vulkan model: stories260K (F32) whole continuation of 2 prompts") { check_model("stories260K.gguf", 2, kAll, 5e-3f); }
+TEST_CASE("vulkan model: kiln-test-15m-f16 whole continuation") { check_model("kiln-test-15m-f16.gguf", 8, kAll, 5e-3f); }
+TEST_CASE("vulkan model: kiln-test-gqa-f16 whole continuation") { check_model("kiln-test-gqa-f16.gguf", 8, kAll, 5e-3f); }
+TEST_CASE("vulkan model: kiln-test-15m-q8_0 whole continuation") { check_model("kiln-test-15m-q8_0.gguf", 8, kAll, 5e-3f); }
+TEST_CASE("vulkan model: kiln-test-15m-q4_0 first 16 tokens of 2 prompts") { check_model("kiln-test-15m-q4_0.gguf", 2, 16, 5e-3f); }
+TEST_CASE("vulkan model: kiln-test-15m-q5_0 first 16 tokens of 2 prompts") { check_model("kiln-test-15m-q5_0.gguf", 2, 16, 5e-3f); }
+TEST_CASE("vulkan model: kiln-test-gqa-q2_k first 16 tokens of 2 prompts") { check_model("kiln-test-gqa-q2_k.gguf", 2, 16, 5e-3f); }
+TEST_CASE("vulkan model: kiln-test-gqa-q3_k_m first 16 tokens of 2 prompts") { check_model("kiln-test-gqa-q3_k_m.gguf", 2, 16, 5e-3f); }
+TEST_CASE("vulkan model: kiln-test-gqa-q4_k_m first 16 tokens of 2 prompts") { check_model("kiln-test-gqa-q4_k_m.gguf", 2, 16, 5e-3f); }
+TEST_CASE("vulkan model: kiln-test-gqa-q5_k_m first 16 tokens of 2 prompts") { check_model("kiln-test-gqa-q5_k_m.gguf", 2, 16, 5e-3f); }
+TEST_CASE("vulkan model: kiln-test-gqa-q6_k first 16 tokens of 2 prompts") { check_model("kiln-test-gqa-q6_k.gguf", 2, 16, 5e-3f); }
