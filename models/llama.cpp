@@ -153,6 +153,11 @@ public:
         const Act out = s.out.act().rows(0, n_out), lg = s.logits.act().rows(0, n_out);
         out_backend_->copy_rows(x, batch.outputs, out);
         out_backend_->rms_norm(out, output_norm_, hp_.rms_eps, out);
+        if (batch.hidden) out_backend_->read_act(out, batch.hidden);
+        if (!logits) {
+            out_backend_->synchronize();
+            return;
+        }
         out_backend_->matmul(output_, out, lg);
         out_backend_->read_act(lg, logits);
         out_backend_->synchronize();

@@ -19,6 +19,9 @@ struct Batch {
     std::span<const int32_t> seq;     // sequence id of each token, in [0, 64)
     std::span<const int32_t> cells;   // KV cell each token's K/V goes to
     std::span<const int32_t> outputs; // batch rows whose logits are wanted, in this order
+    // Optional: the final-normed hidden states of the output rows, (outputs.size(), n_embd)
+    // floats (embeddings). forward() may then be given logits == nullptr to skip the output head.
+    float* hidden = nullptr;
 };
 
 // Activation memory for batches of up to n_batch tokens, made by the model.
