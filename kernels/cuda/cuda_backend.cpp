@@ -1,0 +1,401 @@
+#include "kernels/cuda/cuda_backend.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "formats/quant_traits.h"
+#include "kernels/cpu/ops_ref.h"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace kiln::cuda {
+
+namespace {
+
+void require(bool ok, const char* op, const std::string& what) {
+    if (!ok) throw BackendError(std::string("cuda backend: ") + op + ": " + what);
+}
+
+void check(cudaError_t e, const char* what) {
+    if (e != cudaSuccess)
+        throw CudaError(std::string("cuda backend: ") + what + " failed: " + cudaGetErrorName(e) + " (" +
+                        cudaGetErrorString(e) + ")");
+}
+
+std::string shape(const Act& a) {
+    std::string s = "[";
+    s += std::to_string(a.n_rows);
+    s += ", ";
+    s += std::to_string(a.n_cols);
+    s += "]";
+    return s;
+}
+
+std::string mib(size_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
+
+bool has_kernels(GgmlType t) {
+    switch (t) {
+        case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
+        case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0:
+        case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
+            return true;
+        default:
+            return false;
+    }
+}
+
+DevWeight dev(const Weight& w) { return {w.type(), w.device, w.host.nb[1], w.n_in(), w.n_out()}; }
+
+constexpr size_t kStageBytes = 8u << 20;
+constexpr size_t kStageAlign = 256;
+
+cudaStream_t st(CUstream_st* s) { return s; }
+
+}  // namespace
+
+std::vector<CudaDeviceInfo> cuda_list_devices() {
+    std::vector<CudaDeviceInfo> out;
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();  // no driver / no device: an empty list, not an error
+        return out;
+    }
+    int current = 0;
+    cudaGetDevice(&current);
+    for (int i = 0; i < n; ++i) {
+        cudaDeviceProp p{};
+        if (cudaGetDeviceProperties(&p, i) != cudaSuccess) continue;
+        CudaDeviceInfo d;
+        d.index = i;
+        d.name = p.name;
+        d.cc_major = p.major;
+        d.cc_minor = p.minor;
+        d.total_bytes = p.totalGlobalMem;
+        if (cudaSetDevice(i) == cudaSuccess) cudaMemGetInfo(&d.free_bytes, &d.total_bytes);
+        out.push_back(d);
+    }
+    cudaSetDevice(current);
+    cudaGetLastError();
+    return out;
+}
+
+CudaBackend::CudaBackend(const CudaOptions& options) {
+    const auto devs = cuda_list_devices();
+    if (devs.empty())
+        throw CudaError("cuda backend: no CUDA device found (is the NVIDIA driver installed and a GPU visible?); use --backend cpu");
+    if (options.device < 0 || size_t(options.device) >= devs.size())
+        throw CudaError("cuda backend: device " + std::to_string(options.device) + " does not exist (" +
+                        std::to_string(devs.size()) + " CUDA device(s) found)");
+    info_ = devs[size_t(options.device)];
+    if (info_.cc_major < 8)
+        throw CudaError("cuda backend: " + info_.name + " has compute capability " + std::to_string(info_.cc_major) + "." +
+                        std::to_string(info_.cc_minor) + "; kiln's CUDA kernels need 8.0 (Ampere) or newer");
+    check(cudaSetDevice(options.device), "cudaSetDevice");
+    cudaStream_t s = nullptr;
+    check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
+    stream_ = s;
+    check(cudaMallocHost(&stage_host_, kStageBytes), "allocating pinned staging memory");
+    stage_dev_ = static_cast<uint8_t*>(device_alloc(kStageBytes, "staging"));
+    stage_cap_ = kStageBytes;
+}
+
+CudaBackend::~CudaBackend() {
+    cudaStreamSynchronize(st(stream_));
+    for (void* p : weights_) cudaFree(p);
+    for (auto& [key, m] : kv_mirrors_) free_mirror(m);
+    cudaFree(xq_);
+    cudaFree(xs_);
+    cudaFree(stage_dev_);
+    cudaFreeHost(stage_host_);
+    cudaStreamDestroy(st(stream_));
+}
+
+size_t CudaBackend::free_bytes() const {
+    size_t free = 0, total = 0;
+    check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
+    return free;
+}
+
+void* CudaBackend::device_alloc(size_t bytes, const char* what) {
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, std::max<size_t>(bytes, 1));
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        size_t free = 0, total = 0;
+        cudaMemGetInfo(&free, &total);
+        throw CudaError("cuda backend: out of GPU memory allocating " + mib(bytes) + " for " + what + " on " + info_.name +
+                        " (" + mib(free) + " free of " + mib(total) + "); offload fewer layers (-ngl) or use a smaller context");
+    }
+    return p;
+}
+
+void CudaBackend::check_launch(const char* op) const { check(cudaGetLastError(), op); }
+
+void* CudaBackend::stage(const void* src, size_t bytes) {
+    const size_t need = (bytes + kStageAlign - 1) / kStageAlign * kStageAlign;
+    if (stage_used_ + need > stage_cap_) {
+        // Everything staged so far may still be read by queued kernels.
+        check(cudaStreamSynchronize(st(stream_)), "cudaStreamSynchronize");
+        stage_used_ = 0;
+        if (need > stage_cap_) {
+            cudaFree(stage_dev_);
+            cudaFreeHost(stage_host_);
+            stage_dev_ = nullptr;
+            stage_host_ = nullptr;
+            stage_cap_ = 0;
+            check(cudaMallocHost(&stage_host_, need), "allocating pinned staging memory");
+            stage_dev_ = static_cast<uint8_t*>(device_alloc(need, "staging"));
+            stage_cap_ = need;
+        }
+    }
+    uint8_t* h = stage_host_ + stage_used_;
+    uint8_t* d = stage_dev_ + stage_used_;
+    stage_used_ += need;
+    std::memcpy(h, src, bytes);
+    check(cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, st(stream_)), "staging a host array");
+    return d;
+}
+
+Weight CudaBackend::upload_weight(const TensorView& host) {
+    require(has_kernels(host.type), "upload_weight",
+            std::string("no CUDA kernels for weight type ") + quant_traits(host.type).name);
+    const size_t bytes = host.nb[1] * size_t(host.n_rows());
+    void* d = device_alloc(bytes, "a weight");
+    weights_.push_back(d);
+    check(cudaMemcpy(d, host.data, bytes, cudaMemcpyHostToDevice), "uploading a weight");
+    return Weight{host, d};
+}
+
+ActBuffer CudaBackend::alloc_act(int64_t n_rows, int64_t n_cols) {
+    require(n_rows > 0 && n_cols > 0, "alloc_act", "shape must be positive");
+    // Rows 256 bytes apart keep every row 16-byte aligned for vector loads.
+    const int64_t stride = (n_cols + 63) / 64 * 64;
+    const size_t bytes = size_t(n_rows) * size_t(stride) * 4;
+    void* d = device_alloc(bytes, "activations");
+    check(cudaMemset(d, 0, bytes), "clearing activations");
+    std::shared_ptr<void> storage(d, [](void* p) { cudaFree(p); });
+    return ActBuffer(Act{static_cast<float*>(d), n_rows, n_cols, stride}, std::move(storage));
+}
+
+void CudaBackend::write_act(Act dst, const float* src) {
+    if (dst.n_rows == 0) return;
+    check(cudaMemcpy2DAsync(dst.data, size_t(dst.stride) * 4, src, size_t(dst.n_cols) * 4, size_t(dst.n_cols) * 4,
+                            size_t(dst.n_rows), cudaMemcpyHostToDevice, st(stream_)),
+          "write_act");
+    // The caller may reuse src as soon as we return.
+    check(cudaStreamSynchronize(st(stream_)), "write_act");
+}
+
+void CudaBackend::read_act(const Act& src, float* dst) {
+    if (src.n_rows == 0) return;
+    check(cudaMemcpy2DAsync(dst, size_t(src.n_cols) * 4, src.data, size_t(src.stride) * 4, size_t(src.n_cols) * 4,
+                            size_t(src.n_rows), cudaMemcpyDeviceToHost, st(stream_)),
+          "read_act");
+    check(cudaStreamSynchronize(st(stream_)), "read_act");
+}
+
+void CudaBackend::synchronize() {
+    check(cudaStreamSynchronize(st(stream_)), "synchronize (a kernel failed earlier)");
+    stage_used_ = 0;
+}
+
+void CudaBackend::get_rows(const Weight& table, std::span<const int32_t> ids, Act out) {
+    const TensorView& w = table.host;
+    require(out.n_cols == w.ne[0] && out.n_rows == int64_t(ids.size()), "get_rows",
+            "out " + shape(out) + " does not match " + std::to_string(ids.size()) + " rows of " + std::to_string(w.ne[0]));
+    for (int32_t id : ids)
+        require(id >= 0 && id < w.n_rows(), "get_rows", "row " + std::to_string(id) + " is outside the table");
+    if (ids.empty()) return;
+    const auto* d_ids = static_cast<const int32_t*>(stage(ids.data(), ids.size_bytes()));
+    cuda::get_rows(dev(table), d_ids, int(ids.size()), out, st(stream_));
+    check_launch("get_rows");
+}
+
+void CudaBackend::matmul(const Weight& w, const Act& x, Act y) {
+    require(x.n_cols == w.n_in() && y.n_cols == w.n_out() && x.n_rows == y.n_rows, "matmul",
+            "x " + shape(x) + " and y " + shape(y) + " do not fit weight [" + std::to_string(w.n_out()) + ", " +
+                std::to_string(w.n_in()) + "]");
+    if (x.n_rows == 0) return;
+    const DevWeight dw = dev(w);
+    if (x.n_rows > kMatvecMaxTokens) {
+        matmul_mma(dw, x, y, st(stream_));
+    } else if (matvec_q8_supported(w.type())) {
+        const size_t q_bytes = size_t(x.n_rows) * size_t(x.n_cols);
+        if (q_bytes > xq_cap_) {
+            check(cudaStreamSynchronize(st(stream_)), "cudaStreamSynchronize");
+            cudaFree(xq_);
+            cudaFree(xs_);
+            xq_ = nullptr;
+            xs_ = nullptr;
+            xq_cap_ = 0;
+            xq_ = static_cast<int8_t*>(device_alloc(q_bytes, "quantized activations"));
+            xs_ = device_alloc(q_bytes / 32 * sizeof(float4), "quantized activations");
+            xq_cap_ = q_bytes;
+        }
+        quantize_act_q8(x, xq_, static_cast<float4*>(xs_), st(stream_));
+        matvec_q8(dw, xq_, static_cast<const float4*>(xs_), int(x.n_rows), y, st(stream_));
+    } else {
+        matvec_float(dw, x, y, st(stream_));
+    }
+    check_launch("matmul");
+}
+
+void CudaBackend::rms_norm(const Act& x, const Weight& weight, float eps, Act out) {
+    require(weight.type() == GgmlType::F32 && weight.host.ne[0] == x.n_cols && out.n_cols == x.n_cols &&
+                out.n_rows == x.n_rows, "rms_norm", "x " + shape(x) + ", out " + shape(out) + " and an F32 weight of " +
+                std::to_string(weight.host.ne[0]) + " do not match");
+    if (x.n_rows == 0) return;
+    cuda::rms_norm(x, static_cast<const float*>(weight.device), eps, out, st(stream_));
+    check_launch("rms_norm");
+}
+
+void CudaBackend::rope(Act x, int n_head, int head_dim, std::span<const int32_t> pos, const RopeParams& p) {
+    require(x.n_cols == int64_t(n_head) * head_dim && int64_t(pos.size()) == x.n_rows, "rope",
+            "x " + shape(x) + " is not " + std::to_string(pos.size()) + " tokens of " + std::to_string(n_head) + " heads of " +
+                std::to_string(head_dim));
+    require(p.n_rot > 0 && p.n_rot % 2 == 0 && p.n_rot <= head_dim, "rope",
+            "n_rot " + std::to_string(p.n_rot) + " must be even and at most head_dim " + std::to_string(head_dim));
+    if (x.n_rows == 0) return;
+    // The angles come from the reference helper so every backend rotates by the same bits.
+    rope_cs_.resize(size_t(x.n_rows) * size_t(p.n_rot));
+    const ref::RopeCorrDims corr = ref::rope_yarn_corr_dims(p);
+    for (int64_t t = 0; t < x.n_rows; ++t) {
+        float* cs = rope_cs_.data() + t * p.n_rot;
+        ref::rope_cos_sin(p, corr, pos[size_t(t)], cs, cs + p.n_rot / 2);
+    }
+    const auto* d_cs = static_cast<const float*>(stage(rope_cs_.data(), rope_cs_.size() * sizeof(float)));
+    cuda::rope(x, n_head, head_dim, p.n_rot, p.mode == RopeParams::Mode::Neox, d_cs, st(stream_));
+    check_launch("rope");
+}
+
+void CudaBackend::free_mirror(KvMirror& m) {
+    for (KvLayer& l : m.layers) {
+        cudaFree(l.k);
+        cudaFree(l.v);
+        l = {nullptr, nullptr};
+    }
+}
+
+CudaBackend::KvLayer CudaBackend::kv_layer(const KvView& kv, int layer, const char* op) {
+    require(kv.type == GgmlType::F16 || kv.type == GgmlType::F32, op, "the KV cache must be F16 or F32");
+    require(layer >= 0 && size_t(layer) < kv.layers.size(), op, "layer " + std::to_string(layer) + " is not in the KV view");
+    const KvLayerView& l = kv.layers[size_t(layer)];
+    cudaPointerAttributes attr{};
+    if (cudaPointerGetAttributes(&attr, l.k) == cudaSuccess && attr.type == cudaMemoryTypeDevice) return {l.k, l.v};
+    cudaGetLastError();
+    // A host cache: use (or make) its device copy.
+    const void* key = kv.layers[0].k;
+    KvMirror& m = kv_mirrors_[key];
+    if (m.n_cells != kv.n_cells || m.n_kv_dim != kv.n_kv_dim || m.type != kv.type || m.layers.size() != kv.layers.size()) {
+        check(cudaStreamSynchronize(st(stream_)), "cudaStreamSynchronize");
+        free_mirror(m);
+        m.layers.assign(kv.layers.size(), KvLayer{nullptr, nullptr});
+        m.n_cells = kv.n_cells;
+        m.n_kv_dim = kv.n_kv_dim;
+        m.type = kv.type;
+    }
+    m.last_use = ++kv_clock_;
+    KvLayer& dl = m.layers[size_t(layer)];
+    if (!dl.k) {
+        const size_t bytes = size_t(kv.n_cells) * size_t(kv.n_kv_dim) * (kv.type == GgmlType::F16 ? 2 : 4);
+        dl.k = device_alloc(bytes, "the KV cache");
+        dl.v = device_alloc(bytes, "the KV cache");
+        check(cudaMemsetAsync(dl.k, 0, bytes, st(stream_)), "clearing the KV cache");
+        check(cudaMemsetAsync(dl.v, 0, bytes, st(stream_)), "clearing the KV cache");
+    }
+    // Caches that went away leave their copies behind: drop the least recently
+    // used beyond a generous count (one per live context is what is needed).
+    constexpr size_t kMaxMirrors = 16;
+    if (kv_mirrors_.size() > kMaxMirrors) {
+        check(cudaStreamSynchronize(st(stream_)), "cudaStreamSynchronize");
+        auto oldest = kv_mirrors_.begin();
+        for (auto it = kv_mirrors_.begin(); it != kv_mirrors_.end(); ++it)
+            if (it->second.last_use < oldest->second.last_use) oldest = it;
+        free_mirror(oldest->second);
+        kv_mirrors_.erase(oldest);
+    }
+    return kv_mirrors_.at(key).layers[size_t(layer)];
+}
+
+void CudaBackend::kv_store(const KvView& kv, int layer, const Act& k, const Act& v, std::span<const int32_t> cells) {
+    require(k.n_cols == kv.n_kv_dim && v.n_cols == kv.n_kv_dim && k.n_rows == v.n_rows && int64_t(cells.size()) == k.n_rows,
+            "kv_store", "k " + shape(k) + " / v " + shape(v) + " do not match the cache's n_kv_dim " + std::to_string(kv.n_kv_dim));
+    for (int32_t c : cells) require(c >= 0 && c < kv.n_cells, "kv_store", "cell " + std::to_string(c) + " is outside the cache");
+    if (cells.empty()) return;
+    const KvLayer l = kv_layer(kv, layer, "kv_store");
+    const auto* d_cells = static_cast<const int32_t*>(stage(cells.data(), cells.size_bytes()));
+    const bool f16 = kv.type == GgmlType::F16;
+    cuda::kv_store(l.k, f16, kv.n_kv_dim, k, d_cells, st(stream_));
+    cuda::kv_store(l.v, f16, kv.n_kv_dim, v, d_cells, st(stream_));
+    check_launch("kv_store");
+}
+
+void CudaBackend::attention(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
+                            std::span<const int32_t> pos, std::span<const int32_t> seq, Act out) {
+    require(p.n_head > 0 && p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0 && p.head_dim > 0 &&
+                p.head_dim <= kAttentionMaxHeadDim, "attention",
+            "heads " + std::to_string(p.n_head) + "/" + std::to_string(p.n_head_kv) + " of dimension " +
+                std::to_string(p.head_dim) + " (at most " + std::to_string(kAttentionMaxHeadDim) + ")");
+    require(q.n_cols == int64_t(p.n_head) * p.head_dim && out.n_cols == q.n_cols && out.n_rows == q.n_rows &&
+                int64_t(p.n_head_kv) * p.head_dim == kv.n_kv_dim && int64_t(pos.size()) == q.n_rows &&
+                int64_t(seq.size()) == q.n_rows, "attention", "q " + shape(q) + " / out " + shape(out) + " do not match the heads");
+    require(kv.n_scan >= 0 && kv.n_scan <= kv.n_cells, "attention", "n_scan is outside the cache");
+    for (int32_t s : seq) require(s >= 0 && s < 64, "attention", "sequence id " + std::to_string(s) + " is outside [0, 64)");
+    if (q.n_rows == 0) return;
+    const KvLayer l = kv_layer(kv, layer, "attention");
+    AttentionArgs a;
+    a.q = q;
+    a.out = out;
+    a.k = l.k;
+    a.v = l.v;
+    a.f16 = kv.type == GgmlType::F16;
+    a.n_kv_dim = kv.n_kv_dim;
+    a.n_scan = int(kv.n_scan);
+    if (kv.n_scan > 0) {
+        a.cell_pos = static_cast<const int32_t*>(stage(kv.cell_pos, size_t(kv.n_scan) * 4));
+        a.cell_seqs = static_cast<const uint64_t*>(stage(kv.cell_seqs, size_t(kv.n_scan) * 8));
+    }
+    a.tok_pos = static_cast<const int32_t*>(stage(pos.data(), pos.size_bytes()));
+    a.tok_seq = static_cast<const int32_t*>(stage(seq.data(), seq.size_bytes()));
+    a.n_head = p.n_head;
+    a.group = p.n_head / p.n_head_kv;
+    a.head_dim = p.head_dim;
+    a.scale = p.scale;
+    cuda::attention(a, st(stream_));
+    check_launch("attention");
+}
+
+void CudaBackend::swiglu(const Act& gate, const Act& up, Act out) {
+    require(gate.n_rows == up.n_rows && gate.n_cols == up.n_cols && out.n_rows == gate.n_rows && out.n_cols == gate.n_cols,
+            "swiglu", "gate " + shape(gate) + ", up " + shape(up) + ", out " + shape(out) + " differ");
+    if (gate.n_rows == 0) return;
+    cuda::swiglu(gate, up, out, st(stream_));
+    check_launch("swiglu");
+}
+
+void CudaBackend::add(const Act& a, const Act& b, Act out) {
+    require(a.n_rows == b.n_rows && a.n_cols == b.n_cols && out.n_rows == a.n_rows && out.n_cols == a.n_cols, "add",
+            "a " + shape(a) + ", b " + shape(b) + ", out " + shape(out) + " differ");
+    if (a.n_rows == 0) return;
+    cuda::add(a, b, out, st(stream_));
+    check_launch("add");
+}
+
+void CudaBackend::softmax(Act x) {
+    if (x.n_rows == 0) return;
+    cuda::softmax(x, st(stream_));
+    check_launch("softmax");
+}
+
+void CudaBackend::copy_rows(const Act& src, std::span<const int32_t> rows, Act out) {
+    require(out.n_cols == src.n_cols && out.n_rows == int64_t(rows.size()), "copy_rows",
+            "out " + shape(out) + " is not " + std::to_string(rows.size()) + " rows of " + std::to_string(src.n_cols));
+    for (int32_t r : rows) require(r >= 0 && r < src.n_rows, "copy_rows", "row " + std::to_string(r) + " is outside src");
+    if (rows.empty()) return;
+    const auto* d_rows = static_cast<const int32_t*>(stage(rows.data(), rows.size_bytes()));
+    cuda::copy_rows(src, d_rows, int(rows.size()), out, st(stream_));
+    check_launch("copy_rows");
+}
+
+}  // namespace kiln::cuda

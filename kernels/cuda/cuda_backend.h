@@ -1,0 +1,109 @@
+#pragma once
+// The CUDA backend: weights copied once into device memory as the GGUF blocks
+// they are, activations in device memory, every op a kernel on one stream
+// (kernels/cuda/*.cu). Host arrays an op needs (token ids, rope angles, cell
+// lists) go through a pinned staging arena that is recycled at synchronize().
+//
+// The KV cache: the engine's KvCache holds host memory; the backend keeps a
+// device copy of each layer it is asked about (made on first use, keyed by the
+// host K pointer of layer 0) and reads and writes only that copy. Layers run
+// on other backends keep using the host memory. Cell bookkeeping (positions,
+// sequence sets) is read from the host view at every attention call.
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+
+struct CUstream_st;
+
+namespace kiln::cuda {
+
+// A failed CUDA call or a missing device: what failed, and what to do.
+class CudaError : public BackendError {
+public:
+    using BackendError::BackendError;
+};
+
+struct CudaDeviceInfo {
+    int index = 0;
+    std::string name;
+    int cc_major = 0, cc_minor = 0;
+    size_t total_bytes = 0, free_bytes = 0;
+};
+// Every CUDA device (empty when there is no driver or no device).
+std::vector<CudaDeviceInfo> cuda_list_devices();
+
+struct CudaOptions {
+    int device = 0;
+};
+
+class CudaBackend final : public Backend {
+public:
+    explicit CudaBackend(const CudaOptions& options = {});
+    ~CudaBackend() override;
+    CudaBackend(const CudaBackend&) = delete;
+    CudaBackend& operator=(const CudaBackend&) = delete;
+
+    const char* name() const override { return "cuda"; }
+    const CudaDeviceInfo& device() const { return info_; }
+    // Device memory free now (for deciding what fits before allocating).
+    size_t free_bytes() const;
+
+    Weight upload_weight(const TensorView& host) override;
+    ActBuffer alloc_act(int64_t n_rows, int64_t n_cols) override;
+    void write_act(Act dst, const float* src) override;
+    void read_act(const Act& src, float* dst) override;
+    void synchronize() override;
+
+    void get_rows(const Weight& table, std::span<const int32_t> ids, Act out) override;
+    void matmul(const Weight& w, const Act& x, Act y) override;
+    void rms_norm(const Act& x, const Weight& weight, float eps, Act out) override;
+    void rope(Act x, int n_head, int head_dim, std::span<const int32_t> pos, const RopeParams& p) override;
+    void kv_store(const KvView& kv, int layer, const Act& k, const Act& v, std::span<const int32_t> cells) override;
+    void attention(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
+                   std::span<const int32_t> pos, std::span<const int32_t> seq, Act out) override;
+    void swiglu(const Act& gate, const Act& up, Act out) override;
+    void add(const Act& a, const Act& b, Act out) override;
+    void softmax(Act x) override;
+    void copy_rows(const Act& src, std::span<const int32_t> rows, Act out) override;
+
+private:
+    // Copies `bytes` of host data to device memory valid until synchronize().
+    void* stage(const void* src, size_t bytes);
+    void* device_alloc(size_t bytes, const char* what);
+    void check_launch(const char* op) const;
+    struct KvLayer {
+        void* k;
+        void* v;
+    };
+    KvLayer kv_layer(const KvView& kv, int layer, const char* op);
+
+    CudaDeviceInfo info_;
+    CUstream_st* stream_ = nullptr;
+    std::vector<void*> weights_;  // freed with the backend (activations free themselves)
+    // Staging: pinned host bytes and their device twin, bump-allocated.
+    uint8_t* stage_host_ = nullptr;
+    uint8_t* stage_dev_ = nullptr;
+    size_t stage_cap_ = 0, stage_used_ = 0;
+    // q8 activations for the matrix-vector path, grown on demand.
+    int8_t* xq_ = nullptr;
+    void* xs_ = nullptr;
+    size_t xq_cap_ = 0;
+    // Device copies of host KV caches (see the header comment).
+    struct KvMirror {
+        int64_t n_cells = 0, n_kv_dim = 0;
+        GgmlType type = GgmlType::F16;
+        std::vector<KvLayer> layers;  // {nullptr, nullptr} until first used
+        uint64_t last_use = 0;
+    };
+    std::map<const void*, KvMirror> kv_mirrors_;
+    uint64_t kv_clock_ = 0;
+    void free_mirror(KvMirror& m);
+    std::vector<float> rope_cs_;  // host scratch for the rope table
+};
+
+}  // namespace kiln::cuda

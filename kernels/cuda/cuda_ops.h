@@ -1,0 +1,68 @@
+#pragma once
+// Launchers of the CUDA kernels (kernels/cuda/*.cu). CudaBackend checks shapes
+// and stages host arrays; these only enqueue work on `stream`. Every pointer
+// here is device memory; Acts are device activations (rows 16-byte aligned).
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "formats/ggml_type.h"
+#include "kernels/tensor_view.h"
+
+namespace kiln::cuda {
+
+// A weight matrix in device memory: n_out rows of n_in elements, row_bytes apart.
+struct DevWeight {
+    GgmlType type;
+    const void* data;
+    size_t row_bytes;
+    int64_t n_in, n_out;
+};
+
+// True for the types the q8 matrix-vector kernel reads (block-quantized ones).
+bool matvec_q8_supported(GgmlType type);
+// Token counts up to this go through the matrix-vector kernels (the decode path).
+inline constexpr int kMatvecMaxTokens = 8;
+
+// Q8_1-style activations: per 32 values, int8 q and (d, d*sum(q[0..15]), d*sum(q[16..31])).
+// xq holds (n_tok, n_in) int8, xs (n_tok, n_in / 32) float4.
+void quantize_act_q8(const Act& x, int8_t* xq, float4* xs, cudaStream_t stream);
+// y (n_tok <= kMatvecMaxTokens rows) = x · W^T with x given quantized (dp4a dot products).
+void matvec_q8(const DevWeight& w, const int8_t* xq, const float4* xs, int n_tok, Act y, cudaStream_t stream);
+// y = x · W^T for F32/F16/BF16 weights and float activations, n_tok <= kMatvecMaxTokens.
+void matvec_float(const DevWeight& w, const Act& x, Act y, cudaStream_t stream);
+// y = x · W^T for any token count: weight tiles dequantized to F16 in shared
+// memory and multiplied on the tensor cores (F32 accumulation).
+void matmul_mma(const DevWeight& w, const Act& x, Act y, cudaStream_t stream);
+
+// out[t, :] = dequantized row ids[t] of the table.
+void get_rows(const DevWeight& table, const int32_t* ids, int n_ids, Act out, cudaStream_t stream);
+void rms_norm(const Act& x, const float* weight, float eps, Act out, cudaStream_t stream);
+// cs: per token n_rot floats, cos of the n_rot/2 pairs then their sin.
+void rope(Act x, int n_head, int head_dim, int n_rot, bool neox, const float* cs, cudaStream_t stream);
+// Rows of src go to rows cells[t] of dst ((n_cells, n_kv_dim) of F16 or F32).
+void kv_store(void* dst, bool f16, int64_t n_kv_dim, const Act& src, const int32_t* cells, cudaStream_t stream);
+void swiglu(const Act& gate, const Act& up, Act out, cudaStream_t stream);
+void add(const Act& a, const Act& b, Act out, cudaStream_t stream);
+void softmax(Act x, cudaStream_t stream);
+void copy_rows(const Act& src, const int32_t* rows, int n_rows, Act out, cudaStream_t stream);
+
+struct AttentionArgs {
+    Act q, out;                  // (n_tok, n_head * head_dim)
+    const void* k = nullptr;     // (n_cells, n_kv_dim)
+    const void* v = nullptr;
+    bool f16 = true;
+    int64_t n_kv_dim = 0;
+    int n_scan = 0;
+    const int32_t* cell_pos = nullptr;    // (n_scan)
+    const uint64_t* cell_seqs = nullptr;  // (n_scan)
+    const int32_t* tok_pos = nullptr;     // (n_tok)
+    const int32_t* tok_seq = nullptr;     // (n_tok)
+    int n_head = 0, group = 1, head_dim = 0;
+    float scale = 1.0f;
+};
+inline constexpr int kAttentionMaxHeadDim = 256;
+void attention(const AttentionArgs& a, cudaStream_t stream);
+
+}  // namespace kiln::cuda

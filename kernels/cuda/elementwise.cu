@@ -1,0 +1,157 @@
+// Row-wise and elementwise ops: embedding lookup, RMSNorm, RoPE, KV store,
+// SwiGLU, add, softmax, row gather. Grids put rows on blockIdx.y (at most
+// 65535 rows per launch: batches are far smaller) and columns on x.
+#include <cuda_fp16.h>
+
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/quant_chunk.cuh"
+
+namespace kiln::cuda {
+
+namespace {
+
+template <class T>
+__global__ void get_rows_kernel(const uint8_t* __restrict__ table, size_t row_bytes, int64_t n_cols,
+                                const int32_t* __restrict__ ids, float* __restrict__ out, int64_t out_stride) {
+    const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // chunk of 32
+    if (c * 32 >= n_cols) return;
+    const int64_t t = blockIdx.y;
+    float v[32];
+    Dequant<T>::run(table + int64_t(ids[t]) * row_bytes, c, n_cols, v);
+    float* o = out + t * out_stride + c * 32;
+#pragma unroll
+    for (int j = 0; j < 32; ++j)
+        if (c * 32 + j < n_cols) o[j] = v[j];
+}
+
+__global__ void rms_norm_kernel(const float* __restrict__ x, int64_t x_stride, const float* __restrict__ w,
+                                int64_t n, float eps, float* out, int64_t out_stride) {
+    __shared__ float scratch[32];
+    const float* xr = x + int64_t(blockIdx.x) * x_stride;
+    float ss = 0.0f;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
+    ss = block_sum(ss, scratch);
+    const float scale = 1.0f / sqrtf(ss / float(n) + eps);
+    float* o = out + int64_t(blockIdx.x) * out_stride;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * scale * w[i];
+}
+
+// Thread per (head, pair) of one token.
+__global__ void rope_kernel(float* x, int64_t x_stride, int n_head, int head_dim, int n_rot, bool neox,
+                            const float* __restrict__ cs) {
+    const int half = n_rot / 2;
+    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= n_head * half) return;
+    const int h = idx / half, i = idx % half;
+    const int64_t t = blockIdx.y;
+    float* v = x + t * x_stride + int64_t(h) * head_dim;
+    const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+    const float c = cs[t * n_rot + i], s = cs[t * n_rot + half + i];
+    const float x0 = v[a], x1 = v[b];
+    v[a] = x0 * c - x1 * s;
+    v[b] = x0 * s + x1 * c;
+}
+
+__global__ void kv_store_kernel(void* dst, bool f16, int64_t n_kv_dim, const float* __restrict__ src,
+                                int64_t src_stride, const int32_t* __restrict__ cells) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n_kv_dim) return;
+    const int64_t t = blockIdx.y;
+    const float v = src[t * src_stride + i];
+    const int64_t at = int64_t(cells[t]) * n_kv_dim + i;
+    if (f16)
+        static_cast<__half*>(dst)[at] = __float2half_rn(v);
+    else
+        static_cast<float*>(dst)[at] = v;
+}
+
+__global__ void swiglu_kernel(const float* g, int64_t g_stride, const float* u, int64_t u_stride, float* o,
+                              int64_t o_stride, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const int64_t t = blockIdx.y;
+    const float gv = g[t * g_stride + i];
+    o[t * o_stride + i] = gv / (1.0f + expf(-gv)) * u[t * u_stride + i];
+}
+
+__global__ void add_kernel(const float* a, int64_t a_stride, const float* b, int64_t b_stride, float* o,
+                           int64_t o_stride, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const int64_t t = blockIdx.y;
+    o[t * o_stride + i] = a[t * a_stride + i] + b[t * b_stride + i];
+}
+
+__global__ void softmax_kernel(float* x, int64_t stride, int64_t n) {
+    __shared__ float scratch[32];
+    float* r = x + int64_t(blockIdx.x) * stride;
+    float m = -INFINITY;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) m = fmaxf(m, r[i]);
+    m = block_max(m, scratch);
+    float s = 0.0f;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        const float e = expf(r[i] - m);
+        r[i] = e;
+        s += e;
+    }
+    s = block_sum(s, scratch);
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) r[i] /= s;
+}
+
+__global__ void copy_rows_kernel(const float* __restrict__ src, int64_t src_stride, const int32_t* __restrict__ rows,
+                                 float* __restrict__ out, int64_t out_stride, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    out[int64_t(blockIdx.y) * out_stride + i] = src[int64_t(rows[blockIdx.y]) * src_stride + i];
+}
+
+constexpr int kThreads = 256;
+
+}  // namespace
+
+void get_rows(const DevWeight& table, const int32_t* ids, int n_ids, Act out, cudaStream_t stream) {
+    const dim3 grid(grid_1d((table.n_in + 31) / 32, 64), unsigned(n_ids));
+    const auto* td = static_cast<const uint8_t*>(table.data);
+    dispatch_weight_type(table.type, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        get_rows_kernel<T><<<grid, 64, 0, stream>>>(td, table.row_bytes, table.n_in, ids, out.data, out.stride);
+    });
+}
+
+void rms_norm(const Act& x, const float* weight, float eps, Act out, cudaStream_t stream) {
+    rms_norm_kernel<<<unsigned(x.n_rows), kThreads, 0, stream>>>(x.data, x.stride, weight, x.n_cols, eps, out.data,
+                                                                 out.stride);
+}
+
+void rope(Act x, int n_head, int head_dim, int n_rot, bool neox, const float* cs, cudaStream_t stream) {
+    const dim3 grid(grid_1d(int64_t(n_head) * (n_rot / 2), 128), unsigned(x.n_rows));
+    rope_kernel<<<grid, 128, 0, stream>>>(x.data, x.stride, n_head, head_dim, n_rot, neox, cs);
+}
+
+void kv_store(void* dst, bool f16, int64_t n_kv_dim, const Act& src, const int32_t* cells, cudaStream_t stream) {
+    const dim3 grid(grid_1d(n_kv_dim, kThreads), unsigned(src.n_rows));
+    kv_store_kernel<<<grid, kThreads, 0, stream>>>(dst, f16, n_kv_dim, src.data, src.stride, cells);
+}
+
+void swiglu(const Act& gate, const Act& up, Act out, cudaStream_t stream) {
+    const dim3 grid(grid_1d(gate.n_cols, kThreads), unsigned(gate.n_rows));
+    swiglu_kernel<<<grid, kThreads, 0, stream>>>(gate.data, gate.stride, up.data, up.stride, out.data, out.stride,
+                                                 gate.n_cols);
+}
+
+void add(const Act& a, const Act& b, Act out, cudaStream_t stream) {
+    const dim3 grid(grid_1d(a.n_cols, kThreads), unsigned(a.n_rows));
+    add_kernel<<<grid, kThreads, 0, stream>>>(a.data, a.stride, b.data, b.stride, out.data, out.stride, a.n_cols);
+}
+
+void softmax(Act x, cudaStream_t stream) {
+    softmax_kernel<<<unsigned(x.n_rows), kThreads, 0, stream>>>(x.data, x.stride, x.n_cols);
+}
+
+void copy_rows(const Act& src, const int32_t* rows, int n_rows, Act out, cudaStream_t stream) {
+    const dim3 grid(grid_1d(src.n_cols, kThreads), unsigned(n_rows));
+    copy_rows_kernel<<<grid, kThreads, 0, stream>>>(src.data, src.stride, rows, out.data, out.stride, src.n_cols);
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,208 @@
+// The decode path: y = x · W^T for a handful of tokens, bound by reading W once.
+// Block-quantized weights meet 8-bit activations (Q8_1-style: int8 per value,
+// a float scale per 32) in dp4a dot products; each warp owns one output row
+// and its lanes walk the row's 32-element chunks, so one chunk is decoded once
+// for every token of the batch.
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/quant_chunk.cuh"
+
+namespace kiln::cuda {
+
+namespace {
+
+constexpr int kWarps = 4;  // rows per block
+
+// One warp per 32-element chunk of one token.
+__global__ void quantize_q8_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_chunks, int64_t n_tok,
+                                   int8_t* __restrict__ xq, float4* __restrict__ xs) {
+    const int64_t gw = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+    const int lane = threadIdx.x & 31;
+    if (gw >= n_chunks * n_tok) return;
+    const int64_t t = gw / n_chunks, c = gw % n_chunks;
+    const float v = x[t * x_stride + c * 32 + lane];
+    const float amax = warp_max(fabsf(v));
+    const float d = amax / 127.0f;
+    const int q = amax == 0.0f ? 0 : __float2int_rn(v / d);
+    xq[t * n_chunks * 32 + c * 32 + lane] = int8_t(q);
+    // Sums of each 16-lane half.
+    float s = float(q);
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    const float s_hi = __shfl_sync(0xffffffffu, s, 16);
+    if (lane == 0) xs[t * n_chunks + c] = make_float4(d, d * s, d * s_hi, 0.0f);
+}
+
+template <class T, int kMaxTok>
+__global__ void __launch_bounds__(kWarps * 32)
+    matvec_q8_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t n_out,
+                     const int8_t* __restrict__ xq, const float4* __restrict__ xs, int n_tok, float* __restrict__ y,
+                     int64_t y_stride) {
+    const int64_t row = int64_t(blockIdx.x) * kWarps + threadIdx.y;
+    const int lane = threadIdx.x;
+    if (row >= n_out) return;
+    const uint8_t* wr = w + row * row_bytes;
+    constexpr int kChunks = T::kBlock / 32;
+    float acc[kMaxTok];
+#pragma unroll
+    for (int t = 0; t < kMaxTok; ++t) acc[t] = 0.0f;
+    for (int64_t c = lane; c < n_chunks; c += 32) {
+        int q[8];
+        float a[2], o[2];
+        T::chunk(wr + (c / kChunks) * T::kBytes, int(c % kChunks), q, a, o);
+#pragma unroll
+        for (int t = 0; t < kMaxTok; ++t) {
+            if (t >= n_tok) break;
+            const int4* xp = reinterpret_cast<const int4*>(xq + (t * n_chunks + c) * 32);
+            const int4 x0 = xp[0], x1 = xp[1];
+            int s0 = __dp4a(q[0], x0.x, 0);
+            s0 = __dp4a(q[1], x0.y, s0);
+            s0 = __dp4a(q[2], x0.z, s0);
+            s0 = __dp4a(q[3], x0.w, s0);
+            int s1 = __dp4a(q[4], x1.x, 0);
+            s1 = __dp4a(q[5], x1.y, s1);
+            s1 = __dp4a(q[6], x1.z, s1);
+            s1 = __dp4a(q[7], x1.w, s1);
+            const float4 ds = xs[t * n_chunks + c];
+            acc[t] += ds.x * (a[0] * float(s0) + a[1] * float(s1)) + o[0] * ds.y + o[1] * ds.z;
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < kMaxTok; ++t) {
+        if (t >= n_tok) break;
+        const float s = warp_sum(acc[t]);
+        if (lane == 0) y[t * y_stride + row] = s;
+    }
+}
+
+// Float weights with float activations: 8 elements per lane per step when
+// rows allow 16-byte loads, single elements otherwise (and for the tail).
+template <class T>
+__device__ __forceinline__ void load8(const uint8_t* row, int64_t i, float (&v)[8]);
+template <>
+__device__ __forceinline__ void load8<F32>(const uint8_t* row, int64_t i, float (&v)[8]) {
+    const float4* p = reinterpret_cast<const float4*>(reinterpret_cast<const float*>(row) + i);
+    const float4 a = p[0], b = p[1];
+    v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+    v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+}
+template <>
+__device__ __forceinline__ void load8<F16>(const uint8_t* row, int64_t i, float (&v)[8]) {
+    const uint4 u = *reinterpret_cast<const uint4*>(reinterpret_cast<const __half*>(row) + i);
+    const __half2* h = reinterpret_cast<const __half2*>(&u);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        const float2 f = __half22float2(h[k]);
+        v[2 * k] = f.x;
+        v[2 * k + 1] = f.y;
+    }
+}
+template <>
+__device__ __forceinline__ void load8<BF16>(const uint8_t* row, int64_t i, float (&v)[8]) {
+    const uint4 u = *reinterpret_cast<const uint4*>(reinterpret_cast<const __nv_bfloat16*>(row) + i);
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        v[2 * k] = __uint_as_float(w[k] << 16);
+        v[2 * k + 1] = __uint_as_float(w[k] & 0xFFFF0000u);
+    }
+}
+
+template <class T, int kMaxTok>
+__global__ void __launch_bounds__(kWarps * 32)
+    matvec_float_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t n_in, int64_t n_out,
+                        const float* __restrict__ x, int64_t x_stride, int n_tok, float* __restrict__ y,
+                        int64_t y_stride, bool vec) {
+    const int64_t row = int64_t(blockIdx.x) * kWarps + threadIdx.y;
+    const int lane = threadIdx.x;
+    if (row >= n_out) return;
+    const uint8_t* wr = w + row * row_bytes;
+    float acc[kMaxTok];
+#pragma unroll
+    for (int t = 0; t < kMaxTok; ++t) acc[t] = 0.0f;
+    int64_t i0 = 0;
+    if (vec) {
+        const int64_t n8 = n_in / 8;
+        for (int64_t g = lane; g < n8; g += 32) {
+            float v[8];
+            load8<T>(wr, g * 8, v);
+#pragma unroll
+            for (int t = 0; t < kMaxTok; ++t) {
+                if (t >= n_tok) break;
+                const float4* xp = reinterpret_cast<const float4*>(x + t * x_stride + g * 8);
+                const float4 a = xp[0], b = xp[1];
+                acc[t] += v[0] * a.x + v[1] * a.y + v[2] * a.z + v[3] * a.w + v[4] * b.x + v[5] * b.y + v[6] * b.z +
+                          v[7] * b.w;
+            }
+        }
+        i0 = n8 * 8;
+    }
+    for (int64_t i = i0 + lane; i < n_in; i += 32) {
+        const float wv = T::at(wr, i);
+#pragma unroll
+        for (int t = 0; t < kMaxTok; ++t) {
+            if (t >= n_tok) break;
+            acc[t] += wv * x[t * x_stride + i];
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < kMaxTok; ++t) {
+        if (t >= n_tok) break;
+        const float s = warp_sum(acc[t]);
+        if (lane == 0) y[t * y_stride + row] = s;
+    }
+}
+
+}  // namespace
+
+bool matvec_q8_supported(GgmlType type) {
+    bool quant = false;
+    dispatch_weight_type(type, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        quant = kBlockQuant<T>;
+    });
+    return quant;
+}
+
+void quantize_act_q8(const Act& x, int8_t* xq, float4* xs, cudaStream_t stream) {
+    const int64_t n_chunks = x.n_cols / 32;
+    const int64_t threads = n_chunks * x.n_rows * 32;
+    quantize_q8_kernel<<<grid_1d(threads, 256), 256, 0, stream>>>(x.data, x.stride, n_chunks, x.n_rows, xq, xs);
+}
+
+void matvec_q8(const DevWeight& w, const int8_t* xq, const float4* xs, int n_tok, Act y, cudaStream_t stream) {
+    const dim3 block(32, kWarps), grid(grid_1d(w.n_out, kWarps));
+    const auto* wd = static_cast<const uint8_t*>(w.data);
+    dispatch_weight_type(w.type, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        if constexpr (kBlockQuant<T>) {
+            if (n_tok == 1)
+                matvec_q8_kernel<T, 1><<<grid, block, 0, stream>>>(wd, w.row_bytes, w.n_in / 32, w.n_out, xq, xs, 1,
+                                                                   y.data, y.stride);
+            else
+                matvec_q8_kernel<T, kMatvecMaxTokens><<<grid, block, 0, stream>>>(
+                    wd, w.row_bytes, w.n_in / 32, w.n_out, xq, xs, n_tok, y.data, y.stride);
+        }
+    });
+}
+
+void matvec_float(const DevWeight& w, const Act& x, Act y, cudaStream_t stream) {
+    const dim3 block(32, kWarps), grid(grid_1d(w.n_out, kWarps));
+    const auto* wd = static_cast<const uint8_t*>(w.data);
+    // 16-byte loads need rows (and activation rows) that start 16-byte aligned.
+    const bool vec = w.n_in % 8 == 0 && x.stride % 4 == 0;
+    const int n_tok = int(x.n_rows);
+    dispatch_weight_type(w.type, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        if constexpr (!kBlockQuant<T>) {
+            if (n_tok == 1)
+                matvec_float_kernel<T, 1><<<grid, block, 0, stream>>>(wd, w.row_bytes, w.n_in, w.n_out, x.data,
+                                                                      x.stride, 1, y.data, y.stride, vec);
+            else
+                matvec_float_kernel<T, kMatvecMaxTokens><<<grid, block, 0, stream>>>(
+                    wd, w.row_bytes, w.n_in, w.n_out, x.data, x.stride, n_tok, y.data, y.stride, vec);
+        }
+    });
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,311 @@
+#pragma once
+// Device-side readers of the GGUF quant blocks (layouts: formats/quant_blocks.h),
+// one struct per type, all speaking one shape: chunk c (32 consecutive
+// elements) of a block as 32 signed 8-bit integers q packed four to a word,
+// plus per 16-element half h a scale a[h] and offset b[h], so that
+//     element j = a[j / 16] * q[j] + b[j / 16].
+// Every block type fits that form (the K-quants' sub-block scales and mins
+// are per 16 or per 32 elements), which lets one dp4a matrix-vector kernel and
+// one dequantizing tensor-core kernel serve all of them.
+//
+// Blocks start only 2-byte aligned (a Q4_0 block is 18 bytes), so words are
+// read as two 16-bit halves.
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "formats/ggml_type.h"
+
+namespace kiln::cuda {
+
+__device__ __forceinline__ uint32_t ld32(const uint8_t* p) {
+    const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
+    return uint32_t(h[0]) | (uint32_t(h[1]) << 16);
+}
+__device__ __forceinline__ float ldh(const uint8_t* p) {
+    return __half2float(*reinterpret_cast<const __half*>(p));
+}
+// Bits 0..3 of h to bit 4 of bytes 0..3 (the fifth bit of Q5 quants).
+__device__ __forceinline__ uint32_t spread4(uint32_t h) {
+    return ((h & 1u) << 4) | ((h & 2u) << 11) | ((h & 4u) << 18) | ((h & 8u) << 25);
+}
+__device__ __forceinline__ int sub4(uint32_t x, uint32_t y) { return int(__vsub4(x, y)); }
+
+// x = d * (q - 8); low nibbles are elements 0..15, high nibbles 16..31.
+struct Q4_0 {
+    static constexpr int kBlock = 32, kBytes = 18;
+    __device__ static void chunk(const uint8_t* b, int, int (&w)[8], float (&a)[2], float (&o)[2]) {
+        const float d = ldh(b);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const uint32_t u = ld32(b + 2 + 4 * i);
+            w[i] = sub4(u & 0x0F0F0F0Fu, 0x08080808u);
+            w[4 + i] = sub4((u >> 4) & 0x0F0F0F0Fu, 0x08080808u);
+        }
+        a[0] = a[1] = d;
+        o[0] = o[1] = 0.0f;
+    }
+};
+
+// x = d * q + m.
+struct Q4_1 {
+    static constexpr int kBlock = 32, kBytes = 20;
+    __device__ static void chunk(const uint8_t* b, int, int (&w)[8], float (&a)[2], float (&o)[2]) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const uint32_t u = ld32(b + 4 + 4 * i);
+            w[i] = int(u & 0x0F0F0F0Fu);
+            w[4 + i] = int((u >> 4) & 0x0F0F0F0Fu);
+        }
+        a[0] = a[1] = ldh(b);
+        o[0] = o[1] = ldh(b + 2);
+    }
+};
+
+// x = d * (q - 16); the fifth bit of element j is bit j of qh.
+struct Q5_0 {
+    static constexpr int kBlock = 32, kBytes = 22;
+    __device__ static void chunk(const uint8_t* b, int, int (&w)[8], float (&a)[2], float (&o)[2]) {
+        const uint32_t qh = ld32(b + 2);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const uint32_t u = ld32(b + 6 + 4 * i);
+            w[i] = sub4((u & 0x0F0F0F0Fu) | spread4(qh >> (4 * i)), 0x10101010u);
+            w[4 + i] = sub4(((u >> 4) & 0x0F0F0F0Fu) | spread4(qh >> (16 + 4 * i)), 0x10101010u);
+        }
+        a[0] = a[1] = ldh(b);
+        o[0] = o[1] = 0.0f;
+    }
+};
+
+// x = d * q + m, bits as Q5_0.
+struct Q5_1 {
+    static constexpr int kBlock = 32, kBytes = 24;
+    __device__ static void chunk(const uint8_t* b, int, int (&w)[8], float (&a)[2], float (&o)[2]) {
+        const uint32_t qh = ld32(b + 4);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const uint32_t u = ld32(b + 8 + 4 * i);
+            w[i] = int((u & 0x0F0F0F0Fu) | spread4(qh >> (4 * i)));
+            w[4 + i] = int(((u >> 4) & 0x0F0F0F0Fu) | spread4(qh >> (16 + 4 * i)));
+        }
+        a[0] = a[1] = ldh(b);
+        o[0] = o[1] = ldh(b + 2);
+    }
+};
+
+struct Q8_0 {
+    static constexpr int kBlock = 32, kBytes = 34;
+    __device__ static void chunk(const uint8_t* b, int, int (&w)[8], float (&a)[2], float (&o)[2]) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) w[i] = int(ld32(b + 2 + 4 * i));
+        a[0] = a[1] = ldh(b);
+        o[0] = o[1] = 0.0f;
+    }
+};
+
+// Chunk c of 8: 2-bit q in qs[32 * (c / 4) + l] at bits 2 * (c % 4); the
+// 16-element sub-blocks 2c, 2c+1 have scale (low nibble) and min (high nibble).
+struct Q2_K {
+    static constexpr int kBlock = 256, kBytes = 84;
+    __device__ static void chunk(const uint8_t* b, int c, int (&w)[8], float (&a)[2], float (&o)[2]) {
+        const uint8_t* qs = b + 16 + 32 * (c >> 2);
+        const int s = 2 * (c & 3);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) w[i] = int((ld32(qs + 4 * i) >> s) & 0x03030303u);
+        const float d = ldh(b + 80), dmin = ldh(b + 82);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const uint8_t sc = b[2 * c + h];
+            a[h] = d * float(sc & 0xF);
+            o[h] = -dmin * float(sc >> 4);
+        }
+    }
+};
+
+// Low 2 bits as Q2_K; high bit of element 32c + l is hmask[l] bit c, and a
+// clear high bit means q - 4. Signed 6-bit scales per 16 elements.
+struct Q3_K {
+    static constexpr int kBlock = 256, kBytes = 110;
+    __device__ static int scale(const uint8_t* sc, int j) {
+        const int low = j < 8 ? (sc[j] & 0xF) : (sc[j - 8] >> 4);
+        const int high = (sc[8 + (j & 3)] >> (2 * (j >> 2))) & 3;
+        return (low | (high << 4)) - 32;
+    }
+    __device__ static void chunk(const uint8_t* b, int c, int (&w)[8], float (&a)[2], float (&o)[2]) {
+        const uint8_t* qs = b + 32 + 32 * (c >> 2);
+        const int s = 2 * (c & 3);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            const uint32_t low = (ld32(qs + 4 * i) >> s) & 0x03030303u;
+            const uint32_t hb = (ld32(b + 4 * i) >> c) & 0x01010101u;
+            w[i] = sub4(low | (hb << 2), 0x04040404u);
+        }
+        const float d = ldh(b + 108);
+        a[0] = d * float(scale(b + 96, 2 * c));
+        a[1] = d * float(scale(b + 96, 2 * c + 1));
+        o[0] = o[1] = 0.0f;
+    }
+};
+
+// The 6-bit scale and min of sub-block j of a Q4_K/Q5_K block (get_scale_min_k4).
+__device__ __forceinline__ void scale_min_k4(int j, const uint8_t* q, float* sc, float* m) {
+    if (j < 4) {
+        *sc = float(q[j] & 63);
+        *m = float(q[j + 4] & 63);
+    } else {
+        *sc = float((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = float((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+// Chunk c: nibble (c odd: high) of qs[32 * (c / 2) + l]; x = d*sc*q - dmin*m.
+struct Q4_K {
+    static constexpr int kBlock = 256, kBytes = 144;
+    __device__ static void chunk(const uint8_t* b, int c, int (&w)[8], float (&a)[2], float (&o)[2]) {
+        const uint8_t* qs = b + 16 + 32 * (c >> 1);
+        const int s = 4 * (c & 1);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) w[i] = int((ld32(qs + 4 * i) >> s) & 0x0F0F0F0Fu);
+        float sc, m;
+        scale_min_k4(c, b + 4, &sc, &m);
+        a[0] = a[1] = ldh(b) * sc;
+        o[0] = o[1] = -ldh(b + 2) * m;
+    }
+};
+
+// As Q4_K plus the fifth bit of element 32c + l in qh[l] bit c.
+struct Q5_K {
+    static constexpr int kBlock = 256, kBytes = 176;
+    __device__ static void chunk(const uint8_t* b, int c, int (&w)[8], float (&a)[2], float (&o)[2]) {
+        const uint8_t* qs = b + 48 + 32 * (c >> 1);
+        const int s = 4 * (c & 1);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            const uint32_t hb = (ld32(b + 16 + 4 * i) >> c) & 0x01010101u;
+            w[i] = int(((ld32(qs + 4 * i) >> s) & 0x0F0F0F0Fu) | (hb << 4));
+        }
+        float sc, m;
+        scale_min_k4(c, b + 4, &sc, &m);
+        a[0] = a[1] = ldh(b) * sc;
+        o[0] = o[1] = -ldh(b + 2) * m;
+    }
+};
+
+// Chunk c = 4h + k of the 128-halves h: low nibble (k < 2) or high nibble of
+// ql[64h + 32(k & 1) + l], top two bits at 2k of qh[32h + l]; x = d*sc*(q - 32).
+struct Q6_K {
+    static constexpr int kBlock = 256, kBytes = 210;
+    __device__ static void chunk(const uint8_t* b, int c, int (&w)[8], float (&a)[2], float (&o)[2]) {
+        const int h = c >> 2, k = c & 3;
+        const uint8_t* ql = b + 64 * h + 32 * (k & 1);
+        const uint8_t* qh = b + 128 + 32 * h;
+        const int sl = 4 * (k >> 1), shh = 2 * k;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            const uint32_t low = (ld32(ql + 4 * i) >> sl) & 0x0F0F0F0Fu;
+            const uint32_t high = ((ld32(qh + 4 * i) >> shh) & 0x03030303u) << 4;
+            w[i] = sub4(low | high, 0x20202020u);
+        }
+        const float d = ldh(b + 208);
+        const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
+        a[0] = d * float(sc[2 * c]);
+        a[1] = d * float(sc[2 * c + 1]);
+        o[0] = o[1] = 0.0f;
+    }
+};
+
+// 32 dequantized floats of chunk `c` (elements 32c..32c+31) of a block-quantized row.
+template <class T>
+__device__ __forceinline__ void dequant32(const uint8_t* row, int64_t c, int64_t /*n_in*/, float (&out)[32]) {
+    constexpr int kChunks = T::kBlock / 32;
+    int w[8];
+    float a[2], o[2];
+    T::chunk(row + (c / kChunks) * T::kBytes, int(c % kChunks), w, a, o);
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+        const int q = int(int8_t(uint32_t(w[j >> 2]) >> (8 * (j & 3))));
+        out[j] = a[j >> 4] * float(q) + o[j >> 4];
+    }
+}
+
+// Plain float types: element i of a row; elements past n_in read as 0.
+struct F32 {
+    __device__ static float at(const uint8_t* row, int64_t i) { return reinterpret_cast<const float*>(row)[i]; }
+};
+struct F16 {
+    __device__ static float at(const uint8_t* row, int64_t i) {
+        return __half2float(reinterpret_cast<const __half*>(row)[i]);
+    }
+};
+struct BF16 {
+    __device__ static float at(const uint8_t* row, int64_t i) {
+        return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(row)[i]);
+    }
+};
+template <class T>
+__device__ __forceinline__ void dequant32_float(const uint8_t* row, int64_t c, int64_t n_in, float (&out)[32]) {
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+        const int64_t i = c * 32 + j;
+        out[j] = i < n_in ? T::at(row, i) : 0.0f;
+    }
+}
+
+template <class T>
+inline constexpr bool kBlockQuant = !std::is_same_v<T, F32> && !std::is_same_v<T, F16> && !std::is_same_v<T, BF16>;
+
+// One entry point per weight type for the dequantizing kernels.
+template <class T>
+struct Dequant {
+    __device__ static void run(const uint8_t* row, int64_t c, int64_t n_in, float (&out)[32]) {
+        dequant32<T>(row, c, n_in, out);
+    }
+};
+template <>
+struct Dequant<F32> {
+    __device__ static void run(const uint8_t* row, int64_t c, int64_t n_in, float (&out)[32]) {
+        dequant32_float<F32>(row, c, n_in, out);
+    }
+};
+template <>
+struct Dequant<F16> {
+    __device__ static void run(const uint8_t* row, int64_t c, int64_t n_in, float (&out)[32]) {
+        dequant32_float<F16>(row, c, n_in, out);
+    }
+};
+template <>
+struct Dequant<BF16> {
+    __device__ static void run(const uint8_t* row, int64_t c, int64_t n_in, float (&out)[32]) {
+        dequant32_float<BF16>(row, c, n_in, out);
+    }
+};
+
+template <class T>
+struct Tag {
+    using type = T;
+};
+// Calls f(Tag<T>{}) with the reader type T of `type`; false when the type has none.
+template <class F>
+bool dispatch_weight_type(GgmlType type, F&& f) {
+    switch (type) {
+        case GgmlType::F32: f(Tag<F32>{}); return true;
+        case GgmlType::F16: f(Tag<F16>{}); return true;
+        case GgmlType::BF16: f(Tag<BF16>{}); return true;
+        case GgmlType::Q4_0: f(Tag<Q4_0>{}); return true;
+        case GgmlType::Q4_1: f(Tag<Q4_1>{}); return true;
+        case GgmlType::Q5_0: f(Tag<Q5_0>{}); return true;
+        case GgmlType::Q5_1: f(Tag<Q5_1>{}); return true;
+        case GgmlType::Q8_0: f(Tag<Q8_0>{}); return true;
+        case GgmlType::Q2_K: f(Tag<Q2_K>{}); return true;
+        case GgmlType::Q3_K: f(Tag<Q3_K>{}); return true;
+        case GgmlType::Q4_K: f(Tag<Q4_K>{}); return true;
+        case GgmlType::Q5_K: f(Tag<Q5_K>{}); return true;
+        case GgmlType::Q6_K: f(Tag<Q6_K>{}); return true;
+        default: return false;
+    }
+}
+
+}  // namespace kiln::cuda

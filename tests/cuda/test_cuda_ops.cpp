@@ -1,0 +1,347 @@
+// Every CUDA kernel against the CPU reference op (kernels/cpu/ops_ref) on
+// random inputs whose sizes leave tails: output rows not a multiple of the
+// warps per block or of the 64-row MMA tile, token counts on both sides of the
+// matrix-vector / tensor-core switch, row lengths not a multiple of the MMA
+// step, KV scans not a multiple of the warps.
+#include <cstring>
+
+#include "cuda_test_util.h"
+#include "formats/fp16.h"
+#include "formats/quant_traits.h"
+#include "kernels/cpu/ops_ref.h"
+#include "kernels/cuda/cuda_ops.h"
+
+using namespace kiln;
+using namespace kiln::test;
+
+namespace {
+
+const GgmlType kWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1,
+                                 GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
+                                 GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+
+struct HostWeight {
+    std::vector<uint8_t> bytes;
+    TensorView view;
+};
+HostWeight make_weight(GgmlType type, int64_t n_in, int64_t n_out, uint32_t seed) {
+    const auto f = random_floats(size_t(n_in * n_out), seed);
+    HostWeight w;
+    w.bytes = quantize(type, f.data(), n_in * n_out);
+    w.view.data = w.bytes.data();
+    w.view.type = type;
+    w.view.ne[0] = n_in;
+    w.view.ne[1] = n_out;
+    w.view.nb[0] = quant_traits(type).block_bytes;
+    w.view.nb[1] = w.bytes.size() / size_t(n_out);
+    w.view.nb[2] = w.view.nb[3] = w.bytes.size();
+    return w;
+}
+
+// The CUDA result differs from the reference by rounding the activations (to
+// int8 per 32 values on the matrix-vector path of quantized weights, to F16 on
+// the tensor-core path): bound each output by a fraction of sum |w_i x_i|,
+// which a wrong element order or scale exceeds many times over.
+void check_matmul(cuda::CudaBackend& cb, GgmlType type, int64_t n_in, int64_t n_out, int64_t n_tok) {
+    const HostWeight hw = make_weight(type, n_in, n_out, 7 + uint32_t(type));
+    const Weight w = cb.upload_weight(hw.view);
+    auto x = random_floats(size_t(n_tok * n_in), 11 + uint32_t(n_tok));
+    std::vector<float> want(size_t(n_tok * n_out)), mag(want.size());
+    ref::matmul(hw.view, host_act(x, n_tok, n_in), host_act(want, n_tok, n_out));
+    std::vector<float> row(static_cast<size_t>(n_in));
+    for (int64_t o = 0; o < n_out; ++o) {
+        ref::dequantize_row(hw.view, o, row.data());
+        for (int64_t t = 0; t < n_tok; ++t) {
+            float m = 0.0f;
+            for (int64_t i = 0; i < n_in; ++i) m += std::fabs(row[size_t(i)] * x[size_t(t * n_in + i)]);
+            mag[size_t(t * n_out + o)] = m;
+        }
+    }
+    auto dx = device_act(cb, n_tok, n_in, &x);
+    auto dy = device_act(cb, n_tok, n_out);
+    cb.matmul(w, dx.act(), dy.act());
+    const auto got = read(cb, dy.act());
+    const bool q8 = n_tok <= cuda::kMatvecMaxTokens && cuda::matvec_q8_supported(type);
+    const bool f16 = n_tok > cuda::kMatvecMaxTokens;
+    const float frac = q8 ? 8e-3f : (f16 ? 2e-3f : 1e-5f);
+    const std::string what = std::string("matmul ") + quant_traits(type).name + " n_in " + std::to_string(n_in) +
+                             " n_out " + std::to_string(n_out) + " n_tok " + std::to_string(n_tok);
+    double err2 = 0, ref2 = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+        const float tol = frac * mag[i] + 1e-5f;
+        if (!(std::fabs(got[i] - want[i]) <= tol)) {
+            FAIL_CHECK(what << ": element " << i << " is " << got[i] << ", expected " << want[i] << " (tolerance " << tol << ")");
+            return;
+        }
+        err2 += double(got[i] - want[i]) * (got[i] - want[i]);
+        ref2 += double(want[i]) * want[i];
+    }
+    // And in the aggregate, far tighter than the per-element bound.
+    CHECK_MESSAGE(std::sqrt(err2 / ref2) < (q8 ? 2e-2 : (f16 ? 4e-3 : 1e-5)), what << ": relative error " << std::sqrt(err2 / ref2));
+}
+
+}  // namespace
+
+TEST_CASE("cuda: device list and a missing device index") {
+    const auto devs = cuda::cuda_list_devices();
+    REQUIRE(!devs.empty());
+    CHECK(devs[0].total_bytes > 0);
+    CHECK(devs[0].cc_major >= 8);
+    cuda::CudaOptions o;
+    o.device = int(devs.size());
+    CHECK_THROWS_WITH_AS(cuda::CudaBackend{o}, doctest::Contains("does not exist"), cuda::CudaError);
+}
+
+TEST_CASE("cuda: matmul of every weight type, decode (1..8 tokens) and batch (tensor cores)") {
+    auto cb = cuda_backend();
+    if (!cb) return;
+    for (GgmlType t : kWeightTypes) {
+        const bool k = quant_traits(t).block_size == 256;
+        const int64_t n_in = k ? 768 : 160;  // 160: the MMA's 64-wide steps end half full
+        for (int64_t n_tok : {1, 3, 8, 9, 70}) check_matmul(*cb, t, n_in, 37, n_tok);
+        check_matmul(*cb, t, n_in, 130, 1);
+        check_matmul(*cb, t, n_in, 130, 65);
+    }
+    // Float rows whose length is no multiple of 8 or 32 (stories260K's 172).
+    for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
+        for (int64_t n_tok : {1, 5, 33}) check_matmul(*cb, t, 172, 64, n_tok);
+}
+
+TEST_CASE("cuda: get_rows of every weight type") {
+    auto cb = cuda_backend();
+    if (!cb) return;
+    for (GgmlType t : kWeightTypes) {
+        const int64_t n_cols = quant_traits(t).block_size == 256 ? 512 : 160;
+        const HostWeight hw = make_weight(t, n_cols, 19, 3);
+        const Weight w = cb->upload_weight(hw.view);
+        const std::vector<int32_t> ids = {0, 18, 5, 5, 11};
+        std::vector<float> want(ids.size() * size_t(n_cols));
+        ref::get_rows(hw.view, ids, host_act(want, int64_t(ids.size()), n_cols));
+        auto out = device_act(*cb, int64_t(ids.size()), n_cols);
+        cb->get_rows(w, ids, out.act());
+        check_close(read(*cb, out.act()), want, 1e-6f, 1e-6f, std::string("get_rows ") + quant_traits(t).name);
+    }
+    // A float table with a row length that is no multiple of 32.
+    const HostWeight hw = make_weight(GgmlType::F32, 172, 4, 5);
+    const Weight w = cb->upload_weight(hw.view);
+    const std::vector<int32_t> ids = {3, 1};
+    std::vector<float> want(2 * 172);
+    ref::get_rows(hw.view, ids, host_act(want, 2, 172));
+    auto out = device_act(*cb, 2, 172);
+    cb->get_rows(w, ids, out.act());
+    check_close(read(*cb, out.act()), want, 0.0f, 0.0f, "get_rows f32 of 172");
+    CHECK_THROWS_AS(cb->get_rows(w, std::vector<int32_t>{4, 0}, out.act()), BackendError);
+}
+
+TEST_CASE("cuda: rms_norm, in place and out of place") {
+    auto cb = cuda_backend();
+    if (!cb) return;
+    for (int64_t cols : {300, 4096, 7}) {
+        const int64_t rows = 5;
+        auto x = random_floats(size_t(rows * cols), 1, -4.0f, 4.0f);
+        auto wv = random_floats(size_t(cols), 2);
+        TensorView wt;
+        wt.data = wv.data();
+        wt.ne[0] = cols;
+        wt.nb[0] = 4;
+        wt.nb[1] = wt.nb[2] = wt.nb[3] = size_t(cols) * 4;
+        const Weight w = cb->upload_weight(wt);
+        std::vector<float> want(x.size());
+        ref::rms_norm(host_act(x, rows, cols), wv.data(), 1e-5f, host_act(want, rows, cols));
+        auto dx = device_act(*cb, rows, cols, &x);
+        auto dout = device_act(*cb, rows, cols);
+        cb->rms_norm(dx.act(), w, 1e-5f, dout.act());
+        check_close(read(*cb, dout.act()), want, 1e-6f, 1e-5f, "rms_norm " + std::to_string(cols));
+        cb->rms_norm(dx.act(), w, 1e-5f, dx.act());
+        check_close(read(*cb, dx.act()), want, 1e-6f, 1e-5f, "rms_norm in place " + std::to_string(cols));
+    }
+}
+
+TEST_CASE("cuda: rope normal and neox, partial rotation, YaRN and frequency factors") {
+    auto cb = cuda_backend();
+    if (!cb) return;
+    const int n_head = 3, head_dim = 16, n_tok = 4;
+    const std::vector<int32_t> pos = {0, 7, 300, 2047};
+    std::vector<float> ff = {1.0f, 2.0f, 4.0f, 8.0f, 1.5f, 1.0f};
+    for (auto mode : {RopeParams::Mode::Normal, RopeParams::Mode::Neox}) {
+        for (int variant = 0; variant < 3; ++variant) {
+            RopeParams p;
+            p.mode = mode;
+            p.n_rot = variant == 1 ? 12 : 16;
+            if (variant == 1) p.freq_factors = ff.data();
+            if (variant == 2) {
+                p.freq_scale = 0.25f;
+                p.ext_factor = 1.0f;
+                p.n_ctx_orig = 512;
+            }
+            auto x = random_floats(size_t(n_tok * n_head * head_dim), 9);
+            auto want = x;
+            ref::rope(host_act(want, n_tok, n_head * head_dim), n_head, head_dim, pos, p);
+            auto dx = device_act(*cb, n_tok, n_head * head_dim, &x);
+            cb->rope(dx.act(), n_head, head_dim, pos, p);
+            check_close(read(*cb, dx.act()), want, 1e-6f, 1e-6f, "rope variant " + std::to_string(variant));
+        }
+    }
+}
+
+TEST_CASE("cuda: swiglu, add (aliased), softmax, copy_rows") {
+    auto cb = cuda_backend();
+    if (!cb) return;
+    const int64_t rows = 3, cols = 517;
+    auto a = random_floats(size_t(rows * cols), 4, -8.0f, 8.0f);
+    auto b = random_floats(size_t(rows * cols), 5, -8.0f, 8.0f);
+    auto da = device_act(*cb, rows, cols, &a);
+    auto db = device_act(*cb, rows, cols, &b);
+
+    std::vector<float> want(a.size());
+    ref::swiglu(host_act(a, rows, cols), host_act(b, rows, cols), host_act(want, rows, cols));
+    auto dout = device_act(*cb, rows, cols);
+    cb->swiglu(da.act(), db.act(), dout.act());
+    check_close(read(*cb, dout.act()), want, 1e-6f, 1e-5f, "swiglu");
+    auto dg = device_act(*cb, rows, cols, &a);
+    cb->swiglu(dg.act(), db.act(), dg.act());
+    check_close(read(*cb, dg.act()), want, 1e-6f, 1e-5f, "swiglu into gate");
+
+    ref::add(host_act(a, rows, cols), host_act(b, rows, cols), host_act(want, rows, cols));
+    cb->add(da.act(), db.act(), da.act());
+    check_close(read(*cb, da.act()), want, 0.0f, 0.0f, "add into a");
+
+    auto s = b;
+    ref::softmax(host_act(s, rows, cols));
+    cb->softmax(db.act());
+    check_close(read(*cb, db.act()), s, 1e-9f, 1e-5f, "softmax");
+
+    const std::vector<int32_t> pick = {2, 0, 2};
+    std::vector<float> picked(pick.size() * size_t(cols));
+    ref::copy_rows(host_act(s, rows, cols), pick, host_act(picked, int64_t(pick.size()), cols));
+    auto dp = device_act(*cb, int64_t(pick.size()), cols);
+    cb->copy_rows(db.act(), pick, dp.act());
+    check_close(read(*cb, dp.act()), picked, 1e-9f, 1e-5f, "copy_rows");
+    // A row range of a larger buffer (Act::rows) reads and writes at its offset.
+    auto tail = device_act(*cb, rows, cols);
+    cb->copy_rows(db.act(), std::vector<int32_t>{1}, tail.act().rows(2, 1));
+    const auto t = read(*cb, tail.act());
+    const auto dev_s = read(*cb, db.act());
+    CHECK(std::memcmp(t.data() + 2 * cols, dev_s.data() + cols, size_t(cols) * 4) == 0);
+    CHECK(t[0] == 0.0f);
+}
+
+namespace {
+// A KV cache in host memory with its bookkeeping, as engine/kv_cache lays it out.
+struct HostKv {
+    GgmlType type;
+    int64_t n_cells, n_kv_dim;
+    std::vector<uint8_t> k, v;
+    std::vector<KvLayerView> layers;
+    std::vector<int32_t> cell_pos;
+    std::vector<uint64_t> cell_seqs;
+    HostKv(GgmlType t, int64_t cells, int64_t dim, int n_layer)
+        : type(t), n_cells(cells), n_kv_dim(dim), cell_pos(size_t(cells), -1), cell_seqs(size_t(cells), 0) {
+        const size_t per = size_t(cells * dim) * (t == GgmlType::F16 ? 2 : 4);
+        k.assign(per * size_t(n_layer), 0);
+        v.assign(per * size_t(n_layer), 0);
+        for (int l = 0; l < n_layer; ++l) layers.push_back({k.data() + per * size_t(l), v.data() + per * size_t(l)});
+    }
+    KvView view(int64_t n_scan) const {
+        return KvView{type, n_cells, n_kv_dim, layers, cell_pos.data(), cell_seqs.data(), n_scan};
+    }
+};
+}  // namespace
+
+TEST_CASE("cuda: kv_store writes the reference's bits into a device cache") {
+    auto cb = cuda_backend();
+    if (!cb) return;
+    for (GgmlType t : {GgmlType::F16, GgmlType::F32}) {
+        const int64_t n_cells = 10, dim = 24, n_tok = 3;
+        HostKv ref_kv(t, n_cells, dim, 2);
+        // Values that exercise f16 rounding: subnormals, ties, overflow.
+        auto kx = random_floats(size_t(n_tok * dim), 12, -70000.0f, 70000.0f);
+        auto vx = random_floats(size_t(n_tok * dim), 13, -1e-5f, 1e-5f);
+        const std::vector<int32_t> cells = {9, 0, 4};
+        ref::kv_store(ref_kv.view(n_cells), 1, host_act(kx, n_tok, dim), host_act(vx, n_tok, dim), cells);
+
+        // Device layers: activation buffers of the cache's byte size.
+        const int64_t floats = n_cells * dim / (t == GgmlType::F16 ? 2 : 1);
+        auto k0 = device_act(*cb, 1, floats), v0 = device_act(*cb, 1, floats);
+        auto k1 = device_act(*cb, 1, floats), v1 = device_act(*cb, 1, floats);
+        const std::vector<KvLayerView> layers = {{k0.act().data, v0.act().data}, {k1.act().data, v1.act().data}};
+        const KvView dkv{t, n_cells, dim, layers, ref_kv.cell_pos.data(), ref_kv.cell_seqs.data(), n_cells};
+        auto dk = device_act(*cb, n_tok, dim, &kx), dv = device_act(*cb, n_tok, dim, &vx);
+        cb->kv_store(dkv, 1, dk.act(), dv.act(), cells);
+        const auto gk = read(*cb, k1.act()), gv = read(*cb, v1.act());
+        const size_t per = ref_kv.k.size() / 2;
+        CHECK(std::memcmp(gk.data(), ref_kv.k.data() + per, per) == 0);
+        CHECK(std::memcmp(gv.data(), ref_kv.v.data() + per, per) == 0);
+    }
+}
+
+TEST_CASE("cuda: attention over a host cache: GQA, two sequences, empty cells, head sizes, decode and prefill") {
+    auto cb = cuda_backend();
+    if (!cb) return;
+    struct Shape {
+        int n_head, n_head_kv, head_dim;
+    };
+    for (const Shape sh : {Shape{8, 2, 32}, Shape{4, 4, 128}, Shape{6, 3, 8}, Shape{2, 1, 80}, Shape{2, 2, 256}}) {
+        for (bool f16 : {true, false}) {
+            const GgmlType t = f16 ? GgmlType::F16 : GgmlType::F32;
+            const AttentionParams p{sh.n_head, sh.n_head_kv, sh.head_dim, 1.0f / std::sqrt(float(sh.head_dim))};
+            const int64_t dim = p.n_head_kv * p.head_dim, n_cells = 300;
+            HostKv kv(t, n_cells, dim, 2);
+            // Sequence 0 holds positions 0..199 in cells 0..199 but cell 50 is empty;
+            // sequence 1 (bit 1) shares cells 0..99 and holds 100..139 in cells 200..239.
+            for (int64_t c = 0; c < 240; ++c) {
+                kv.cell_pos[size_t(c)] = int32_t(c < 200 ? c : c - 100);
+                kv.cell_seqs[size_t(c)] = c < 100 ? 3u : (c < 200 ? 1u : 2u);
+            }
+            kv.cell_pos[50] = -1;
+            kv.cell_seqs[50] = 0;
+            auto keys = random_floats(size_t(n_cells * dim), 21), vals = random_floats(size_t(n_cells * dim), 22);
+            std::vector<int32_t> all(static_cast<size_t>(n_cells));
+            for (int64_t c = 0; c < n_cells; ++c) all[size_t(c)] = int32_t(c);
+            const KvView full = kv.view(n_cells);
+            ref::kv_store(full, 1, host_act(keys, n_cells, dim), host_act(vals, n_cells, dim), all);
+            auto dk = device_act(*cb, n_cells, dim, &keys), dvv = device_act(*cb, n_cells, dim, &vals);
+            cb->kv_store(full, 1, dk.act(), dvv.act(), all);  // into the backend's device copy
+
+            // A prefill-like batch (several positions of two sequences) and a decode step.
+            const std::vector<int32_t> pos = {199, 0, 120, 139, 150, 1, 77};
+            const std::vector<int32_t> seq = {0, 0, 0, 1, 1, 1, 0};
+            const int64_t n_tok = int64_t(pos.size()), q_dim = int64_t(p.n_head) * p.head_dim;
+            auto q = random_floats(size_t(n_tok * q_dim), 23, -3.0f, 3.0f);
+            const KvView view = kv.view(251);  // not a multiple of the warps
+            std::vector<float> want(q.size());
+            ref::attention(host_act(q, n_tok, q_dim), view, 1, p, pos, seq, host_act(want, n_tok, q_dim));
+            auto dq = device_act(*cb, n_tok, q_dim, &q);
+            auto dout = device_act(*cb, n_tok, q_dim);
+            cb->attention(dq.act(), view, 1, p, pos, seq, dout.act());
+            const std::string what = "attention " + std::to_string(sh.n_head) + "/" + std::to_string(sh.n_head_kv) + "x" +
+                                     std::to_string(sh.head_dim) + (f16 ? " f16" : " f32");
+            check_close(read(*cb, dout.act()), want, 1e-5f, 1e-4f, what);
+
+            std::vector<float> want1(static_cast<size_t>(q_dim));
+            auto q1 = std::vector<float>(q.begin(), q.begin() + q_dim);
+            ref::attention(host_act(q1, 1, q_dim), view, 1, p, std::vector<int32_t>{199}, std::vector<int32_t>{0},
+                           host_act(want1, 1, q_dim));
+            auto dout1 = device_act(*cb, 1, q_dim);
+            cb->attention(dq.act().rows(0, 1), view, 1, p, std::vector<int32_t>{199}, std::vector<int32_t>{0}, dout1.act());
+            check_close(read(*cb, dout1.act()), want1, 1e-5f, 1e-4f, what + " decode");
+
+            // A token that sees nothing gets zeros, as the reference.
+            auto dout2 = device_act(*cb, 1, q_dim);
+            cb->attention(dq.act().rows(0, 1), view, 1, p, std::vector<int32_t>{5}, std::vector<int32_t>{7}, dout2.act());
+            for (float x : read(*cb, dout2.act())) CHECK(x == 0.0f);
+        }
+    }
+}
+
+TEST_CASE("cuda: mismatched shapes and unsupported types are errors, not crashes") {
+    auto cb = cuda_backend();
+    if (!cb) return;
+    const HostWeight hw = make_weight(GgmlType::Q4_0, 64, 8, 1);
+    const Weight w = cb->upload_weight(hw.view);
+    auto x = device_act(*cb, 2, 32), y = device_act(*cb, 2, 8);
+    CHECK_THROWS_AS(cb->matmul(w, x.act(), y.act()), BackendError);
+    TensorView q8k = hw.view;
+    q8k.type = GgmlType::Q8_K;
+    CHECK_THROWS_WITH_AS(cb->upload_weight(q8k), doctest::Contains("no CUDA kernels"), BackendError);
+}
