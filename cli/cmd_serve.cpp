@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -85,6 +86,10 @@ int cmd_serve(const Args& args) {
         srv.stop();
     });
     signal_thread.detach();
+
+    // Tests make loading slow to see /health answer 503 meanwhile.
+    if (const char* delay = std::getenv("KILN_SERVE_TEST_LOAD_DELAY_MS"))
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(delay)));
 
     auto engine = std::make_shared<server::Engine>();
     LoadOptions load;
