@@ -8,6 +8,9 @@
 #ifdef KILN_HAVE_VULKAN
 #include "kernels/vulkan/vulkan_backend.h"
 #endif
+#ifdef KILN_HAVE_CUDA
+#include "engine/cuda_placement.h"
+#endif
 
 namespace kiln {
 
@@ -27,15 +30,27 @@ std::unique_ptr<Backend> make_backend(const LoadOptions& o, const GgufFile& file
         throw ModelError("this kiln was built without the Vulkan backend; rebuild with -DKILN_VULKAN=ON or use --backend cpu");
 #endif
     }
-    throw ModelError("backend '" + o.backend + "' is not available in this build (expected cpu or vulkan)");
+    if (o.backend == "cuda")
+        throw ModelError("this kiln was built without the CUDA backend; rebuild with -DKILN_CUDA=ON (needs nvcc) or use --backend cpu");
+    throw ModelError("backend '" + o.backend + "' is not available in this build (expected cpu, cuda or vulkan)");
 }
 }  // namespace
 
 std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& options) {
     std::shared_ptr<Model> m(new Model());
     m->file_ = std::make_unique<GgufFile>(GgufFile::open(path));
-    m->backend_ = make_backend(options, *m->file_);
     Placement placement;
+#ifdef KILN_HAVE_CUDA
+    if (options.backend == "cuda" && options.n_gpu_layers != 0) {
+        CudaPlacement cp = place_on_cuda(*m->file_, path, options);
+        m->backend_ = std::move(cp.gpu);
+        m->cpu_backend_ = std::move(cp.cpu);
+        placement = std::move(cp.placement);
+        m->impl_ = create_model(*m->file_, placement);
+        return m;
+    }
+#endif
+    m->backend_ = make_backend(options, *m->file_);
     placement.input = m->backend_.get();
     m->impl_ = create_model(*m->file_, placement);
     return m;

@@ -22,9 +22,10 @@ namespace kiln {
 
 struct LoadOptions {
     int n_threads = 0;  // CPU threads; 0: one per hardware thread
-    std::string backend = "cpu";  // "cpu", or "vulkan" in builds with KILN_VULKAN
+    std::string backend = "cpu";  // "cpu", "cuda" (builds with KILN_CUDA) or "vulkan" (KILN_VULKAN)
     int device = 0;               // GPU backends: device index (`kiln info --devices`)
-    int n_gpu_layers = -1;        // GPU backends: layers on the GPU; -1: all, 0: none (CPU only)
+    int n_gpu_layers = -1;        // GPU backends: layers on the GPU; -1: all, 0: none (CPU only).
+                                  // CUDA: the last N layers (and the output head) on the GPU, the rest on the CPU
 };
 
 // A loaded model: the mapped file, its backend and the bound weights.
@@ -41,6 +42,7 @@ private:
     Model() = default;
     // Declaration order is destruction order in reverse: weights go before the file they view.
     std::unique_ptr<GgufFile> file_;
+    std::unique_ptr<Backend> cpu_backend_;  // the CPU layers of a partial GPU offload, else null
     std::unique_ptr<Backend> backend_;
     std::unique_ptr<TransformerModel> impl_;
 };

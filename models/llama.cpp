@@ -22,9 +22,8 @@ struct LlamaLayer {
     Weight ffn_down;   // (n_embd, n_ff)
 };
 
-// Activations of one batch, named as in a debug dump. Shapes are (n_batch, ...).
-struct LlamaState final : ForwardState {
-    int64_t n_batch = 0;
+// Activations of one batch on one backend, named as in a debug dump. Shapes are (n_batch, ...).
+struct LlamaActs {
     ActBuffer x;       // (n_batch, n_embd)   the residual stream
     ActBuffer cur;     // (n_batch, n_embd)   normed input of attention / ffn
     ActBuffer q;       // (n_batch, n_q_dim)
@@ -34,6 +33,19 @@ struct LlamaState final : ForwardState {
     ActBuffer proj;    // (n_batch, n_embd)   wo / ffn_down output before the residual add
     ActBuffer gate;    // (n_batch, n_ff)
     ActBuffer up;      // (n_batch, n_ff)
+};
+
+struct LlamaState final : ForwardState {
+    int64_t n_batch = 0;
+    // One set per backend that runs layers (the -ngl split): the residual
+    // stream moves between them through `handoff` at the boundary.
+    std::vector<std::pair<const Backend*, LlamaActs>> acts;
+    std::vector<float> handoff;  // (n_batch, n_embd) host copy of x; empty with one backend
+    LlamaActs& on(const Backend* b) {
+        for (auto& [be, a] : acts)
+            if (be == b) return a;
+        throw ModelError("llama forward: no activations on backend " + std::string(b->name()));
+    }
     ActBuffer out;     // (n_batch, n_embd)   final-normed rows whose logits are wanted
     ActBuffer logits;  // (n_batch, n_vocab)
 };
@@ -57,8 +69,6 @@ public:
                              std::to_string(hp_.n_layer));
         for (int64_t il = 0; il < hp_.n_layer; ++il) {
             Backend* be = placement.layers.empty() ? &in : placement.layers[size_t(il)];
-            // Moving activations between backends at layer boundaries is not written yet.
-            if (be != &in) throw ModelError("splitting layers across backends is not supported yet; use one backend");
             const std::string p = "blk." + std::to_string(il) + ".";
             LlamaLayer l;
             l.backend = be;
@@ -74,10 +84,12 @@ public:
             layers_.push_back(l);
         }
         out_backend_ = placement.output ? placement.output : &in;
-        if (out_backend_ != &in) throw ModelError("splitting layers across backends is not supported yet; use one backend");
         output_norm_ = bind.require_f32("output_norm.weight", n_embd, *out_backend_);
         // Tied embeddings: files without output.weight reuse token_embd.weight as the head.
-        output_ = bind.optional("output.weight", {n_embd, n_vocab}, *out_backend_).value_or(token_embd_);
+        if (auto head = bind.optional("output.weight", {n_embd, n_vocab}, *out_backend_))
+            output_ = *head;
+        else
+            output_ = out_backend_ == &in ? token_embd_ : bind.require("token_embd.weight", {n_embd, n_vocab}, *out_backend_);
 
         // llama3-style rope scaling ships per-pair frequency divisors.
         if (file.find_tensor("rope_freqs.weight")) {
@@ -92,17 +104,27 @@ public:
     std::unique_ptr<ForwardState> new_state(int64_t n_batch) const override {
         if (n_batch <= 0) throw ModelError("batch size must be positive");
         auto s = std::make_unique<LlamaState>();
-        Backend& b = *backend_;
         s->n_batch = n_batch;
-        s->x = b.alloc_act(n_batch, hp_.n_embd);
-        s->cur = b.alloc_act(n_batch, hp_.n_embd);
-        s->q = b.alloc_act(n_batch, hp_.n_q_dim());
-        s->k = b.alloc_act(n_batch, hp_.n_kv_dim());
-        s->v = b.alloc_act(n_batch, hp_.n_kv_dim());
-        s->attn = b.alloc_act(n_batch, hp_.n_q_dim());
-        s->proj = b.alloc_act(n_batch, hp_.n_embd);
-        s->gate = b.alloc_act(n_batch, hp_.n_ff);
-        s->up = b.alloc_act(n_batch, hp_.n_ff);
+        std::vector<Backend*> used = {backend_};
+        for (const LlamaLayer& L : layers_) used.push_back(L.backend);
+        used.push_back(out_backend_);
+        for (Backend* b : used) {
+            bool have = false;
+            for (auto& [be, a] : s->acts) have = have || be == b;
+            if (have) continue;
+            LlamaActs a;
+            a.x = b->alloc_act(n_batch, hp_.n_embd);
+            a.cur = b->alloc_act(n_batch, hp_.n_embd);
+            a.q = b->alloc_act(n_batch, hp_.n_q_dim());
+            a.k = b->alloc_act(n_batch, hp_.n_kv_dim());
+            a.v = b->alloc_act(n_batch, hp_.n_kv_dim());
+            a.attn = b->alloc_act(n_batch, hp_.n_q_dim());
+            a.proj = b->alloc_act(n_batch, hp_.n_embd);
+            a.gate = b->alloc_act(n_batch, hp_.n_ff);
+            a.up = b->alloc_act(n_batch, hp_.n_ff);
+            s->acts.emplace_back(b, std::move(a));
+        }
+        if (s->acts.size() > 1) s->handoff.resize(size_t(n_batch * hp_.n_embd));
         s->out = out_backend_->alloc_act(n_batch, hp_.n_embd);
         s->logits = out_backend_->alloc_act(n_batch, hp_.n_vocab);
         return s;
@@ -119,16 +141,27 @@ public:
             if (t < 0 || t >= hp_.n_vocab)
                 throw ModelError("token id " + std::to_string(t) + " is outside the vocabulary [0, " + std::to_string(hp_.n_vocab) + ")");
 
-        const Act x = s.x.act().rows(0, n), cur = s.cur.act().rows(0, n), q = s.q.act().rows(0, n),
-                  k = s.k.act().rows(0, n), v = s.v.act().rows(0, n), attn = s.attn.act().rows(0, n),
-                  proj = s.proj.act().rows(0, n), gate = s.gate.act().rows(0, n), up = s.up.act().rows(0, n);
+        // Moves the residual stream of the batch to backend `to` (through host memory).
+        Backend* at = backend_;
+        auto move_to = [&](Backend* to) {
+            if (to == at) return;
+            at->read_act(s.on(at).x.act().rows(0, n), s.handoff.data());
+            at->synchronize();
+            to->write_act(s.on(to).x.act().rows(0, n), s.handoff.data());
+            at = to;
+        };
         const AttentionParams ap{int(hp_.n_head), int(hp_.n_head_kv), int(hp_.head_dim),
                                  1.0f / std::sqrt(float(hp_.head_dim))};
 
-        backend_->get_rows(token_embd_, batch.tokens, x);
+        backend_->get_rows(token_embd_, batch.tokens, s.on(backend_).x.act().rows(0, n));
         for (size_t il = 0; il < layers_.size(); ++il) {
             const LlamaLayer& L = layers_[il];
+            move_to(L.backend);
             Backend& b = *L.backend;
+            const LlamaActs& A = s.on(&b);
+            const Act x = A.x.act().rows(0, n), cur = A.cur.act().rows(0, n), q = A.q.act().rows(0, n),
+                      k = A.k.act().rows(0, n), v = A.v.act().rows(0, n), attn = A.attn.act().rows(0, n),
+                      proj = A.proj.act().rows(0, n), gate = A.gate.act().rows(0, n), up = A.up.act().rows(0, n);
             // Attention block.
             b.rms_norm(x, L.attn_norm, hp_.rms_eps, cur);
             b.matmul(L.wq, cur, q);
@@ -150,6 +183,8 @@ public:
         }
         const int64_t n_out = int64_t(batch.outputs.size());
         if (n_out == 0) return;
+        move_to(out_backend_);
+        const Act x = s.on(out_backend_).x.act().rows(0, n);
         const Act out = s.out.act().rows(0, n_out), lg = s.logits.act().rows(0, n_out);
         out_backend_->copy_rows(x, batch.outputs, out);
         out_backend_->rms_norm(out, output_norm_, hp_.rms_eps, out);

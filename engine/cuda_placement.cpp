@@ -1,0 +1,80 @@
+#include "engine/cuda_placement.h"
+
+#ifdef KILN_HAVE_CUDA
+#include <algorithm>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "models/hparams.h"
+
+namespace kiln {
+
+namespace {
+std::string mib(uint64_t b) { return std::to_string((b + (1u << 20) - 1) >> 20) + " MiB"; }
+
+// Room left beside the weights for the KV cache, activations and the driver's
+// own buffers of a typical context (the check is a guide, not a guarantee).
+constexpr uint64_t kHeadroom = 768ull << 20;
+}  // namespace
+
+CudaPlacement place_on_cuda(const GgufFile& file, const std::string& path, const LoadOptions& o) {
+    const auto arch = file.get_string("general.architecture");
+    const auto n_layer_u = arch ? file.get_uint(*arch + ".block_count") : std::nullopt;
+    if (!n_layer_u || *n_layer_u == 0 || *n_layer_u > 4096)
+        throw ModelError(path + ": no usable <arch>.block_count in the metadata; cannot place layers on the GPU");
+    const int64_t n_layer = int64_t(*n_layer_u);
+    const int64_t n_gpu = o.n_gpu_layers < 0 ? n_layer : std::min<int64_t>(o.n_gpu_layers, n_layer);
+
+    // Bytes the GPU would hold: every tensor of each offloaded layer, the head
+    // (output.weight, or the tied embedding) and, in a full offload, the embedding.
+    std::vector<uint64_t> layer_bytes(size_t(n_layer), 0);
+    uint64_t embd = 0, head = 0;
+    bool has_output = false;
+    for (const GgufTensorInfo& t : file.tensors()) {
+        if (t.name.rfind("blk.", 0) == 0) {
+            const int64_t il = std::atoll(t.name.c_str() + 4);
+            if (il >= 0 && il < n_layer) layer_bytes[size_t(il)] += t.n_bytes;
+        } else if (t.name == "token_embd.weight") {
+            embd = t.n_bytes;
+        } else if (t.name == "output.weight") {
+            head += t.n_bytes;
+            has_output = true;
+        } else {
+            head += t.n_bytes;  // output_norm, rope_freqs
+        }
+    }
+    if (!has_output) head += embd;
+    uint64_t need = head + (n_gpu == n_layer ? embd : 0);
+    for (int64_t il = n_layer - n_gpu; il < n_layer; ++il) need += layer_bytes[size_t(il)];
+
+    CudaPlacement cp;
+    auto gpu = std::make_unique<cuda::CudaBackend>(cuda::CudaOptions{o.device});
+    const uint64_t free = gpu->free_bytes();
+    if (need + kHeadroom > free) {
+        // The most trailing layers that fit beside the head.
+        int64_t fit = 0;
+        uint64_t sum = head + kHeadroom;
+        for (int64_t il = n_layer - 1; il >= 0 && sum + layer_bytes[size_t(il)] <= free; --il, ++fit)
+            sum += layer_bytes[size_t(il)];
+        throw ModelError(path + ": " + std::to_string(n_gpu) + " of " + std::to_string(n_layer) + " layers need " +
+                         mib(need) + " of GPU memory plus ~" + mib(kHeadroom) + " for the context, but " +
+                         gpu->device().name + " has " + mib(free) + " free; " +
+                         (fit > 0 ? "use -ngl " + std::to_string(fit) + " (the most that fit)" : "no layer fits") +
+                         " or --backend cpu");
+    }
+    Backend* g = gpu.get();
+    cp.gpu = std::move(gpu);
+    if (n_gpu == n_layer) {
+        cp.placement.input = g;
+        cp.placement.output = g;
+        return cp;
+    }
+    cp.cpu = std::make_unique<cpu::CpuBackend>(o.n_threads);
+    cp.placement.input = cp.cpu.get();
+    cp.placement.output = n_gpu > 0 ? g : cp.cpu.get();
+    for (int64_t il = 0; il < n_layer; ++il) cp.placement.layers.push_back(il < n_layer - n_gpu ? cp.cpu.get() : g);
+    return cp;
+}
+
+}  // namespace kiln
+#endif
