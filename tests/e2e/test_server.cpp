@@ -66,16 +66,21 @@ std::string completion_text(httplib::Client& c, const std::string& prompt, int m
     return r["choices"][0]["text"].get<std::string>();
 }
 
-// Streams a completion and returns the concatenated text.
-std::string stream_text(httplib::Client& c, const std::string& prompt, int max_tokens) {
+// Streams a completion and returns the concatenated text; with logprobs, each
+// token's logprob is appended too, so equal strings mean bit-identical logits.
+std::string stream_text(httplib::Client& c, const std::string& prompt, int max_tokens, bool logprobs = false) {
     json b = {{"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}, {"stream", true}};
+    if (logprobs) b["logprobs"] = 1;
     auto r = c.Post("/v1/completions", b.dump(), kJson);
     REQUIRE(r);
     REQUIRE(r->status == 200);
     auto sse = parse_sse(r->body);
     CHECK(sse.done_last);
     std::string text;
-    for (const auto& e : sse.events) text += e["choices"][0]["text"].get<std::string>();
+    for (const auto& e : sse.events) {
+        text += e["choices"][0]["text"].get<std::string>();
+        if (logprobs && !e["choices"][0]["logprobs"].is_null()) text += "|" + e["choices"][0]["logprobs"]["token_logprobs"].dump() + "|";
+    }
     return text;
 }
 
@@ -400,15 +405,24 @@ TEST_CASE("serve: 8+ concurrent greedy streams equal their answers alone; the ca
     for (size_t i = 0; i < 12; ++i) requests.push_back(prompts[i % prompts.size()] + (i >= prompts.size() ? " and then" : ""));
     const int max_tokens = 40;
     std::vector<std::string> alone;
+    auto alone_text = [](const std::string& t) {
+        std::string out;
+        bool in = false;
+        for (char ch : t) {
+            if (ch == '|') in = !in;
+            else if (!in) out += ch;
+        }
+        return out;
+    };
     {
         auto c = s.client();
-        for (const auto& p : requests) alone.push_back(stream_text(c, p, max_tokens));
+        for (const auto& p : requests) alone.push_back(stream_text(c, p, max_tokens, true));
     }
     std::vector<std::future<std::string>> futures;
     for (const auto& p : requests)
         futures.push_back(std::async(std::launch::async, [&s, p] {
             auto c = s.client();
-            return stream_text(c, p, max_tokens);
+            return stream_text(c, p, max_tokens, true);
         }));
     for (size_t i = 0; i < requests.size(); ++i) {
         CAPTURE(requests[i]);
@@ -417,7 +431,7 @@ TEST_CASE("serve: 8+ concurrent greedy streams equal their answers alone; the ca
     // Again alone: now the whole prompt but its last token comes from a slot's cache.
     auto c = s.client();
     json usage;
-    CHECK(completion_text(c, requests[0], max_tokens, &usage) == alone[0]);
+    CHECK(completion_text(c, requests[0], max_tokens, &usage) == alone_text(alone[0]));
     CHECK(usage["prompt_tokens_details"]["cached_tokens"].get<int>() >= 1);
     // Nothing leaks: every slot is free again and the cache holds only finished prefixes.
     json m = metrics(c);
