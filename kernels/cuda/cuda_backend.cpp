@@ -72,6 +72,7 @@ std::vector<CudaDeviceInfo> cuda_list_devices() {
         d.cc_major = p.major;
         d.cc_minor = p.minor;
         d.total_bytes = p.totalGlobalMem;
+        d.n_sm = p.multiProcessorCount;
         if (cudaSetDevice(i) == cudaSuccess) cudaMemGetInfo(&d.free_bytes, &d.total_bytes);
         out.push_back(d);
     }
@@ -106,6 +107,7 @@ CudaBackend::~CudaBackend() {
     for (auto& [key, m] : kv_mirrors_) free_mirror(m);
     cudaFree(xq_);
     cudaFree(xs_);
+    cudaFree(attn_partial_);
     cudaFree(stage_dev_);
     cudaFreeHost(stage_host_);
     cudaStreamDestroy(st(stream_));
@@ -362,6 +364,19 @@ void CudaBackend::attention(const Act& q, const KvView& kv, int layer, const Att
     a.group = p.n_head / p.n_head_kv;
     a.head_dim = p.head_dim;
     a.scale = p.scale;
+    a.n_split = attention_splits(int(q.n_rows), p.n_head, a.n_scan, info_.n_sm);
+    if (a.n_split > 1) {
+        const size_t need = size_t(q.n_rows) * size_t(p.n_head) * size_t(a.n_split) * size_t(p.head_dim + 2);
+        if (need > attn_partial_cap_) {
+            check(cudaStreamSynchronize(st(stream_)), "cudaStreamSynchronize");
+            cudaFree(attn_partial_);
+            attn_partial_ = nullptr;
+            attn_partial_cap_ = 0;
+            attn_partial_ = static_cast<float*>(device_alloc(need * sizeof(float), "attention partials"));
+            attn_partial_cap_ = need;
+        }
+        a.partial = attn_partial_;
+    }
     cuda::attention(a, st(stream_));
     check_launch("attention");
 }

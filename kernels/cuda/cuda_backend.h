@@ -32,6 +32,7 @@ struct CudaDeviceInfo {
     int index = 0;
     std::string name;
     int cc_major = 0, cc_minor = 0;
+    int n_sm = 1;  // multiprocessors
     size_t total_bytes = 0, free_bytes = 0;
 };
 // Every CUDA device (empty when there is no driver or no device).
@@ -93,6 +94,9 @@ private:
     int8_t* xq_ = nullptr;
     void* xs_ = nullptr;
     size_t xq_cap_ = 0;
+    // Split-attention partials, grown on demand.
+    float* attn_partial_ = nullptr;
+    size_t attn_partial_cap_ = 0;  // floats
     // Device copies of host KV caches (see the header comment).
     struct KvMirror {
         int64_t n_cells = 0, n_kv_dim = 0;

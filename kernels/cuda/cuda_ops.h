@@ -61,7 +61,14 @@ struct AttentionArgs {
     const int32_t* tok_seq = nullptr;     // (n_tok)
     int n_head = 0, group = 1, head_dim = 0;
     float scale = 1.0f;
+    // Split of the cells over n_split blocks per (token, head) so that a decode
+    // step fills the GPU (flash-decoding); partials (max, sum, head_dim
+    // accumulators) go to `partial` and a second kernel merges them.
+    int n_split = 1;
+    float* partial = nullptr;  // (n_tok, n_head, n_split, head_dim + 2) when n_split > 1
 };
+// Splits worth using for this shape on a GPU with n_sm multiprocessors.
+int attention_splits(int n_tok, int n_head, int n_scan, int n_sm);
 inline constexpr int kAttentionMaxHeadDim = 256;
 void attention(const AttentionArgs& a, cudaStream_t stream);
 
