@@ -11,6 +11,7 @@ using Args = std::vector<std::string>;
 
 int cmd_info(const Args& args);
 int cmd_run(const Args& args);
+int cmd_chat(const Args& args);
 int cmd_perplexity(const Args& args);
 int cmd_bench(const Args& args);
 

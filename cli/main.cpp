@@ -17,6 +17,7 @@ struct Subcommand {
 constexpr Subcommand kSubcommands[] = {
     {"info", kiln::cli::cmd_info, "describe a GGUF file (metadata, quant mix, tensors)"},
     {"run", kiln::cli::cmd_run, "generate a continuation of one prompt"},
+    {"chat", kiln::cli::cmd_chat, "chat with a model in the terminal"},
     {"bench", kiln::cli::cmd_bench, "measure prompt and generation speed (like llama-bench)"},
     {"perplexity", kiln::cli::cmd_perplexity, "score a text file (llama-perplexity's method)"},
 };

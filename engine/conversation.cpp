@@ -18,6 +18,10 @@ void Conversation::add(std::string role, std::string content) {
 
 void Conversation::clear() { turns_.clear(); }
 
+void Conversation::pop_last() {
+    if (!turns_.empty()) turns_.pop_back();
+}
+
 std::vector<ChatMessage> Conversation::messages() const {
     std::vector<ChatMessage> all;
     all.reserve(turns_.size() + 1);

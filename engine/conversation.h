@@ -34,6 +34,7 @@ public:
     // role: "user" or "assistant".
     void add(std::string role, std::string content);
     void clear();  // drops every turn; keeps the system prompt
+    void pop_last();  // drops the newest message (a user message that could not be answered)
     // The turns (user and assistant messages), oldest first, without the system prompt.
     const std::vector<ChatMessage>& turns() const { return turns_; }
     std::vector<ChatMessage> messages() const;  // the system prompt first when set
