@@ -26,12 +26,15 @@ namespace {
 std::atomic<bool> g_interrupted{false};
 static_assert(std::atomic<bool>::is_always_lock_free);
 struct sigaction g_previous {};
+bool g_colour = false;  // set before the handler is installed, only read in it
 
 extern "C" void on_sigint(int) {
     if (g_interrupted.exchange(true)) {
         // Only async-signal-safe calls here: reset colours, end the line, leave.
-        static const char bye[] = "\033[0m\n";
-        ssize_t ignored = ::write(STDOUT_FILENO, bye, sizeof bye - 1);
+        static const char reset[] = "\033[0m";
+        ssize_t ignored = 0;
+        if (g_colour) ignored = ::write(STDOUT_FILENO, reset, sizeof reset - 1);
+        ignored = ::write(STDOUT_FILENO, "\n", 1);
         (void)ignored;
         ::_exit(130);
     }
@@ -39,7 +42,8 @@ extern "C" void on_sigint(int) {
 
 }  // namespace
 
-InterruptGuard::InterruptGuard() {
+InterruptGuard::InterruptGuard(bool colour) {
+    g_colour = colour;
     struct sigaction sa {};
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);

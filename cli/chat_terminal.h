@@ -23,7 +23,8 @@ struct Palette {
 // normal mode then, so nothing is left corrupted.
 class InterruptGuard {
 public:
-    InterruptGuard();
+    // `colour`: whether the terminal may be mid-colour when a second Ctrl-C exits.
+    explicit InterruptGuard(bool colour);
     ~InterruptGuard();
     InterruptGuard(const InterruptGuard&) = delete;
     InterruptGuard& operator=(const InterruptGuard&) = delete;

@@ -74,7 +74,7 @@ int cmd_chat(const Args& args) {
     parser.value({"--system"}, "TEXT", "system prompt", [&](const std::string& v) { system_prompt = v; });
     parser.value({"--chat-template"}, "FILE", "use this Jinja chat template instead of the model's",
                  [&](const std::string& v) { template_file = v; });
-    parser.value({"--chat-template-name"}, "NAME", "use a built-in format: plain, chatml, llama2, llama3",
+    parser.value({"--chat-template-name"}, "NAME", "use a built-in format: plain, chatml, llama2, llama3 (models without a template get plain)",
                  [&](const std::string& v) { template_name = v; });
     parser.flag({"--no-history"}, "do not read or write the input history file", [&] { no_history = true; });
     parser.add_sampling_options(settings.sampling);
@@ -112,7 +112,7 @@ int cmd_chat(const Args& args) {
     const Palette palette = Palette::make(colour_enabled(stdout));
     ChatSession chat(model, conversation, settings, palette, stdout);
     LineEditor editor(no_history ? std::string() : history_path().string(), palette);
-    InterruptGuard interrupts;
+    InterruptGuard interrupts(*palette.reset != '\0');
     std::fprintf(stderr, "%sType a message, /help for commands, Ctrl-D to leave.%s\n", palette.notice, palette.reset);
     while (auto message = editor.read_message()) {
         if (message->find_first_not_of(" \t\r\n") == std::string::npos) continue;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <sstream>
 
@@ -42,6 +43,20 @@ struct TempHome {
     }
     std::string env_prefix() const {
         return "HOME=" + shell_quote(dir.string()) + " XDG_STATE_HOME=" + shell_quote((dir / "state").string()) + " ";
+    }
+};
+
+// Points the processes a test starts (through run_kiln_process) at the temporary
+// state directory, so no test writes the user's ~/.local/state/kiln.
+struct ScopedStateHome {
+    std::optional<std::string> previous;
+    explicit ScopedStateHome(const TempHome& home) {
+        if (const char* v = std::getenv("XDG_STATE_HOME")) previous = v;
+        ::setenv("XDG_STATE_HOME", (home.dir / "state").c_str(), 1);
+    }
+    ~ScopedStateHome() {
+        if (previous) ::setenv("XDG_STATE_HOME", previous->c_str(), 1);
+        else ::unsetenv("XDG_STATE_HOME");
     }
 };
 
@@ -352,15 +367,46 @@ TEST_CASE("e2e chat: multi-line messages (backslash, triple quotes, paste) are o
     pty.send("pasted one\rpasted two\r");  // arrives at once, as a paste does
     REQUIRE(pty.expect("pasted two\r\n"));
     REQUIRE(pty.expect(">>> "));
+    // Emacs keys: Ctrl-A to the start of the line, Ctrl-E to its end.
+    pty.send("bc");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    pty.send("\x01");
+    pty.send("a");
+    pty.send("\x05");
+    pty.send("d");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    pty.send("\r");
+    REQUIRE(pty.expect(">>> "));
     pty.type_line("/save " + file.string());
+    REQUIRE(pty.expect("(saved "));
     REQUIRE(pty.expect(">>> "));
     pty.send("\x04");
     CHECK(pty.wait_exit() == 0);
     const auto saved = read_json(file);
-    REQUIRE(saved.size() == 6);
+    REQUIRE(saved.size() == 8);
     CHECK(saved[0]["content"] == "first line \nsecond line");
     CHECK(saved[2]["content"] == "a block\n\nends here");
     CHECK(saved[4]["content"] == "pasted one\npasted two");
+    CHECK(saved[6]["content"] == "abcd");
+
+    // The history outlives the process: Up arrow twice recalls the message before /save.
+    const fs::path file2 = home.dir / "recalled.json";
+    Pty again(chat_command("-m " + model("stories260K.gguf") + " --temp 0 -n 4 -t 2"), home.env());
+    REQUIRE(again.expect(">>> "));
+    again.send("\033[A");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    again.send("\033[A");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    again.send("\r");
+    REQUIRE(again.expect(">>> "));
+    again.type_line("/save " + file2.string());
+    REQUIRE(again.expect("(saved "));
+    REQUIRE(again.expect(">>> "));
+    again.type_line("/exit");
+    CHECK(again.wait_exit() == 0);
+    const auto recalled = read_json(file2);
+    REQUIRE(recalled.size() == 2);
+    CHECK(recalled[0]["content"] == "abcd");
 }
 
 TEST_CASE("e2e chat: colours on a terminal unless NO_COLOR; none in pipes") {
@@ -385,6 +431,7 @@ TEST_CASE("e2e chat: colours on a terminal unless NO_COLOR; none in pipes") {
 
 TEST_CASE("e2e chat: stdin from a pipe is one user turn; only the answer is printed") {
     TempHome home;
+    ScopedStateHome state(home);
     const std::string message = "Hello there.\nWhat is your name?";
     const auto r = kiln::test::run_kiln_process(
         "chat -m " + model("stories260K.gguf") + " --temp 0 -n 30 -t 2", message);
@@ -399,6 +446,26 @@ TEST_CASE("e2e chat: stdin from a pipe is one user turn; only the answer is prin
     CHECK(r.out.find(">>>") == std::string::npos);
     CHECK(r.err.find("no chat template") != std::string::npos);
 
+    SUBCASE("a chosen built-in format and template file; bad choices are clear errors") {
+        const auto c = kiln::test::run_kiln_process(
+            "chat -m " + model("stories260K.gguf") + " --temp 0 -n 8 --chat-template-name chatml", "Hi");
+        CHECK(c.exit_code == 0);
+        CHECK(c.err.find("no chat template") == std::string::npos);
+        const auto bad = kiln::test::run_kiln_process("chat -m " + model("stories260K.gguf") + " --chat-template-name nope", "Hi");
+        CHECK(bad.exit_code != 0);
+        CHECK(bad.err.find("unknown format 'nope' (known: plain, chatml, llama2, llama3)") != std::string::npos);
+        const auto missing = kiln::test::run_kiln_process(
+            "chat -m " + model("stories260K.gguf") + " --chat-template /nonexistent.jinja", "Hi");
+        CHECK(missing.exit_code != 0);
+        CHECK(missing.err.find("cannot read /nonexistent.jinja") != std::string::npos);
+        const fs::path broken = home.dir / "broken.jinja";
+        std::ofstream(broken) << "{% for m in messages %}";
+        const auto syntax = kiln::test::run_kiln_process(
+            "chat -m " + model("stories260K.gguf") + " --chat-template " + shell_quote(broken.string()), "Hi");
+        CHECK(syntax.exit_code != 0);
+        CHECK(syntax.err.find("chat template") != std::string::npos);
+        CHECK(std::count(syntax.err.begin(), syntax.err.end(), '\n') == 1);
+    }
     SUBCASE("empty stdin is a clear error") {
         const auto e = kiln::test::run_kiln_process("chat -m " + model("stories260K.gguf"), "");
         CHECK(e.exit_code != 0);
