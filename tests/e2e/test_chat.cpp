@@ -140,7 +140,7 @@ fs::path model_with_template(const fs::path& dir, const std::string& model_file,
 
 }  // namespace
 
-TEST_CASE("e2e chat: two turns; the second evaluates only the new tokens, the history comes from the cache") {
+TEST_CASE("e2e chat: two turns - the second evaluates only the new tokens and takes the history from the cache") {
     TempHome home;
     Pty pty(chat_command("-m " + model("stories260K.gguf") + " --temp 0 -n 24 -t 2 --system 'Stories for kids.'"),
             home.env());
@@ -174,7 +174,7 @@ TEST_CASE("e2e chat: two turns; the second evaluates only the new tokens, the hi
     CHECK(read_text(home.dir / "state" / "kiln" / "last_model") == kiln::test::model_path("stories260K.gguf") + "\n");
 }
 
-TEST_CASE("e2e chat: the model's own chat template is applied, with one BOS") {
+TEST_CASE("e2e chat: the model's own chat template is applied with one BOS") {
     TempHome home;
     const std::string jinja = read_text(kiln::test::shared_dir() / "chat-templates" /
                                         "mistralai-Mistral-Nemo-Instruct-2407.jinja");
@@ -205,7 +205,7 @@ TEST_CASE("e2e chat: the model's own chat template is applied, with one BOS") {
     CHECK(s2.reused >= s1.prompt);
 }
 
-TEST_CASE("e2e chat: Ctrl-C stops an answer and keeps it; Ctrl-C at an empty prompt leaves cleanly") {
+TEST_CASE("e2e chat: Ctrl-C stops an answer and keeps it - Ctrl-C at an empty prompt leaves cleanly") {
     TempHome home;
     // stories260K writes on and on; a large context keeps it writing until stopped.
     Pty pty(chat_command("-m " + model("stories260K.gguf") + " -c 65536 -n 60000 --temp 1 --seed 7 -t 2"), home.env());
@@ -245,7 +245,7 @@ TEST_CASE("e2e chat: Ctrl-C stops an answer and keeps it; Ctrl-C at an empty pro
     check_terminal_restored(tail);
 }
 
-TEST_CASE("e2e chat: /reset, /system, /save and /load, /set, /help, unknown commands") {
+TEST_CASE("e2e chat: slash commands /reset /system /save /load /set /help and unknown ones") {
     TempHome home;
     const fs::path file = home.dir / "conv.json";
     Pty pty(chat_command("-m " + model("stories260K.gguf") + " --temp 0 -n 16 -t 2"), home.env());
@@ -321,7 +321,7 @@ TEST_CASE("e2e chat: /reset, /system, /save and /load, /set, /help, unknown comm
     CHECK(pty.rest().find("EXIT=0") != std::string::npos);
 }
 
-TEST_CASE("e2e chat: a conversation outgrowing the context drops the oldest turns, saying so once") {
+TEST_CASE("e2e chat: a conversation outgrowing the context drops the oldest turns and says so once") {
     TempHome home;
     const fs::path file = home.dir / "trimmed.json";
     Pty pty(chat_command("-m " + model("stories260K.gguf") + " -c 96 --temp 0 -n 12 -t 2 --system 'Be nice.'"),
@@ -351,7 +351,7 @@ TEST_CASE("e2e chat: a conversation outgrowing the context drops the oldest turn
     CHECK(saved.size() < 17);
 }
 
-TEST_CASE("e2e chat: multi-line messages (backslash, triple quotes, paste) are one turn") {
+TEST_CASE("e2e chat: multi-line messages (backslash or triple quotes or paste) are one turn - emacs keys - history across runs") {
     TempHome home;
     const fs::path file = home.dir / "lines.json";
     Pty pty(chat_command("-m " + model("stories260K.gguf") + " --temp 0 -n 4 -t 2"), home.env());
@@ -409,7 +409,7 @@ TEST_CASE("e2e chat: multi-line messages (backslash, triple quotes, paste) are o
     CHECK(recalled[0]["content"] == "abcd");
 }
 
-TEST_CASE("e2e chat: colours on a terminal unless NO_COLOR; none in pipes") {
+TEST_CASE("e2e chat: colours on a terminal unless NO_COLOR is set") {
     TempHome home;
     const std::string bold_green = "\033[1;32m";
     {
@@ -429,7 +429,7 @@ TEST_CASE("e2e chat: colours on a terminal unless NO_COLOR; none in pipes") {
     }
 }
 
-TEST_CASE("e2e chat: stdin from a pipe is one user turn; only the answer is printed") {
+TEST_CASE("e2e chat: stdin from a pipe is one user turn and only the answer is printed") {
     TempHome home;
     ScopedStateHome state(home);
     const std::string message = "Hello there.\nWhat is your name?";
@@ -473,7 +473,7 @@ TEST_CASE("e2e chat: stdin from a pipe is one user turn; only the answer is prin
     }
 }
 
-TEST_CASE("e2e chat: without -m, the last model used, or a message saying how to get one") {
+TEST_CASE("e2e chat: without -m the last model used or a message saying how to get one") {
     TempHome home;
     const std::string env = home.env_prefix();
     // run_kiln_process cannot set the environment: run through `env`, stderr merged.

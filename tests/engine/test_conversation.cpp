@@ -36,7 +36,7 @@ long count(const std::vector<int32_t>& v, int32_t x) { return std::count(v.begin
 
 }  // namespace
 
-TEST_CASE("conversation: the plain transcript format renders system, turns and the generation prompt") {
+TEST_CASE("conversation: the plain transcript format renders the system prompt and turns and the generation prompt") {
     auto tok = tokenizer_of("stories260K.gguf");
     Conversation c(format("plain"), *tok);
     c.set_system("You tell stories.");
@@ -94,7 +94,7 @@ TEST_CASE("conversation: exactly one BOS whether or not the template writes it")
     }
 }
 
-TEST_CASE("conversation: the prompt drops the oldest turns, never the system prompt or the last message") {
+TEST_CASE("conversation: the prompt drops the oldest turns but never the system prompt or the last message") {
     auto tok = tokenizer_of("stories260K.gguf");
     Conversation c(format("plain"), *tok);
     c.set_system("Stories.");
@@ -137,7 +137,7 @@ TEST_CASE("conversation: the prompt drops the oldest turns, never the system pro
     }
 }
 
-TEST_CASE("conversation: JSON in the OpenAI messages shape round-trips; bad JSON is refused whole") {
+TEST_CASE("conversation: JSON in the OpenAI messages shape round-trips and bad JSON is refused whole") {
     auto tok = tokenizer_of("stories260K.gguf");
     Conversation c(format("plain"), *tok);
     c.set_system("Sys");
