@@ -14,5 +14,6 @@ int cmd_run(const Args& args);
 int cmd_chat(const Args& args);
 int cmd_perplexity(const Args& args);
 int cmd_bench(const Args& args);
+int cmd_serve(const Args& args);
 
 }  // namespace kiln::cli

@@ -20,6 +20,7 @@ constexpr Subcommand kSubcommands[] = {
     {"chat", kiln::cli::cmd_chat, "chat with a model in the terminal"},
     {"bench", kiln::cli::cmd_bench, "measure prompt and generation speed (like llama-bench)"},
     {"perplexity", kiln::cli::cmd_perplexity, "score a text file (llama-perplexity's method)"},
+    {"serve", kiln::cli::cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
 };
 
 void print_usage(FILE* out) {
