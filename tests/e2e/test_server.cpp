@@ -198,7 +198,7 @@ TEST_CASE("serve: SSE stream shape (same id, finish_reason, usage chunk, [DONE] 
     CHECK(full["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>() > 0);  // the previous turn's prefix
 }
 
-TEST_CASE("serve: chat template from the GGUF; multi-turn reuses the cached prefix; no template is a 400") {
+TEST_CASE("serve: chat template from the GGUF, multi-turn reuses the cached prefix, no template is a 400") {
     {
         ServerProcess s("-m " + kiln::test::shell_quote(model_with_template()) + " -t 2 -c 512");
         auto c = s.client();
@@ -312,7 +312,7 @@ TEST_CASE("serve: malformed requests get OpenAI errors with the right status, an
     CHECK(!completion_text(c, "The dog", 4).empty());
 }
 
-TEST_CASE("serve: a 64 MiB body is refused with 413 at once; chunked bodies with 411") {
+TEST_CASE("serve: a 64 MiB body is refused with 413 at once, chunked bodies with 411") {
     ServerProcess s(base_args());
     const int fd = kiln::test::connect_loopback(s.port());
     REQUIRE(fd >= 0);
@@ -359,7 +359,7 @@ TEST_CASE("serve: a 64 MiB body is refused with 413 at once; chunked bodies with
     CHECK(h->status == 200);
 }
 
-TEST_CASE("serve: --api-key guards every route but /health; CORS only with --cors; off-loopback needs a key") {
+TEST_CASE("serve: --api-key guards every route but /health, CORS only with --cors, off-loopback needs a key") {
     {
         ServerProcess s(base_args("--api-key sekrit"));
         auto c = s.client();
@@ -397,7 +397,7 @@ TEST_CASE("serve: --api-key guards every route but /health; CORS only with --cor
     CHECK(r.err.find("--api-key") != std::string::npos);
 }
 
-TEST_CASE("serve: 8+ concurrent greedy streams equal their answers alone; the cached prefix changes nothing") {
+TEST_CASE("serve: 8+ concurrent greedy streams equal their answers alone, the cached prefix changes nothing") {
     ServerProcess s(base_args("--parallel 8 -c 256"));
     auto prompts = reference_prompts();
     REQUIRE(prompts.size() >= 4);
@@ -441,7 +441,7 @@ TEST_CASE("serve: 8+ concurrent greedy streams equal their answers alone; the ca
     CHECK(m["kiln_kv_cache_cells_used"].get<double>() <= 8 * 256);
 }
 
-TEST_CASE("serve: a client that disconnects mid-stream frees its slot; a full queue answers 503 + Retry-After") {
+TEST_CASE("serve: a client that disconnects mid-stream frees its slot, a full queue answers 503 + Retry-After") {
     ServerProcess s(base_args("--parallel 1 --queue 1"));
     // Ban EOS so the stream runs until max_tokens.
     const std::string long_req =

@@ -138,7 +138,7 @@ TEST_CASE("a prompt longer than the context is refused with a clear error and th
     CHECK(c2.n_past() == 0);
 }
 
-TEST_CASE("truncate keeps a prefix for reuse; reset starts over") {
+TEST_CASE("truncate keeps a prefix for reuse, reset starts over") {
     auto m = model_15m();
     const auto toks = std::span<const int32_t>(kTokens);
     Context ctx(m, ContextOptions{64, 512});

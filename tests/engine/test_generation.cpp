@@ -69,7 +69,7 @@ TEST_CASE("generation: a cached prefix is reused and gives the same answer") {
     CHECK(fresh.tokens == longer.tokens);
 }
 
-TEST_CASE("generation: max_tokens gives finish reason length; a stop string is not emitted") {
+TEST_CASE("generation: max_tokens gives finish reason length, a stop string is not emitted") {
     Fixture f;
     auto noop = [](std::string_view) { return true; };
     auto r = f.session.generate(f.greedy("The old man", 3), noop);
