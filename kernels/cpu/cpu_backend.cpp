@@ -87,11 +87,44 @@ void CpuBackend::get_rows(const Weight& table, std::span<const int32_t> ids, Act
     }
 }
 
+uint8_t* CpuBackend::act_q8_scratch(size_t bytes) {
+    // Grows to the largest batch seen, then never again.
+    if (act_q8_.size() < bytes + 64) act_q8_.resize(bytes + 64);
+    const uintptr_t p = reinterpret_cast<uintptr_t>(act_q8_.data());
+    return act_q8_.data() + ((64 - p % 64) % 64);
+}
+
+void CpuBackend::matmul_quantized(const TensorView& w, int slot, const Act& x, Act y) {
+    const ActQuant aq = kIntDotTypes[slot].act;
+    const int64_t n_in = w.ne[0], n_out = w.n_rows(), n_tok = x.n_rows;
+    const size_t row_bytes = q8_row_bytes(aq, n_in);
+    uint8_t* xq = act_q8_scratch(size_t(n_tok) * row_bytes);
+    const QuantizeActFn quantize = k_.quant.quantize_act[int(aq)];
+    pool_.run(n_tok, [&](int64_t t, int) { quantize(x.row(t), n_in, xq + size_t(t) * row_bytes); });
+    const QuantGemmFn gemm = k_.quant.gemm[slot];
+    const int64_t n_tiles = (n_out + kTileRows - 1) / kTileRows;
+    const int64_t n_chunks = (n_tok + kQuantTokChunk - 1) / kQuantTokChunk;
+    // Consecutive tasks take the next row tile of the same token chunk, so the
+    // chunk's activations are read from cache while the weights stream past.
+    pool_.run(n_tiles * n_chunks, [&](int64_t task, int) {
+        const int64_t r0 = (task % n_tiles) * kTileRows, t0 = (task / n_tiles) * kQuantTokChunk;
+        gemm(w.row(r0), w.nb[1], std::min(kTileRows, n_out - r0), xq + size_t(t0) * row_bytes, row_bytes,
+             std::min(kQuantTokChunk, n_tok - t0), n_in, y.row(t0) + r0, y.stride);
+    });
+}
+
 void CpuBackend::matmul(const Weight& weight, const Act& x, Act y) {
     const TensorView& w = weight.host;
     const int64_t n_in = w.ne[0], n_out = w.n_rows();
     require(x.n_cols == n_in && y.n_cols == n_out && x.n_rows == y.n_rows, "matmul",
             "x " + shape(x) + " · W^T with W [" + std::to_string(n_out) + ", " + std::to_string(n_in) + "] into y " + shape(y));
+    if (const int slot = int_dot_slot(w.type); slot >= 0) {
+        require(n_in % act_block_size(kIntDotTypes[slot].act) == 0, "matmul",
+                "a " + std::string(quant_traits(w.type).name) + " weight with rows of " + std::to_string(n_in) +
+                    " values (not whole blocks)");
+        matmul_quantized(w, slot, x, y);
+        return;
+    }
     require(scratch_[0].size() >= size_t(2 * kTileRows * n_in), "matmul", "weight was not uploaded to this backend");
     const int64_t n_tiles = (n_out + kTileRows - 1) / kTileRows;
     if (w.type == GgmlType::F16 && x.n_rows <= 2) {

@@ -1,7 +1,9 @@
 #pragma once
-// The CPU backend: weights stay in the mmapped file; matmul dequantizes a
-// tile of weight rows once into per-thread scratch and multiplies it against
-// every token of the batch; rows are split across a thread pool made once.
+// The CPU backend: weights stay in the mmapped file. matmul on a quantized
+// weight rounds the activations to 8-bit blocks once per call (q8_act.h) and
+// runs integer dot kernels over tiles of (weight rows x tokens); float weights
+// (F32/F16/BF16) are converted a tile of rows at a time into per-thread scratch
+// and multiplied as floats. Tiles are spread over a thread pool made once.
 #include <memory>
 #include <vector>
 
@@ -42,17 +44,23 @@ public:
 
     // Rows of weight dequantized per matmul task.
     static constexpr int64_t kTileRows = 16;
+    // Tokens per integer matmul task: the chunk's quantized activations stay in L2.
+    static constexpr int64_t kQuantTokChunk = 64;
 
 private:
     // Dequantizes rows [r0, r0 + n) of w into dst (n * w.ne[0] floats); returns
     // the float rows (dst, or the weight itself when it is already dense F32).
     const float* dequantize_rows(const TensorView& w, int64_t r0, int64_t n, float* dst) const;
     void ensure_scratch(size_t floats_per_thread);
+    void matmul_quantized(const TensorView& w, int slot, const Act& x, Act y);
+    // 64-byte aligned scratch for a call's quantized activations.
+    uint8_t* act_q8_scratch(size_t bytes);
 
     const CpuKernels& k_;
     ThreadPool pool_;
     std::vector<std::vector<float>> scratch_;  // one per thread
     std::vector<float> rope_cs_;               // (n_rot/2 cos, n_rot/2 sin)
+    std::vector<uint8_t> act_q8_;              // (n_tok, q8_row_bytes(n_in)) + alignment slack
 };
 
 }  // namespace kiln::cpu

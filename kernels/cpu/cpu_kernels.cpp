@@ -16,22 +16,58 @@ bool cpu_has_avx2() {
 #endif
 }
 
+bool cpu_has_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vnni");
+#else
+    return false;
+#endif
+}
+
+const CpuKernels* runnable(const char* isa) {
+    if (std::strcmp(isa, "scalar") == 0) return &scalar_kernels();
+    if (std::strcmp(isa, "avx2") == 0) return cpu_has_avx2() ? avx2_kernels() : nullptr;
+    if (std::strcmp(isa, "avx512") == 0) return cpu_has_avx512() ? avx512_kernels() : nullptr;
+    return nullptr;  // neon: no NEON kernels yet
+}
+
 const CpuKernels& pick() {
-    const char* want = std::getenv("KILN_CPU_ISA");
+    const char* want = std::getenv("KILN_CPU");
     if (want && *want) {
-        if (std::strcmp(want, "generic") == 0) return generic_kernels();
-        if (std::strcmp(want, "avx2") == 0) {
-            if (avx2_kernels() && cpu_has_avx2()) return *avx2_kernels();
-            throw std::runtime_error("KILN_CPU_ISA=avx2 but this CPU (or build) has no AVX2+FMA+F16C; "
-                                     "unset KILN_CPU_ISA or use KILN_CPU_ISA=generic");
-        }
-        throw std::runtime_error(std::string("KILN_CPU_ISA=") + want + " is not a known kernel set; use generic or avx2");
+        const bool known = std::strcmp(want, "scalar") == 0 || std::strcmp(want, "avx2") == 0 ||
+                           std::strcmp(want, "avx512") == 0 || std::strcmp(want, "neon") == 0;
+        if (!known)
+            throw std::runtime_error(std::string("KILN_CPU=") + want +
+                                     " is not a kernel set; use scalar, avx2, avx512 or neon (or unset it)");
+        if (const CpuKernels* k = runnable(want)) return *k;
+        throw std::runtime_error(std::string("KILN_CPU=") + want + ": this CPU or build cannot run those kernels (best here: " +
+                                 runnable_kernels().back()->isa + "); unset KILN_CPU or choose another");
     }
-    if (avx2_kernels() && cpu_has_avx2()) return *avx2_kernels();
-    return generic_kernels();
+    return *runnable_kernels().back();
 }
 
 }  // namespace
+
+const CpuKernels* avx512_kernels() {
+    if (!avx2_kernels() || !avx512_quant_kernels()) return nullptr;
+    // The float kernels are memory- or FMA-bound: AVX2's serve; the integer dots gain from VNNI.
+    static const CpuKernels k = [] {
+        CpuKernels t = *avx2_kernels();
+        t.isa = "avx512";
+        t.quant = *avx512_quant_kernels();
+        return t;
+    }();
+    return &k;
+}
+
+std::vector<const CpuKernels*> runnable_kernels() {
+    std::vector<const CpuKernels*> t{&scalar_kernels()};
+    for (const char* isa : {"avx2", "avx512"})
+        if (const CpuKernels* k = runnable(isa)) t.push_back(k);
+    return t;
+}
 
 const CpuKernels& cpu_kernels() {
     static const CpuKernels& k = pick();

@@ -1,10 +1,16 @@
 #pragma once
 // The inner loops of the CPU backend, as one function table chosen once at
-// start-up from CPUID (never a branch per call). Each ISA's table lives in
-// its own translation unit compiled with that ISA's flags (cmake/cpu_isa.cmake):
-// float_kernels_generic.cpp (baseline x86-64/any CPU), float_kernels_avx2.cpp.
-// KILN_CPU_ISA=generic|avx2 in the environment forces a table (tests, bisecting).
+// start-up from CPUID (never a branch per call). Each ISA's kernels live in
+// their own translation units compiled with that ISA's flags (cmake/cpu_isa.cmake):
+//   scalar: float_kernels_generic.cpp, quant_dot_scalar.cpp (any CPU; the oracle)
+//   avx2:   float_kernels_avx2.cpp, quant_dot_avx2.cpp (AVX2 + FMA + F16C)
+//   avx512: the avx2 float kernels, quant_dot_avx512.cpp (AVX-512 F/BW/VL/DQ + VNNI)
+// KILN_CPU=scalar|avx2|avx512|neon in the environment forces a table (tests,
+// bisecting); a choice this CPU or build cannot run is an error, never a fallback.
 #include <cstdint>
+#include <vector>
+
+#include "kernels/cpu/q8_act.h"
 
 namespace kiln::cpu {
 
@@ -22,10 +28,20 @@ struct CpuKernels {
     // y[i] += a * x[i]
     void (*axpy_f32)(float a, const float* x, float* y, int64_t n);
     void (*f16_to_f32)(const uint16_t* src, float* dst, int64_t n);
+    // Quantized weights x 8-bit activations (q8_act.h).
+    QuantKernels quant;
 };
 
-const CpuKernels& cpu_kernels();         // the table for this CPU (or KILN_CPU_ISA)
-const CpuKernels& generic_kernels();     // always available
-const CpuKernels* avx2_kernels();        // nullptr when not compiled in (non-x86)
+const CpuKernels& cpu_kernels();          // the table for this CPU (or KILN_CPU)
+const CpuKernels& scalar_kernels();       // always available
+const CpuKernels* avx2_kernels();         // nullptr when not compiled in (non-x86)
+const CpuKernels* avx512_kernels();       // nullptr when not compiled in (non-x86)
+// Every table this CPU can run, scalar first (tests compare them all).
+std::vector<const CpuKernels*> runnable_kernels();
+
+// The per-ISA integer kernels the tables above are assembled from.
+const QuantKernels& scalar_quant_kernels();
+const QuantKernels* avx2_quant_kernels();
+const QuantKernels* avx512_quant_kernels();
 
 }  // namespace kiln::cpu

@@ -125,7 +125,7 @@ void f16_to_f32(const uint16_t* src, float* dst, int64_t n) {
 }  // namespace
 
 const CpuKernels* avx2_kernels() {
-    static const CpuKernels k{"avx2", gemm, dot, dot_f16, axpy, f16_to_f32};
+    static const CpuKernels k{"avx2", gemm, dot, dot_f16, axpy, f16_to_f32, *avx2_quant_kernels()};
     return &k;
 }
 

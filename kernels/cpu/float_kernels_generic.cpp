@@ -49,8 +49,8 @@ void f16_to_f32(const uint16_t* src, float* dst, int64_t n) {
 
 }  // namespace
 
-const CpuKernels& generic_kernels() {
-    static const CpuKernels k{"generic", gemm, dot, dot_f16, axpy, f16_to_f32};
+const CpuKernels& scalar_kernels() {
+    static const CpuKernels k{"scalar", gemm, dot, dot_f16, axpy, f16_to_f32, scalar_quant_kernels()};
     return k;
 }
 

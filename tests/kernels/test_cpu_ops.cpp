@@ -18,15 +18,7 @@ using namespace kiln;
 
 namespace {
 
-std::vector<const cpu::CpuKernels*> kernel_tables() {
-    std::vector<const cpu::CpuKernels*> t{&cpu::generic_kernels()};
-#if defined(__x86_64__)
-    if (cpu::avx2_kernels() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
-        t.push_back(cpu::avx2_kernels());
-#endif
-    return t;
-}
+std::vector<const cpu::CpuKernels*> kernel_tables() { return cpu::runnable_kernels(); }
 
 std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
     std::mt19937 rng(seed);
@@ -61,6 +53,33 @@ void check_close(const Act& a, const Act& b, float rel, const std::string& what)
         }
     INFO(what << ": max error " << max_err << " for values up to " << max_abs);
     CHECK(max_err <= rel * std::max(1.0f, max_abs));
+}
+
+// Quantized weights multiply activations rounded to 8-bit blocks (q8_act.h):
+// each activation moves by at most half a step, amax/254 of its block (plus the
+// fp16 rounding of the block scale), so y moves by at most sum |w| * that step.
+void check_within_activation_rounding(const TensorView& w, const Act& x, const Act& y, const Act& y_ref, int64_t block,
+                                      const std::string& what) {
+    const int64_t n_in = w.ne[0];
+    std::vector<float> row(static_cast<size_t>(n_in));
+    int bad = 0;
+    for (int64_t o = 0; o < w.n_rows(); ++o) {
+        ref::dequantize_row(w, o, row.data());
+        for (int64_t t = 0; t < x.n_rows; ++t) {
+            double bound = 1e-4;
+            for (int64_t b = 0; b < n_in / block; ++b) {
+                double amax = 0.0, wsum = 0.0;
+                for (int64_t i = b * block; i < (b + 1) * block; ++i) {
+                    amax = std::max(amax, double(std::fabs(x.row(t)[i])));
+                    wsum += std::fabs(row[size_t(i)]);
+                }
+                bound += wsum * amax / 127.0 * (0.5 + 127.0 / 1024.0);
+            }
+            if (!(std::fabs(double(y.row(t)[o]) - double(y_ref.row(t)[o])) <= bound)) ++bad;
+        }
+    }
+    INFO(what);
+    CHECK(bad == 0);
 }
 
 struct QuantWeight {
@@ -98,13 +117,17 @@ TEST_CASE("cpu matmul matches the reference for every weight type, one token and
             for (int threads : {1, 2}) {
                 cpu::CpuBackend be(threads, *k);
                 const Weight wt = be.upload_weight(w.view);
-                for (int64_t n_tok : {1, 2, 7}) {
+                for (int64_t n_tok : {1, 2, 7, 70}) {
                     HostAct x(n_tok, n_in, 11), y(n_tok, n_out), y_ref(n_tok, n_out);
                     be.matmul(wt, x.act, y.act);
                     ref::matmul(w.view, x.act, y_ref.act);
-                    check_close(y.act, y_ref.act, 1e-4f,
-                                std::string(qt.name) + " " + k->isa + " tokens=" + std::to_string(n_tok) +
-                                    " threads=" + std::to_string(threads));
+                    const std::string what = std::string(qt.name) + " " + k->isa + " tokens=" + std::to_string(n_tok) +
+                                             " threads=" + std::to_string(threads);
+                    if (cpu::int_dot_slot(qt.type) < 0)
+                        check_close(y.act, y_ref.act, 1e-4f, what);
+                    else
+                        check_within_activation_rounding(w.view, x.act, y.act, y_ref.act,
+                                                         cpu::act_block_size(cpu::kIntDotTypes[cpu::int_dot_slot(qt.type)].act), what);
                 }
             }
     }

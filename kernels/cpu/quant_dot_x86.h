@@ -1,0 +1,387 @@
+#pragma once
+// x86 integer dot kernels, one source compiled twice: by quant_dot_avx2.cpp
+// (-mavx2 -mfma -mf16c) and quant_dot_avx512.cpp (plus AVX-512 VL/BW and VNNI,
+// where vpdpbusd does in one instruction what maddubs + madd do in two and the
+// 32 vector registers hold bigger tiles). Included inside an unnamed namespace
+// so the two compilations never merge into one symbol.
+//
+// Matrix-vector and matrix-matrix share one shape: a micro-kernel takes RM
+// weight rows x RN tokens, unpacks each weight block to int8 once and reuses
+// it for all RN tokens, keeping RM * RN accumulators in registers.
+// The including file includes <immintrin.h>, <algorithm>, <cmath>, <cstring>,
+// formats/quant_blocks.h and kernels/cpu/q8_act.h before opening the namespace,
+// then kquant_scales.h and this file inside it.
+
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+constexpr bool kVnni = true;
+#else
+constexpr bool kVnni = false;
+#endif
+
+// ---- activation quantizers (same rounding as the scalar ones, lane by lane) --
+
+inline float hmax(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+inline int hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+inline float hsum_f32(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// 32 floats times `scale`, rounded to nearest-even, into 32 int8 in order;
+// *sum gets the sum of the 32 integers.
+inline void round_store_32(const float* x, __m256 scale, int8_t* dst, int* sum) {
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x), scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8), scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 16), scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 24), scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    if (sum) *sum = hsum_i32(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)));
+    // The packs work per 128-bit lane; the permute puts the 4-value groups back in order.
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+inline float abs_max_32(const float* x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_andnot_ps(sign, _mm256_loadu_ps(x));
+    for (int j = 8; j < 32; j += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+    return hmax(m);
+}
+
+template <bool kSums>
+void quantize_q8_32(const float* x, int64_t n, uint8_t* row) {
+    const int64_t nb = n / 32;
+    auto* qs = reinterpret_cast<int8_t*>(row);
+    auto* d = reinterpret_cast<float*>(row + n);
+    for (int64_t b = 0; b < nb; ++b) {
+        const float amax = abs_max_32(x + 32 * b);
+        const float db = amax / 127.f;
+        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+        int sum = 0;
+        round_store_32(x + 32 * b, _mm256_set1_ps(id), qs + 32 * b, kSums ? &sum : nullptr);
+        d[b] = _cvtsh_ss(_cvtss_sh(db, _MM_FROUND_TO_NEAREST_INT));
+        if (kSums) d[nb + b] = _cvtsh_ss(_cvtss_sh(db * float(sum), _MM_FROUND_TO_NEAREST_INT));
+    }
+}
+
+void quantize_q8_K(const float* x, int64_t n, uint8_t* row) {
+    const int64_t nb = n / 256;
+    auto* qs = reinterpret_cast<int8_t*>(row);
+    auto* d = reinterpret_cast<float*>(row + n);
+    auto* bsums = reinterpret_cast<int16_t*>(d + nb);
+    for (int64_t b = 0; b < nb; ++b) {
+        const float* xb = x + 256 * b;
+        int8_t* q = qs + 256 * b;
+        float amax = 0.0f;
+        for (int j = 0; j < 256; j += 32) amax = std::max(amax, abs_max_32(xb + j));
+        if (amax == 0.0f) {
+            std::memset(q, 0, 256);
+            std::memset(bsums + 16 * b, 0, 16 * sizeof(int16_t));
+            d[b] = 0.0f;
+            continue;
+        }
+        // The first value of that magnitude decides the sign, as in the reference scan.
+        int j_max = 0;
+        while (std::fabs(xb[j_max]) != amax) ++j_max;
+        const float iscale = -127.f / xb[j_max];
+        const __m256 scale = _mm256_set1_ps(iscale);
+        for (int j = 0; j < 256; j += 32) round_store_32(xb + j, scale, q + j, nullptr);
+        for (int j = 0; j < 16; ++j) {
+            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16 * j));
+            const __m128i s16 = _mm_maddubs_epi16(_mm_set1_epi8(1), v);
+            __m128i s32 = _mm_madd_epi16(s16, _mm_set1_epi16(1));
+            s32 = _mm_add_epi32(s32, _mm_shuffle_epi32(s32, 0x4E));
+            s32 = _mm_add_epi32(s32, _mm_shuffle_epi32(s32, 0xB1));
+            bsums[16 * b + j] = int16_t(_mm_cvtsi128_si32(s32));
+        }
+        d[b] = 1 / iscale;
+    }
+}
+
+// ---- byte dot products -------------------------------------------------------
+
+// Eight int32 lanes, each the sum of 4 products u8 * s8 (u <= 128, so the
+// AVX2 pairwise int16 sums cannot saturate against |s| <= 127).
+inline __m256i dot_u8s8(__m256i u, __m256i s) {
+    if constexpr (kVnni)
+        return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+    else
+        return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+// ---- legacy blocks: 32 values, one scale (Q4_1/Q5_1 also a min) -------------
+
+inline __m256i nibbles_32(const uint8_t* qs) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0F));
+}
+
+// 0xFF in byte j where bit j of the little-endian 32-bit qh is set.
+inline __m256i bits_to_bytes(const uint8_t* qh) {
+    uint32_t h;
+    std::memcpy(&h, qh, 4);
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(int(h)),
+        _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+    const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ull));
+    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+}
+
+// For each type: the 32 quants in element order as bytes, `kSigned` saying how
+// to read them, the scale and (kMin) the min.
+template <class Block> struct Legacy;
+template <> struct Legacy<kiln::block_q4_0> {
+    static constexpr bool kSigned = true, kMin = false;
+    static __m256i quants(const kiln::block_q4_0& b) { return _mm256_sub_epi8(nibbles_32(b.qs), _mm256_set1_epi8(8)); }
+    static float min(const kiln::block_q4_0&) { return 0.0f; }
+};
+template <> struct Legacy<kiln::block_q4_1> {
+    static constexpr bool kSigned = false, kMin = true;
+    static __m256i quants(const kiln::block_q4_1& b) { return nibbles_32(b.qs); }
+    static float min(const kiln::block_q4_1& b) { return _cvtsh_ss(b.m); }
+};
+template <> struct Legacy<kiln::block_q5_0> {
+    static constexpr bool kSigned = true, kMin = false;
+    // q - 16 as a byte: the nibble with 0xF0 or'ed in where the fifth bit is clear.
+    static __m256i quants(const kiln::block_q5_0& b) {
+        return _mm256_or_si256(nibbles_32(b.qs), _mm256_andnot_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(char(0xF0))));
+    }
+    static float min(const kiln::block_q5_0&) { return 0.0f; }
+};
+template <> struct Legacy<kiln::block_q5_1> {
+    static constexpr bool kSigned = false, kMin = true;
+    static __m256i quants(const kiln::block_q5_1& b) {
+        return _mm256_or_si256(nibbles_32(b.qs), _mm256_and_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(0x10)));
+    }
+    static float min(const kiln::block_q5_1& b) { return _cvtsh_ss(b.m); }
+};
+template <> struct Legacy<kiln::block_q8_0> {
+    static constexpr bool kSigned = true, kMin = false;
+    static __m256i quants(const kiln::block_q8_0& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)); }
+    static float min(const kiln::block_q8_0&) { return 0.0f; }
+};
+
+// RM rows x RN tokens of one legacy type. Signed weights use the sign trick:
+// w . x = |w| . (x * sign(w)), which maddubs/vpdpbusd (unsigned x signed) can take.
+template <class Block, int RM, int RN>
+void legacy_tile(const uint8_t* w, size_t w_stride, const uint8_t* xq, size_t x_stride, int64_t n_in, float* y,
+                 int64_t ldy) {
+    using L = Legacy<Block>;
+    constexpr ActQuant kAct = L::kMin ? ActQuant::Q8_1 : ActQuant::Q8_0;
+    const int64_t nb = n_in / 32;
+    const Block* rows[RM];
+    for (int r = 0; r < RM; ++r) rows[r] = reinterpret_cast<const Block*>(w + size_t(r) * w_stride);
+    Q8RowView x[RN];
+    for (int t = 0; t < RN; ++t) x[t] = q8_row_view(kAct, xq + size_t(t) * x_stride, n_in);
+    __m256 acc[RM][RN];
+    float mins[RM][RN] = {};
+    for (int r = 0; r < RM; ++r)
+        for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        __m256i wq[RM];
+        float dw[RM];
+        for (int r = 0; r < RM; ++r) {
+            wq[r] = L::quants(rows[r][b]);
+            dw[r] = _cvtsh_ss(rows[r][b].d);
+        }
+        for (int t = 0; t < RN; ++t) {
+            const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t].qs + 32 * b));
+            const __m256 dx = _mm256_broadcast_ss(x[t].d + b);
+            for (int r = 0; r < RM; ++r) {
+                const __m256i p = L::kSigned ? dot_u8s8(_mm256_sign_epi8(wq[r], wq[r]), _mm256_sign_epi8(xv, wq[r]))
+                                             : dot_u8s8(wq[r], xv);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(_mm256_set1_ps(dw[r]), dx), acc[r][t]);
+                if constexpr (L::kMin) mins[r][t] += L::min(rows[r][b]) * x[t].s[b];
+            }
+        }
+    }
+    for (int t = 0; t < RN; ++t)
+        for (int r = 0; r < RM; ++r) y[t * ldy + r] = hsum_f32(acc[r][t]) + mins[r][t];
+}
+
+// ---- K-quants: 256 values as 8 chunks of 32 unsigned bytes (kquant_scales.h) --
+
+struct KUnpacked {
+    __m256i u[8];
+};
+
+// 64 bytes of 2-bit quants (Q2_K, Q3_K): value e of each 128 in byte e % 32 of
+// its 32-byte half, at bits 2 * ((e % 128) / 32).
+inline void two_bit_chunks(const uint8_t* qs, KUnpacked& k) {
+    const __m256i three = _mm256_set1_epi8(3);
+    for (int h = 0; h < 2; ++h) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * h));
+        k.u[4 * h + 0] = _mm256_and_si256(q, three);
+        k.u[4 * h + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 2), three);
+        k.u[4 * h + 2] = _mm256_and_si256(_mm256_srli_epi16(q, 4), three);
+        k.u[4 * h + 3] = _mm256_and_si256(_mm256_srli_epi16(q, 6), three);
+    }
+}
+
+inline void kunpack_simd(const kiln::block_q2_K& b, KUnpacked& k) { two_bit_chunks(b.qs, k); }
+
+inline void kunpack_simd(const kiln::block_q3_K& b, KUnpacked& k) {
+    two_bit_chunks(b.qs, k);
+    const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.hmask));
+    const __m256i one = _mm256_set1_epi8(1);
+    for (int c = 0; c < 8; ++c) {
+        const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(hm, c), one);
+        k.u[c] = _mm256_or_si256(k.u[c], _mm256_slli_epi16(bit, 2));
+    }
+}
+
+inline void kunpack_simd(const kiln::block_q4_K& b, KUnpacked& k) {
+    const __m256i lo = _mm256_set1_epi8(0x0F);
+    for (int g = 0; g < 4; ++g) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * g));
+        k.u[2 * g] = _mm256_and_si256(q, lo);
+        k.u[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo);
+    }
+}
+
+inline void kunpack_simd(const kiln::block_q5_K& b, KUnpacked& k) {
+    const __m256i lo = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+    for (int g = 0; g < 4; ++g) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * g));
+        const __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), one);
+        const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g + 1), one);
+        k.u[2 * g] = _mm256_or_si256(_mm256_and_si256(q, lo), _mm256_slli_epi16(h0, 4));
+        k.u[2 * g + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), lo), _mm256_slli_epi16(h1, 4));
+    }
+}
+
+inline void kunpack_simd(const kiln::block_q6_K& b, KUnpacked& k) {
+    const __m256i lo = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
+    for (int h = 0; h < 2; ++h) {
+        const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h));
+        const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h + 32));
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
+        const __m256i low[4] = {_mm256_and_si256(ql0, lo), _mm256_and_si256(ql1, lo),
+                                _mm256_and_si256(_mm256_srli_epi16(ql0, 4), lo), _mm256_and_si256(_mm256_srli_epi16(ql1, 4), lo)};
+        for (int c = 0; c < 4; ++c) {
+            const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), three);
+            k.u[4 * h + c] = _mm256_or_si256(low[c], _mm256_slli_epi16(high, 4));
+        }
+    }
+}
+
+// Chunk c (values 32c..32c+31) pairs with sub-blocks 2c and 2c+1: maddubs leaves
+// the first 16 values' pair sums in the low 128-bit lane, so the scale vector
+// holds s[2c] in its low lane and s[2c + 1] in its high lane.
+inline __m256i chunk_scales(const int16_t* s, int c) {
+    return _mm256_set_m128i(_mm_set1_epi16(s[2 * c + 1]), _mm_set1_epi16(s[2 * c]));
+}
+
+// RN tokens against one K-quant row, unpacking each super-block once.
+template <class Block, int RN>
+void k_row(const uint8_t* w, const uint8_t* xq, size_t x_stride, int64_t n_in, float* y, int64_t ldy) {
+    const auto* blocks = reinterpret_cast<const Block*>(w);
+    const int64_t nb = n_in / 256;
+    Q8RowView x[RN];
+    for (int t = 0; t < RN; ++t) x[t] = q8_row_view(ActQuant::Q8_K, xq + size_t(t) * x_stride, n_in);
+    __m256 acc[RN];
+    for (int t = 0; t < RN; ++t) acc[t] = _mm256_setzero_ps();
+    KUnpacked k;
+    KScales ks;
+    for (int64_t b = 0; b < nb; ++b) {
+        kunpack_simd(blocks[b], k);
+        kscales(blocks[b], ks);
+        __m256i sc[8];
+        for (int c = 0; c < 8; ++c) sc[c] = chunk_scales(ks.s, c);
+        const __m256i mins = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ks.m));
+        for (int t = 0; t < RN; ++t) {
+            const int8_t* q = x[t].qs + 256 * b;
+            __m256i isum = _mm256_setzero_si256();
+            for (int c = 0; c < 8; ++c) {
+                const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(k.u[c], xv), sc[c]));
+            }
+            const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t].bsums + 16 * b));
+            const __m256i msum = _mm256_madd_epi16(mins, bs);
+            const float dx = x[t].d[b];
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(ks.d * dx), acc[t]);
+            acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(ks.c * dx), acc[t]);
+        }
+    }
+    for (int t = 0; t < RN; ++t) y[t * ldy] = hsum_f32(acc[t]);
+}
+
+// ---- tiling ------------------------------------------------------------------
+
+// Row and token blocking of the legacy micro-kernel: AVX2 has 16 vector
+// registers (2 x 4 accumulators, 2 weights, temporaries), AVX-512 has 32.
+constexpr int kLegacyRM = kVnni ? 4 : 2;
+constexpr int kLegacyRN = 4;
+constexpr int kKRN = 4;
+
+template <class Block, int RM>
+void legacy_rows(const uint8_t* w, size_t w_stride, const uint8_t* xq, size_t x_stride, int64_t n_tok, int64_t n_in,
+                 float* y, int64_t ldy) {
+    int64_t t = 0;
+    for (; t + kLegacyRN <= n_tok; t += kLegacyRN)
+        legacy_tile<Block, RM, kLegacyRN>(w, w_stride, xq + size_t(t) * x_stride, x_stride, n_in, y + t * ldy, ldy);
+    const uint8_t* xt = xq + size_t(t) * x_stride;
+    float* yt = y + t * ldy;
+    switch (n_tok - t) {
+        case 3: legacy_tile<Block, RM, 3>(w, w_stride, xt, x_stride, n_in, yt, ldy); break;
+        case 2: legacy_tile<Block, RM, 2>(w, w_stride, xt, x_stride, n_in, yt, ldy); break;
+        case 1: legacy_tile<Block, RM, 1>(w, w_stride, xt, x_stride, n_in, yt, ldy); break;
+        default: break;
+    }
+}
+
+template <class Block>
+void legacy_gemm(const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* xq, size_t x_stride, int64_t n_tok,
+                 int64_t n_in, float* y, int64_t ldy) {
+    int64_t r = 0;
+    for (; r + kLegacyRM <= n_rows; r += kLegacyRM)
+        legacy_rows<Block, kLegacyRM>(w + size_t(r) * w_stride, w_stride, xq, x_stride, n_tok, n_in, y + r, ldy);
+    for (; r < n_rows; ++r) legacy_rows<Block, 1>(w + size_t(r) * w_stride, w_stride, xq, x_stride, n_tok, n_in, y + r, ldy);
+}
+
+template <class Block>
+void k_gemm(const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* xq, size_t x_stride, int64_t n_tok,
+            int64_t n_in, float* y, int64_t ldy) {
+    for (int64_t t = 0; t < n_tok; t += kKRN) {
+        const uint8_t* xt = xq + size_t(t) * x_stride;
+        float* yt = y + t * ldy;
+        for (int64_t r = 0; r < n_rows; ++r) {
+            const uint8_t* wr = w + size_t(r) * w_stride;
+            switch (std::min<int64_t>(kKRN, n_tok - t)) {
+                case 4: k_row<Block, 4>(wr, xt, x_stride, n_in, yt + r, ldy); break;
+                case 3: k_row<Block, 3>(wr, xt, x_stride, n_in, yt + r, ldy); break;
+                case 2: k_row<Block, 2>(wr, xt, x_stride, n_in, yt + r, ldy); break;
+                default: k_row<Block, 1>(wr, xt, x_stride, n_in, yt + r, ldy); break;
+            }
+        }
+    }
+}
+
+const kiln::cpu::QuantKernels kX86QuantKernels{
+    {quantize_q8_32<false>, quantize_q8_32<true>, quantize_q8_K},
+    {
+        legacy_gemm<kiln::block_q4_0>,
+        legacy_gemm<kiln::block_q4_1>,
+        legacy_gemm<kiln::block_q5_0>,
+        legacy_gemm<kiln::block_q5_1>,
+        legacy_gemm<kiln::block_q8_0>,
+        k_gemm<kiln::block_q2_K>,
+        k_gemm<kiln::block_q3_K>,
+        k_gemm<kiln::block_q4_K>,
+        k_gemm<kiln::block_q5_K>,
+        k_gemm<kiln::block_q6_K>,
+    }};
