@@ -10,10 +10,13 @@
 //
 // One token's quantized row is laid out for SIMD loads rather than as ggml's
 // interleaved blocks (the values are the same):
-//   Q8_0: qs[n] int8 | d[n/32] float                       x[i] ~= d[i/32] * qs[i]
-//   Q8_1: qs[n] int8 | d[n/32] float | s[n/32] float      s[b] = d[b] * sum of block b's qs
-//   Q8_K: qs[n] int8 | d[n/256] float | bsums[n/16] int16
-// For Q8_0/Q8_1, d and s hold the float value of the fp16 numbers llama.cpp stores.
+//   Q8_0, Q8_1: qs[n] int8 | d[n/32] float | s[n/32] float | sum[n/32] int32
+//   Q8_K:       qs[n] int8 | d[n/256] float | bsums[n/16] int16
+// x[i] ~= d[i/32] * qs[i]; sum[b] is the exact sum of block b's qs (kernels use
+// it to offset unsigned weights: (q - 8) . x = q . x - 8 * sum); s[b] = d[b] * sum[b]
+// as llama.cpp keeps it for Q4_1/Q5_1, rounded to fp16. For Q8_0/Q8_1, d and s
+// hold the float value of the fp16 numbers llama.cpp stores. Both layouts are the
+// same: the two names follow ggml's vec_dot_type, which differ in what they store.
 #include <cstddef>
 #include <cstdint>
 
@@ -31,8 +34,10 @@ inline constexpr int64_t act_block_size(ActQuant a) { return a == ActQuant::Q8_K
 inline constexpr size_t q8_row_bytes(ActQuant a, int64_t n) {
     const size_t nb = size_t(n / act_block_size(a));
     size_t bytes = size_t(n) + nb * sizeof(float);
-    if (a == ActQuant::Q8_1) bytes += nb * sizeof(float);
-    if (a == ActQuant::Q8_K) bytes += size_t(n / 16) * sizeof(int16_t);
+    if (a == ActQuant::Q8_K)
+        bytes += size_t(n / 16) * sizeof(int16_t);
+    else
+        bytes += nb * (sizeof(float) + sizeof(int32_t));
     return (bytes + 63) / 64 * 64;
 }
 
@@ -40,14 +45,16 @@ inline constexpr size_t q8_row_bytes(ActQuant a, int64_t n) {
 struct Q8RowView {
     const int8_t* qs;
     const float* d;
-    const float* s;         // Q8_1 only
-    const int16_t* bsums;   // Q8_K only
+    const float* s;         // Q8_0/Q8_1
+    const int32_t* sum;     // Q8_0/Q8_1
+    const int16_t* bsums;   // Q8_K
 };
 inline Q8RowView q8_row_view(ActQuant a, const uint8_t* row, int64_t n) {
     const int64_t nb = n / act_block_size(a);
     const auto* d = reinterpret_cast<const float*>(row + n);
-    return {reinterpret_cast<const int8_t*>(row), d, a == ActQuant::Q8_1 ? d + nb : nullptr,
-            a == ActQuant::Q8_K ? reinterpret_cast<const int16_t*>(d + nb) : nullptr};
+    const auto* qs = reinterpret_cast<const int8_t*>(row);
+    if (a == ActQuant::Q8_K) return {qs, d, nullptr, nullptr, reinterpret_cast<const int16_t*>(d + nb)};
+    return {qs, d, d + nb, reinterpret_cast<const int32_t*>(d + 2 * nb), nullptr};
 }
 
 // Rounds n floats (a multiple of the block size) into one quantized row.

@@ -18,7 +18,6 @@ float fp16_round(float x) { return fp16_to_fp32(fp32_to_fp16(x)); }
 
 // llama.cpp's quantize_row_q8_0/q8_1 (its AVX2 form): id = 127 / amax, values
 // rounded to nearest-even, d = amax / 127 stored as fp16, s = d * sum as fp16.
-template <bool kSums>
 void quantize_q8_32(const float* x, int64_t n, uint8_t* row) {
     const int64_t nb = n / 32;
     auto* qs = reinterpret_cast<int8_t*>(row);
@@ -36,7 +35,8 @@ void quantize_q8_32(const float* x, int64_t n, uint8_t* row) {
             sum += q;
         }
         d[b] = fp16_round(db);
-        if (kSums) d[nb + b] = fp16_round(db * float(sum));
+        d[nb + b] = fp16_round(db * float(sum));
+        reinterpret_cast<int32_t*>(d + 2 * nb)[b] = sum;
     }
 }
 
@@ -177,7 +177,7 @@ void gemm(const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* xq, 
 
 const QuantKernels& scalar_quant_kernels() {
     static const QuantKernels k{
-        {quantize_q8_32<false>, quantize_q8_32<true>, quantize_q8_K},
+        {quantize_q8_32, quantize_q8_32, quantize_q8_K},
         {
             gemm<dot_legacy<block_q4_0>, ActQuant::Q8_0>,
             gemm<dot_legacy<block_q4_1>, ActQuant::Q8_1>,

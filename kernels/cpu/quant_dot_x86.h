@@ -61,7 +61,6 @@ inline float abs_max_32(const float* x) {
     return hmax(m);
 }
 
-template <bool kSums>
 void quantize_q8_32(const float* x, int64_t n, uint8_t* row) {
     const int64_t nb = n / 32;
     auto* qs = reinterpret_cast<int8_t*>(row);
@@ -71,9 +70,10 @@ void quantize_q8_32(const float* x, int64_t n, uint8_t* row) {
         const float db = amax / 127.f;
         const float id = amax != 0.0f ? 127.f / amax : 0.0f;
         int sum = 0;
-        round_store_32(x + 32 * b, _mm256_set1_ps(id), qs + 32 * b, kSums ? &sum : nullptr);
+        round_store_32(x + 32 * b, _mm256_set1_ps(id), qs + 32 * b, &sum);
         d[b] = _cvtsh_ss(_cvtss_sh(db, _MM_FROUND_TO_NEAREST_INT));
-        if (kSums) d[nb + b] = _cvtsh_ss(_cvtss_sh(db * float(sum), _MM_FROUND_TO_NEAREST_INT));
+        d[nb + b] = _cvtsh_ss(_cvtss_sh(db * float(sum), _MM_FROUND_TO_NEAREST_INT));
+        reinterpret_cast<int32_t*>(d + 2 * nb)[b] = sum;
     }
 }
 
@@ -111,17 +111,6 @@ void quantize_q8_K(const float* x, int64_t n, uint8_t* row) {
     }
 }
 
-// ---- byte dot products -------------------------------------------------------
-
-// Eight int32 lanes, each the sum of 4 products u8 * s8 (u <= 128, so the
-// AVX2 pairwise int16 sums cannot saturate against |s| <= 127).
-inline __m256i dot_u8s8(__m256i u, __m256i s) {
-    if constexpr (kVnni)
-        return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
-    else
-        return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-}
-
 // ---- legacy blocks: 32 values, one scale (Q4_1/Q5_1 also a min) -------------
 
 inline __m256i nibbles_32(const uint8_t* qs) {
@@ -140,42 +129,54 @@ inline __m256i bits_to_bytes(const uint8_t* qh) {
     return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
 }
 
-// For each type: the 32 quants in element order as bytes, `kSigned` saying how
-// to read them, the scale and (kMin) the min.
+// For each type: the 32 quants in element order as unsigned bytes u, with
+// w = d * (u - kOffset) (+ m for the types with a min). Then
+//   (u - kOffset) . x = u . x - kOffset * sum(x),
+// and the block sum of the activations comes with the row (q8_act.h), so the
+// inner loop is one unsigned x signed byte dot. Q8_0 (kOffset 128) needs u up to
+// 255, past what maddubs' int16 pair sums hold: without VNNI it keeps signed
+// quants and the sign trick, |w| . (x * sign(w)).
 template <class Block> struct Legacy;
 template <> struct Legacy<kiln::block_q4_0> {
-    static constexpr bool kSigned = true, kMin = false;
-    static __m256i quants(const kiln::block_q4_0& b) { return _mm256_sub_epi8(nibbles_32(b.qs), _mm256_set1_epi8(8)); }
+    static constexpr int kOffset = 8;
+    static constexpr bool kMin = false, kSignTrick = false;
+    static __m256i quants(const kiln::block_q4_0& b) { return nibbles_32(b.qs); }
     static float min(const kiln::block_q4_0&) { return 0.0f; }
 };
 template <> struct Legacy<kiln::block_q4_1> {
-    static constexpr bool kSigned = false, kMin = true;
+    static constexpr int kOffset = 0;
+    static constexpr bool kMin = true, kSignTrick = false;
     static __m256i quants(const kiln::block_q4_1& b) { return nibbles_32(b.qs); }
     static float min(const kiln::block_q4_1& b) { return _cvtsh_ss(b.m); }
 };
 template <> struct Legacy<kiln::block_q5_0> {
-    static constexpr bool kSigned = true, kMin = false;
-    // q - 16 as a byte: the nibble with 0xF0 or'ed in where the fifth bit is clear.
+    static constexpr int kOffset = 16;
+    static constexpr bool kMin = false, kSignTrick = false;
     static __m256i quants(const kiln::block_q5_0& b) {
-        return _mm256_or_si256(nibbles_32(b.qs), _mm256_andnot_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(char(0xF0))));
+        return _mm256_or_si256(nibbles_32(b.qs), _mm256_and_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(0x10)));
     }
     static float min(const kiln::block_q5_0&) { return 0.0f; }
 };
 template <> struct Legacy<kiln::block_q5_1> {
-    static constexpr bool kSigned = false, kMin = true;
+    static constexpr int kOffset = 0;
+    static constexpr bool kMin = true, kSignTrick = false;
     static __m256i quants(const kiln::block_q5_1& b) {
         return _mm256_or_si256(nibbles_32(b.qs), _mm256_and_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(0x10)));
     }
     static float min(const kiln::block_q5_1& b) { return _cvtsh_ss(b.m); }
 };
 template <> struct Legacy<kiln::block_q8_0> {
-    static constexpr bool kSigned = true, kMin = false;
-    static __m256i quants(const kiln::block_q8_0& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)); }
+    static constexpr int kOffset = 128;
+    static constexpr bool kMin = false, kSignTrick = !kVnni;
+    // With VNNI: q + 128 as an unsigned byte (the xor flips the sign bit).
+    static __m256i quants(const kiln::block_q8_0& b) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+        return kSignTrick ? q : _mm256_xor_si256(q, _mm256_set1_epi8(char(0x80)));
+    }
     static float min(const kiln::block_q8_0&) { return 0.0f; }
 };
 
-// RM rows x RN tokens of one legacy type. Signed weights use the sign trick:
-// w . x = |w| . (x * sign(w)), which maddubs/vpdpbusd (unsigned x signed) can take.
+// RM rows x RN tokens of one legacy type.
 template <class Block, int RM, int RN>
 void legacy_tile(const uint8_t* w, size_t w_stride, const uint8_t* xq, size_t x_stride, int64_t n_in, float* y,
                  int64_t ldy) {
@@ -200,9 +201,17 @@ void legacy_tile(const uint8_t* w, size_t w_stride, const uint8_t* xq, size_t x_
         for (int t = 0; t < RN; ++t) {
             const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t].qs + 32 * b));
             const __m256 dx = _mm256_broadcast_ss(x[t].d + b);
+            // Spread over the 8 lanes, which the final horizontal sum adds back up.
+            const __m256i offset = _mm256_set1_epi32(-(L::kOffset / 8) * x[t].sum[b]);
             for (int r = 0; r < RM; ++r) {
-                const __m256i p = L::kSigned ? dot_u8s8(_mm256_sign_epi8(wq[r], wq[r]), _mm256_sign_epi8(xv, wq[r]))
-                                             : dot_u8s8(wq[r], xv);
+                __m256i p;
+                if constexpr (L::kSignTrick)
+                    p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wq[r], wq[r]), _mm256_sign_epi8(xv, wq[r])),
+                                          _mm256_set1_epi16(1));
+                else if constexpr (kVnni)
+                    p = _mm256_dpbusd_epi32(offset, wq[r], xv);
+                else
+                    p = _mm256_add_epi32(offset, _mm256_madd_epi16(_mm256_maddubs_epi16(wq[r], xv), _mm256_set1_epi16(1)));
                 acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(_mm256_set1_ps(dw[r]), dx), acc[r][t]);
                 if constexpr (L::kMin) mins[r][t] += L::min(rows[r][b]) * x[t].s[b];
             }
@@ -372,7 +381,7 @@ void k_gemm(const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* xq
 }
 
 const kiln::cpu::QuantKernels kX86QuantKernels{
-    {quantize_q8_32<false>, quantize_q8_32<true>, quantize_q8_K},
+    {quantize_q8_32, quantize_q8_32, quantize_q8_K},
     {
         legacy_gemm<kiln::block_q4_0>,
         legacy_gemm<kiln::block_q4_1>,

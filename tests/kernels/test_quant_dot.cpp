@@ -49,10 +49,7 @@ std::vector<double> dequantized(ActQuant a, const uint8_t* row, int64_t n) {
 // Bytes of the meaningful part of a quantized row (the rest is alignment padding).
 size_t payload_bytes(ActQuant a, int64_t n) {
     const int64_t nb = n / act_block_size(a);
-    size_t b = size_t(n) + size_t(nb) * 4;
-    if (a == ActQuant::Q8_1) b += size_t(nb) * 4;
-    if (a == ActQuant::Q8_K) b += size_t(n / 16) * 2;
-    return b;
+    return size_t(n) + size_t(nb) * 4 + (a == ActQuant::Q8_K ? size_t(n / 16) * 2 : size_t(nb) * 8);
 }
 
 const char* act_name(ActQuant a) { return a == ActQuant::Q8_0 ? "q8_0" : a == ActQuant::Q8_1 ? "q8_1" : "q8_K"; }
@@ -107,7 +104,7 @@ TEST_CASE("q8_K activations equal the reference block_q8_K quantizer") {
     }
 }
 
-TEST_CASE("q8_1 block sums are d times the sum of the quants, rounded to fp16") {
+TEST_CASE("q8_0/q8_1 rows carry the exact block sums and d times them rounded to fp16") {
     const int64_t n = 96;
     const auto x = random_floats(size_t(n), 21);
     const auto row = quantize_rows(scalar_kernels(), ActQuant::Q8_1, x, 1, n);
@@ -117,6 +114,7 @@ TEST_CASE("q8_1 block sums are d times the sum of the quants, rounded to fp16") 
         for (int i = 0; i < 32; ++i) sum += v.qs[32 * b + i];
         float amax = 0.0f;
         for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[size_t(32 * b + i)]));
+        CHECK(v.sum[b] == sum);
         CHECK(v.s[b] == fp16_to_fp32(fp32_to_fp16(amax / 127.f * float(sum))));
     }
 }
