@@ -223,60 +223,82 @@ void CpuBackend::attention(const Act& q, const KvView& kv, int layer, const Atte
     for (int32_t s : seq) require(s >= 0 && s < 64, "attention", "sequence id " + std::to_string(s) + " outside [0, 64)");
     const int64_t n_scan = kv.n_scan;
     const int64_t hd = p.head_dim;
-    // (K, V) of one KV head as floats: 2 * (n_scan, head_dim), then the scores (n_scan).
-    ensure_scratch(size_t(2 * n_scan * hd + n_scan));
+    constexpr int64_t kTokChunk = 32;
+    // Per thread: K of one KV head (n_scan, hd), its V transposed (hd, n_scan),
+    // the chunk's scores (kTokChunk, n_scan), and gemm_f32's packing space.
+    ensure_scratch(size_t(2 * n_scan * hd + kTokChunk * n_scan + 16 * std::max(n_scan, hd)));
     const KvLayerView& l = kv.layers[size_t(layer)];
     const int group = p.n_head / p.n_head_kv;
-    constexpr int64_t kTokChunk = 32;
     const int64_t n_chunks = (q.n_rows + kTokChunk - 1) / kTokChunk;
+    // Scores and outputs are two small matrix products per (KV head, token chunk),
+    // run by the same register-blocked gemm_f32 as the float matmul:
+    //   S = Q_h K^T (rows of K as the "weights"), P = softmax(S), O_h = P V.
     pool_.run(int64_t(p.n_head_kv) * n_chunks, [&](int64_t task, int thread) {
         const int hk = int(task / n_chunks);
         const int64_t t0 = (task % n_chunks) * kTokChunk;
-        const int64_t t1 = std::min(q.n_rows, t0 + kTokChunk);
-        float* kf = scratch_[size_t(thread)].data();
-        float* vf = kf + n_scan * hd;
-        float* score = vf + n_scan * hd;
-        const int64_t off = int64_t(hk) * hd;
+        const int64_t nt = std::min(q.n_rows, t0 + kTokChunk) - t0;
         // Cells past the chunk's last position are invisible to all of it (causal):
-        // during prompt processing that skips about half the conversions.
+        // during prompt processing that skips about half the work.
         int32_t max_pos = -1;
-        for (int64_t t = t0; t < t1; ++t) max_pos = std::max(max_pos, pos[size_t(t)]);
-        for (int64_t c = 0; c < n_scan; ++c) {
-            if (kv.cell_pos[c] < 0 || kv.cell_pos[c] > max_pos) continue;
-            if (kv.type == GgmlType::F16) {
-                k_.f16_to_f32(static_cast<const uint16_t*>(l.k) + c * kv.n_kv_dim + off, kf + c * hd, hd);
-                k_.f16_to_f32(static_cast<const uint16_t*>(l.v) + c * kv.n_kv_dim + off, vf + c * hd, hd);
-            } else {
-                std::memcpy(kf + c * hd, static_cast<const float*>(l.k) + c * kv.n_kv_dim + off, size_t(hd) * sizeof(float));
-                std::memcpy(vf + c * hd, static_cast<const float*>(l.v) + c * kv.n_kv_dim + off, size_t(hd) * sizeof(float));
+        for (int64_t t = t0; t < t0 + nt; ++t) max_pos = std::max(max_pos, pos[size_t(t)]);
+        int64_t n_hi = 0;  // cells [0, n_hi) hold everything the chunk can see
+        for (int64_t c = 0; c < n_scan; ++c)
+            if (kv.cell_pos[c] >= 0 && kv.cell_pos[c] <= max_pos) n_hi = c + 1;
+        float* kf = scratch_[size_t(thread)].data();  // (n_hi, hd)
+        float* vt = kf + n_scan * hd;                 // (hd, n_hi)
+        float* score = vt + n_scan * hd;              // (nt, n_hi)
+        float* pack = score + kTokChunk * n_scan;
+        const int64_t off = int64_t(hk) * hd;
+        float* vrow = pack;  // one converted V row, before pack is needed
+        for (int64_t c = 0; c < n_hi; ++c) {
+            float* kc = kf + c * hd;
+            if (kv.cell_pos[c] < 0 || kv.cell_pos[c] > max_pos) {
+                // Masked for the whole chunk; zeros keep 0 * stale scratch from making NaN.
+                std::fill(kc, kc + hd, 0.0f);
+                for (int64_t d = 0; d < hd; ++d) vt[d * n_hi + c] = 0.0f;
+                continue;
             }
+            if (kv.type == GgmlType::F16) {
+                k_.f16_to_f32(static_cast<const uint16_t*>(l.k) + c * kv.n_kv_dim + off, kc, hd);
+                k_.f16_to_f32(static_cast<const uint16_t*>(l.v) + c * kv.n_kv_dim + off, vrow, hd);
+            } else {
+                std::memcpy(kc, static_cast<const float*>(l.k) + c * kv.n_kv_dim + off, size_t(hd) * sizeof(float));
+                std::memcpy(vrow, static_cast<const float*>(l.v) + c * kv.n_kv_dim + off, size_t(hd) * sizeof(float));
+            }
+            for (int64_t d = 0; d < hd; ++d) vt[d * n_hi + c] = vrow[d];
         }
-        for (int64_t t = t0; t < t1; ++t) {
-            const int32_t tp = pos[size_t(t)], ts = seq[size_t(t)];
-            for (int h = hk * group; h < (hk + 1) * group; ++h) {
-                const float* qh = q.row(t) + int64_t(h) * hd;
-                float* oh = out.row(t) + int64_t(h) * hd;
+        for (int h = hk * group; h < (hk + 1) * group; ++h) {
+            const int64_t qo = int64_t(h) * hd;
+            if (n_hi == 0) {
+                for (int64_t t = t0; t < t0 + nt; ++t) std::fill(out.row(t) + qo, out.row(t) + qo + hd, 0.0f);
+                continue;
+            }
+            for (int64_t c0 = 0; c0 < n_hi; c0 += 16)
+                k_.gemm_f32(kf + c0 * hd, std::min<int64_t>(16, n_hi - c0), q.row(t0) + qo, q.stride, nt, hd,
+                            score + c0, n_hi, pack);
+            for (int64_t t = t0; t < t0 + nt; ++t) {
+                float* st = score + (t - t0) * n_hi;
+                const int32_t tp = pos[size_t(t)], ts = seq[size_t(t)];
                 float max_s = -INFINITY;
-                for (int64_t c = 0; c < n_scan; ++c) {
-                    if (!kv_cell_visible(kv, c, tp, ts)) {
-                        score[c] = -INFINITY;
-                        continue;
-                    }
-                    score[c] = k_.dot_f32(qh, kf + c * hd, hd) * p.scale;
-                    max_s = std::max(max_s, score[c]);
+                for (int64_t c = 0; c < n_hi; ++c) {
+                    st[c] = kv_cell_visible(kv, c, tp, ts) ? st[c] * p.scale : -INFINITY;
+                    max_s = std::max(max_s, st[c]);
                 }
-                std::fill(oh, oh + hd, 0.0f);
-                if (max_s == -INFINITY) continue;
+                if (max_s == -INFINITY) {  // nothing visible: a zero output, never NaN
+                    std::fill(st, st + n_hi, 0.0f);
+                    continue;
+                }
                 float sum = 0.0f;
-                for (int64_t c = 0; c < n_scan; ++c) {
-                    if (score[c] == -INFINITY) continue;
-                    const float e = std::exp(score[c] - max_s);
-                    sum += e;
-                    k_.axpy_f32(e, vf + c * hd, oh, hd);
+                for (int64_t c = 0; c < n_hi; ++c) {
+                    st[c] = std::exp(st[c] - max_s);
+                    sum += st[c];
                 }
                 const float inv = 1.0f / sum;
-                for (int64_t d = 0; d < hd; ++d) oh[d] *= inv;
+                for (int64_t c = 0; c < n_hi; ++c) st[c] *= inv;
             }
+            for (int64_t d0 = 0; d0 < hd; d0 += 16)
+                k_.gemm_f32(vt + d0 * n_hi, std::min<int64_t>(16, hd - d0), score, n_hi, nt, n_hi,
+                            out.row(t0) + qo + d0, out.stride, pack);
         }
     });
 }
