@@ -288,11 +288,73 @@ inline void kunpack_simd(const kiln::block_q6_K& b, KUnpacked& k) {
     }
 }
 
+// Per-block factors of kquant_scales.h in vector form: s and m of the 16
+// sub-blocks as int16, and the float d and c.
+struct KScalesV {
+    __m256i s, m;
+    float d, c;
+};
+
+inline __m256i load_i8x16_as_i16(const void* p) { return _mm256_cvtepi8_epi16(_mm_loadu_si128(static_cast<const __m128i*>(p))); }
+
+inline void kscales_simd(const kiln::block_q2_K& b, KScalesV& k) {
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+    const __m128i lo = _mm_set1_epi8(0x0F);
+    k.s = _mm256_cvtepu8_epi16(_mm_and_si128(sc, lo));
+    k.m = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), lo));
+    k.d = _cvtsh_ss(b.d);
+    k.c = _cvtsh_ss(b.dmin);
+}
+
+inline void kscales_simd(const kiln::block_q3_K& b, KScalesV& k) {
+    KScales ks;
+    kscales(b, ks);
+    k.s = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ks.s));
+    k.m = _mm256_slli_epi16(k.s, 2);
+    k.d = k.c = _cvtsh_ss(b.d);
+}
+
+// The 12 bytes of 6-bit scales and mins of Q4_K/Q5_K (get_scale_min_k4) as
+// 32-bit words: sub-blocks 0-3 keep their low 6 bits in bytes 0-3 (scales) and
+// 4-7 (mins); 4-7 take a nibble from bytes 8-11 and their top 2 bits from the
+// top of bytes 0-3 (scales) and 4-7 (mins).
+template <class Block>
+inline void kscales_k4_simd(const Block& b, KScalesV& k) {
+    uint32_t w[3];
+    std::memcpy(w, b.scales, 12);
+    const uint32_t low6 = 0x3F3F3F3F, nib = 0x0F0F0F0F, top2 = 0x03030303;
+    const uint32_t sc[2] = {w[0] & low6, (w[2] & nib) | (((w[0] >> 6) & top2) << 4)};
+    const uint32_t mn[2] = {w[1] & low6, ((w[2] >> 4) & nib) | (((w[1] >> 6) & top2) << 4)};
+    // 8 values, each for two 16-value sub-blocks.
+    const __m128i s8 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc)));
+    const __m128i m8 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn)));
+    k.s = _mm256_set_m128i(_mm_unpackhi_epi16(s8, s8), _mm_unpacklo_epi16(s8, s8));
+    k.m = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
+    k.d = _cvtsh_ss(b.d);
+    k.c = _cvtsh_ss(b.dmin);
+}
+inline void kscales_simd(const kiln::block_q4_K& b, KScalesV& k) { kscales_k4_simd(b, k); }
+inline void kscales_simd(const kiln::block_q5_K& b, KScalesV& k) { kscales_k4_simd(b, k); }
+
+inline void kscales_simd(const kiln::block_q6_K& b, KScalesV& k) {
+    k.s = load_i8x16_as_i16(b.scales);
+    k.m = _mm256_slli_epi16(k.s, 5);
+    k.d = k.c = _cvtsh_ss(b.d);
+}
+
 // Chunk c (values 32c..32c+31) pairs with sub-blocks 2c and 2c+1: maddubs leaves
 // the first 16 values' pair sums in the low 128-bit lane, so the scale vector
 // holds s[2c] in its low lane and s[2c + 1] in its high lane.
-inline __m256i chunk_scales(const int16_t* s, int c) {
-    return _mm256_set_m128i(_mm_set1_epi16(s[2 * c + 1]), _mm_set1_epi16(s[2 * c]));
+inline void chunk_scales(__m256i s, __m256i* sc) {
+    const __m256i lo = _mm256_permute2x128_si256(s, s, 0x00), hi = _mm256_permute2x128_si256(s, s, 0x11);
+    for (int c = 0; c < 4; ++c) {
+        // Bytes of int16 #2c in the low lane and of #2c+1 in the high lane, repeated.
+        const char a0 = char(4 * c), a1 = char(4 * c + 1), b0 = char(4 * c + 2), b1 = char(4 * c + 3);
+        const __m256i pick = _mm256_setr_epi8(a0, a1, a0, a1, a0, a1, a0, a1, a0, a1, a0, a1, a0, a1, a0, a1,
+                                              b0, b1, b0, b1, b0, b1, b0, b1, b0, b1, b0, b1, b0, b1, b0, b1);
+        sc[c] = _mm256_shuffle_epi8(lo, pick);
+        sc[c + 4] = _mm256_shuffle_epi8(hi, pick);
+    }
 }
 
 // RN tokens against one K-quant row, unpacking each super-block once.
@@ -305,13 +367,13 @@ void k_row(const uint8_t* w, const uint8_t* xq, size_t x_stride, int64_t n_in, f
     __m256 acc[RN];
     for (int t = 0; t < RN; ++t) acc[t] = _mm256_setzero_ps();
     KUnpacked k;
-    KScales ks;
+    KScalesV ks;
     for (int64_t b = 0; b < nb; ++b) {
         kunpack_simd(blocks[b], k);
-        kscales(blocks[b], ks);
+        kscales_simd(blocks[b], ks);
         __m256i sc[8];
-        for (int c = 0; c < 8; ++c) sc[c] = chunk_scales(ks.s, c);
-        const __m256i mins = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ks.m));
+        chunk_scales(ks.s, sc);
+        const __m256i mins = ks.m;
         for (int t = 0; t < RN; ++t) {
             const int8_t* q = x[t].qs + 256 * b;
             __m256i isum = _mm256_setzero_si256();
