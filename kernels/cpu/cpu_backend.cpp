@@ -288,12 +288,7 @@ void CpuBackend::attention(const Act& q, const KvView& kv, int layer, const Atte
                     std::fill(st, st + n_hi, 0.0f);
                     continue;
                 }
-                float sum = 0.0f;
-                for (int64_t c = 0; c < n_hi; ++c) {
-                    st[c] = std::exp(st[c] - max_s);
-                    sum += st[c];
-                }
-                const float inv = 1.0f / sum;
+                const float inv = 1.0f / k_.exp_sum_f32(st, n_hi, max_s);
                 for (int64_t c = 0; c < n_hi; ++c) st[c] *= inv;
             }
             for (int64_t d0 = 0; d0 < hd; d0 += 16)
@@ -306,12 +301,7 @@ void CpuBackend::attention(const Act& q, const KvView& kv, int layer, const Atte
 void CpuBackend::swiglu(const Act& gate, const Act& up, Act out) {
     require(gate.n_rows == up.n_rows && gate.n_cols == up.n_cols && out.n_rows == gate.n_rows && out.n_cols == gate.n_cols,
             "swiglu", "gate " + shape(gate) + ", up " + shape(up) + ", out " + shape(out));
-    for (int64_t t = 0; t < gate.n_rows; ++t) {
-        const float* g = gate.row(t);
-        const float* u = up.row(t);
-        float* o = out.row(t);
-        for (int64_t i = 0; i < gate.n_cols; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-    }
+    for (int64_t t = 0; t < gate.n_rows; ++t) k_.swiglu_f32(gate.row(t), up.row(t), out.row(t), gate.n_cols);
 }
 
 void CpuBackend::add(const Act& a, const Act& b, Act out) {
@@ -330,12 +320,7 @@ void CpuBackend::softmax(Act x) {
         float* r = x.row(t);
         float m = -INFINITY;
         for (int64_t i = 0; i < x.n_cols; ++i) m = std::max(m, r[i]);
-        float sum = 0.0f;
-        for (int64_t i = 0; i < x.n_cols; ++i) {
-            r[i] = std::exp(r[i] - m);
-            sum += r[i];
-        }
-        const float inv = 1.0f / sum;
+        const float inv = 1.0f / k_.exp_sum_f32(r, x.n_cols, m);
         for (int64_t i = 0; i < x.n_cols; ++i) r[i] *= inv;
     }
 }

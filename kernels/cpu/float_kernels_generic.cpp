@@ -1,6 +1,7 @@
 // Portable float kernels. Sums run in LANES independent partial sums so GCC
 // vectorizes them without -ffast-math (a single running sum is a serial
 // dependency it may not reorder).
+#include <cmath>
 #include <cstring>
 
 #include "formats/fp16.h"
@@ -47,10 +48,23 @@ void f16_to_f32(const uint16_t* src, float* dst, int64_t n) {
     for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(src[i]);
 }
 
+float exp_sum(float* x, int64_t n, float max) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; ++i) {
+        x[i] = std::exp(x[i] - max);
+        sum += x[i];
+    }
+    return sum;
+}
+
+void swiglu(const float* gate, const float* up, float* out, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
 }  // namespace
 
 const CpuKernels& scalar_kernels() {
-    static const CpuKernels k{"scalar", gemm, dot, dot_f16, axpy, f16_to_f32, scalar_quant_kernels()};
+    static const CpuKernels k{"scalar", gemm, dot, dot_f16, axpy, f16_to_f32, exp_sum, swiglu, scalar_quant_kernels()};
     return k;
 }
 

@@ -318,3 +318,29 @@ TEST_CASE("matmul rejects mismatched shapes instead of reading out of bounds") {
     HostAct x(2, 5), y(2, 6);
     CHECK_THROWS_AS(be.matmul(wt, x.act, y.act), BackendError);
 }
+
+TEST_CASE("exp_sum and swiglu kernels follow std::exp across the float range") {
+    std::vector<float> x;
+    for (float v = -100.0f; v <= 88.0f; v += 0.37f) x.push_back(v);
+    x.push_back(-INFINITY);
+    x.push_back(0.0f);
+    for (const auto* k : kernel_tables()) {
+        INFO(k->isa);
+        std::vector<float> e = x;
+        const float sum = k->exp_sum_f32(e.data(), int64_t(e.size()), 1.5f);
+        double want_sum = 0.0;
+        for (size_t i = 0; i < x.size(); ++i) {
+            const double want = std::exp(double(x[i] - 1.5f));  // the kernel's argument, rounded as it is
+            want_sum += want;
+            CHECK(std::fabs(e[i] - want) <= 1e-6 * want + 1e-37);  // absolute below: subnormals
+        }
+        CHECK(std::fabs(sum - want_sum) <= 1e-5 * want_sum);
+        std::vector<float> up(x.size(), 0.5f), out(x.size());
+        k->swiglu_f32(x.data(), up.data(), out.data(), int64_t(x.size()) - 1);  // all but the trailing 0
+        for (size_t i = 0; i + 1 < x.size(); ++i) {
+            if (std::isinf(x[i])) continue;
+            const double g = x[i], want = g / (1.0 + std::exp(-g)) * 0.5;
+            CHECK(std::fabs(out[i] - want) <= 1e-6 * std::max(1.0, std::fabs(want)));
+        }
+    }
+}
