@@ -222,6 +222,8 @@ int64_t legacy_pairs_512(const Block* const* rows, const Q8RowView* x, int64_t n
     return b;
 }
 
+constexpr int kPrefetchBlocks = 8;
+
 // RM rows x RN tokens of one legacy type.
 template <class Block, int RM, int RN>
 void legacy_tile(const uint8_t* w, size_t w_stride, const uint8_t* xq, size_t x_stride, int64_t n_in, float* y,
@@ -244,6 +246,9 @@ void legacy_tile(const uint8_t* w, size_t w_stride, const uint8_t* xq, size_t x_
         __m256i wq[RM];
         float dw[RM];
         for (int r = 0; r < RM; ++r) {
+            // One token reads each weight once, from L3 or memory: fetch ahead of
+            // the hardware prefetcher, which ramps up too slowly for short rows.
+            if constexpr (RN == 1) _mm_prefetch(reinterpret_cast<const char*>(rows[r] + b + kPrefetchBlocks), _MM_HINT_T0);
             wq[r] = L::quants(rows[r][b]);
             dw[r] = _cvtsh_ss(rows[r][b].d);
         }
