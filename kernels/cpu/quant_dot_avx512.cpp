@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "formats/fp16.h"
 #include "formats/quant_blocks.h"

@@ -8,7 +8,7 @@
 // Matrix-vector and matrix-matrix share one shape: a micro-kernel takes RM
 // weight rows x RN tokens, unpacks each weight block to int8 once and reuses
 // it for all RN tokens, keeping RM * RN accumulators in registers.
-// The including file includes <immintrin.h>, <algorithm>, <cmath>, <cstring>,
+// The including file includes <immintrin.h>, <algorithm>, <cmath>, <cstring>, <vector>,
 // formats/quant_blocks.h and kernels/cpu/q8_act.h before opening the namespace,
 // then kquant_scales.h and this file inside it.
 
@@ -478,9 +478,103 @@ void legacy_rows(const uint8_t* w, size_t w_stride, const uint8_t* xq, size_t x_
     }
 }
 
+// ---- batches on AVX-512: weights unpacked once per call ------------------------
+//
+// A batch tile reuses each weight block for RN tokens, but the tile loop over
+// all tokens would unpack it again for every RN of them. For batches the
+// AVX-512 kernels first unpack kPackRows rows into a pack, per pair of blocks
+// 128 bytes: the 64 unsigned quants, then the two scales spread over 16 floats
+// (lanes 0-7 block b, 8-15 block b + 1; a missing last block of an odd count
+// is zeros). Types with a min (Q4_1, Q5_1) keep the direct tiles.
+constexpr int kPackRows = 4;
+constexpr int kPackRN = 4;
+
+template <class Block>
+void pack_rows(const Block* const* rows, int n_rows, int64_t nb, uint8_t* pack, size_t row_pack_bytes) {
+    using L = Legacy<Block>;
+    for (int r = 0; r < n_rows; ++r) {
+        uint8_t* dst = pack + size_t(r) * row_pack_bytes;
+        for (int64_t b = 0; b < nb; b += 2, dst += 128) {
+            const bool two = b + 1 < nb;
+            const __m256i q1 = two ? L::quants(rows[r][b + 1]) : _mm256_setzero_si256();
+            _mm512_storeu_si512(dst, _mm512_inserti64x4(_mm512_castsi256_si512(L::quants(rows[r][b])), q1, 1));
+            const __m256 d1 = _mm256_set1_ps(two ? _cvtsh_ss(rows[r][b + 1].d) : 0.0f);
+            _mm512_storeu_ps(dst + 64, _mm512_insertf32x8(_mm512_set1_ps(_cvtsh_ss(rows[r][b].d)), d1, 1));
+        }
+    }
+}
+
+template <int kOffset, int RN>
+void packed_tile(const uint8_t* pack, size_t row_pack_bytes, const uint8_t* xq, size_t x_stride, int64_t n_in,
+                 float* y, int64_t ldy) {
+    constexpr int RM = kPackRows;
+    const int64_t nb = n_in / 32;
+    Q8RowView x[RN];
+    for (int t = 0; t < RN; ++t) x[t] = q8_row_view(ActQuant::Q8_0, xq + size_t(t) * x_stride, n_in);
+    __m512 acc[RM][RN];
+    for (int r = 0; r < RM; ++r)
+        for (int t = 0; t < RN; ++t) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b += 2) {
+        const uint8_t* pb = pack + size_t(b) * 64;  // 128 bytes per pair
+        const bool two = b + 1 < nb;
+        __m512i wq[RM];
+        for (int r = 0; r < RM; ++r) wq[r] = _mm512_loadu_si512(pb + size_t(r) * row_pack_bytes);
+        for (int t = 0; t < RN; ++t) {
+            const int8_t* xb = x[t].qs + 32 * b;
+            // The second half of a lone last block stays inside the row (its scales
+            // follow the quants) and meets zero weights, zero scales and zero offset.
+            const __m512i xv = two ? _mm512_loadu_si512(xb) : _mm512_maskz_loadu_epi8(0xFFFFFFFFull, xb);
+            const __m512 dx = _mm512_insertf32x8(_mm512_set1_ps(x[t].d[b]), _mm256_set1_ps(two ? x[t].d[b + 1] : 0.0f), 1);
+            const __m512i offset = _mm512_inserti64x4(_mm512_set1_epi32(-(kOffset / 8) * x[t].sum[b]),
+                                                      _mm256_set1_epi32(two ? -(kOffset / 8) * x[t].sum[b + 1] : 0), 1);
+            for (int r = 0; r < RM; ++r) {
+                const __m512 dw = _mm512_loadu_ps(pb + size_t(r) * row_pack_bytes + 64);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(offset, wq[r], xv)), _mm512_mul_ps(dw, dx),
+                                            acc[r][t]);
+            }
+        }
+    }
+    for (int t = 0; t < RN; ++t) {
+        __m256 h[RM];
+        for (int r = 0; r < RM; ++r)
+            h[r] = _mm256_add_ps(_mm512_castps512_ps256(acc[r][t]), _mm512_extractf32x8_ps(acc[r][t], 1));
+        _mm_storeu_ps(y + t * ldy, hsum_4(h[0], h[1], h[2], h[3]));
+    }
+}
+
+template <class Block>
+void legacy_gemm_packed(const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* xq, size_t x_stride,
+                        int64_t n_tok, int64_t n_in, float* y, int64_t ldy) {
+    constexpr int kOffset = Legacy<Block>::kOffset;
+    const int64_t nb = n_in / 32;
+    const size_t row_pack_bytes = size_t((nb + 1) / 2) * 128;
+    // Grows to the widest row seen, once per thread; kernels otherwise never allocate.
+    thread_local std::vector<uint8_t> pack;
+    if (pack.size() < kPackRows * row_pack_bytes) pack.resize(kPackRows * row_pack_bytes);
+    int64_t r = 0;
+    for (; r + kPackRows <= n_rows; r += kPackRows) {
+        const Block* rows[kPackRows];
+        for (int i = 0; i < kPackRows; ++i) rows[i] = reinterpret_cast<const Block*>(w + size_t(r + i) * w_stride);
+        pack_rows(rows, kPackRows, nb, pack.data(), row_pack_bytes);
+        int64_t t = 0;
+        for (; t + kPackRN <= n_tok; t += kPackRN)
+            packed_tile<kOffset, kPackRN>(pack.data(), row_pack_bytes, xq + size_t(t) * x_stride, x_stride, n_in,
+                                          y + t * ldy + r, ldy);
+        for (; t < n_tok; ++t)
+            packed_tile<kOffset, 1>(pack.data(), row_pack_bytes, xq + size_t(t) * x_stride, x_stride, n_in, y + t * ldy + r, ldy);
+    }
+    for (; r < n_rows; ++r) legacy_rows<Block, 1>(w + size_t(r) * w_stride, w_stride, xq, x_stride, n_tok, n_in, y + r, ldy);
+}
+
 template <class Block>
 void legacy_gemm(const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* xq, size_t x_stride, int64_t n_tok,
                  int64_t n_in, float* y, int64_t ldy) {
+    if constexpr (kVnni && !Legacy<Block>::kMin) {
+        if (n_tok >= 2 * kPackRN) {
+            legacy_gemm_packed<Block>(w, w_stride, n_rows, xq, x_stride, n_tok, n_in, y, ldy);
+            return;
+        }
+    }
     int64_t r = 0;
     for (; r + kLegacyRM <= n_rows; r += kLegacyRM)
         legacy_rows<Block, kLegacyRM>(w + size_t(r) * w_stride, w_stride, xq, x_stride, n_tok, n_in, y + r, ldy);

@@ -123,7 +123,7 @@ TEST_CASE("integer matmul tiles match the dequantized reference for every type a
     for (const IntDotType& it : kIntDotTypes) {
         const QuantTraits& qt = quant_traits(it.type);
         const int64_t bs = act_block_size(it.act);
-        for (int64_t n_blocks : {1, 3, 5}) {
+        for (int64_t n_blocks : {1, 2, 3, 5}) {
             const int64_t n_in = bs * n_blocks;
             const int64_t n_rows = 19;  // past tiles of 2 and 4 rows, with tails
             const auto wf = random_floats(size_t(n_in * n_rows), 7u + uint32_t(it.type) + uint32_t(n_blocks), 0.5f);
@@ -131,7 +131,7 @@ TEST_CASE("integer matmul tiles match the dequantized reference for every type a
             const size_t w_stride = size_t(n_in / qt.block_size) * qt.block_bytes;
             std::vector<float> wd(size_t(n_in * n_rows));
             qt.dequantize(wq.data(), wd.data(), n_in * n_rows);
-            for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 9}) {
+            for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 9, 13}) {
                 const auto x = random_floats(size_t(n_in * n_tok), 3u + uint32_t(n_tok));
                 const auto xq = quantize_rows(scalar_kernels(), it.act, x, n_tok, n_in);
                 const size_t x_stride = q8_row_bytes(it.act, n_in);
