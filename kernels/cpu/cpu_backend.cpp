@@ -231,15 +231,16 @@ void CpuBackend::attention(const Act& q, const KvView& kv, int layer, const Atte
     const int64_t n_scan = kv.n_scan;
     const int64_t hd = p.head_dim;
     constexpr int64_t kTokChunk = 32;
-    // Per thread: K of one KV head (n_scan, hd), its V transposed (hd, n_scan),
-    // the chunk's scores (kTokChunk, n_scan), and gemm_f32's packing space.
-    ensure_scratch(size_t(2 * n_scan * hd + kTokChunk * n_scan + 16 * std::max(n_scan, hd)));
+    const int64_t scan_pad = (n_scan + 15) / 16 * 16, hd_pad = (hd + 15) / 16 * 16;
+    // Per thread: K and V of one KV head in gemm_f32_packed's layout, the chunk's
+    // scores (kTokChunk, n_scan) and one converted row.
+    ensure_scratch(size_t(scan_pad * hd + hd_pad * n_scan + kTokChunk * n_scan + hd));
     const KvLayerView& l = kv.layers[size_t(layer)];
     const int group = p.n_head / p.n_head_kv;
     const int64_t n_chunks = (q.n_rows + kTokChunk - 1) / kTokChunk;
     // Scores and outputs are two small matrix products per (KV head, token chunk),
-    // run by the same register-blocked gemm_f32 as the float matmul:
-    //   S = Q_h K^T (rows of K as the "weights"), P = softmax(S), O_h = P V.
+    // run by the same register-blocked kernel as the float matmul:
+    //   S = Q_h K^T (16 cells of K per tile), P = softmax(S), O_h = P V (16 dims per tile).
     pool_.run(int64_t(p.n_head_kv) * n_chunks, [&](int64_t task, int thread) {
         const int hk = int(task / n_chunks);
         const int64_t t0 = (task % n_chunks) * kTokChunk;
@@ -251,28 +252,33 @@ void CpuBackend::attention(const Act& q, const KvView& kv, int layer, const Atte
         int64_t n_hi = 0;  // cells [0, n_hi) hold everything the chunk can see
         for (int64_t c = 0; c < n_scan; ++c)
             if (kv.cell_pos[c] >= 0 && kv.cell_pos[c] <= max_pos) n_hi = c + 1;
-        float* kf = scratch_[size_t(thread)].data();  // (n_hi, hd)
-        float* vt = kf + n_scan * hd;                 // (hd, n_hi)
-        float* score = vt + n_scan * hd;              // (nt, n_hi)
-        float* pack = score + kTokChunk * n_scan;
+        const int64_t n_hi_pad = (n_hi + 15) / 16 * 16;
+        // kpack: tile j holds cells 16j.. as kpack[j * 16 * hd + i * 16 + r] = K[16j + r][i];
+        // vpack: tile e holds dims 16e.. as vpack[e * 16 * n_hi + c * 16 + r] = V[c][16e + r].
+        float* kpack = scratch_[size_t(thread)].data();
+        float* vpack = kpack + scan_pad * hd;
+        float* score = vpack + hd_pad * n_scan;  // (nt, n_hi)
+        float* row = score + kTokChunk * n_scan;
         const int64_t off = int64_t(hk) * hd;
-        float* vrow = pack;  // one converted V row, before pack is needed
-        for (int64_t c = 0; c < n_hi; ++c) {
-            float* kc = kf + c * hd;
-            if (kv.cell_pos[c] < 0 || kv.cell_pos[c] > max_pos) {
-                // Masked for the whole chunk; zeros keep 0 * stale scratch from making NaN.
-                std::fill(kc, kc + hd, 0.0f);
-                for (int64_t d = 0; d < hd; ++d) vt[d * n_hi + c] = 0.0f;
-                continue;
+        for (int64_t c = 0; c < n_hi_pad; ++c) {
+            float* kt = kpack + (c / 16) * 16 * hd + c % 16;
+            // Cells masked for the whole chunk, and tile padding, are zeros: 0 * stale
+            // scratch could be NaN.
+            const bool live = c < n_hi && kv.cell_pos[c] >= 0 && kv.cell_pos[c] <= max_pos;
+            if (live && kv.type == GgmlType::F16)
+                k_.f16_to_f32(static_cast<const uint16_t*>(l.k) + c * kv.n_kv_dim + off, row, hd);
+            else if (live)
+                std::memcpy(row, static_cast<const float*>(l.k) + c * kv.n_kv_dim + off, size_t(hd) * sizeof(float));
+            for (int64_t i = 0; i < hd; ++i) kt[i * 16] = live ? row[i] : 0.0f;
+            if (c >= n_hi) continue;
+            if (live && kv.type == GgmlType::F16)
+                k_.f16_to_f32(static_cast<const uint16_t*>(l.v) + c * kv.n_kv_dim + off, row, hd);
+            else if (live)
+                std::memcpy(row, static_cast<const float*>(l.v) + c * kv.n_kv_dim + off, size_t(hd) * sizeof(float));
+            for (int64_t d0 = 0; d0 < hd; d0 += 16) {
+                float* vt = vpack + (d0 / 16) * 16 * n_hi + c * 16;
+                for (int64_t r = 0; r < 16; ++r) vt[r] = live && d0 + r < hd ? row[d0 + r] : 0.0f;
             }
-            if (kv.type == GgmlType::F16) {
-                k_.f16_to_f32(static_cast<const uint16_t*>(l.k) + c * kv.n_kv_dim + off, kc, hd);
-                k_.f16_to_f32(static_cast<const uint16_t*>(l.v) + c * kv.n_kv_dim + off, vrow, hd);
-            } else {
-                std::memcpy(kc, static_cast<const float*>(l.k) + c * kv.n_kv_dim + off, size_t(hd) * sizeof(float));
-                std::memcpy(vrow, static_cast<const float*>(l.v) + c * kv.n_kv_dim + off, size_t(hd) * sizeof(float));
-            }
-            for (int64_t d = 0; d < hd; ++d) vt[d * n_hi + c] = vrow[d];
         }
         for (int h = hk * group; h < (hk + 1) * group; ++h) {
             const int64_t qo = int64_t(h) * hd;
@@ -281,8 +287,8 @@ void CpuBackend::attention(const Act& q, const KvView& kv, int layer, const Atte
                 continue;
             }
             for (int64_t c0 = 0; c0 < n_hi; c0 += 16)
-                k_.gemm_f32(kf + c0 * hd, std::min<int64_t>(16, n_hi - c0), q.row(t0) + qo, q.stride, nt, hd,
-                            score + c0, n_hi, pack);
+                k_.gemm_f32_packed(kpack + (c0 / 16) * 16 * hd, std::min<int64_t>(16, n_hi - c0), q.row(t0) + qo, q.stride,
+                                   nt, hd, score + c0, n_hi);
             for (int64_t t = t0; t < t0 + nt; ++t) {
                 float* st = score + (t - t0) * n_hi;
                 const int32_t tp = pos[size_t(t)], ts = seq[size_t(t)];
@@ -299,8 +305,8 @@ void CpuBackend::attention(const Act& q, const KvView& kv, int layer, const Atte
                 for (int64_t c = 0; c < n_hi; ++c) st[c] *= inv;
             }
             for (int64_t d0 = 0; d0 < hd; d0 += 16)
-                k_.gemm_f32(vt + d0 * n_hi, std::min<int64_t>(16, hd - d0), score, n_hi, nt, n_hi,
-                            out.row(t0) + qo + d0, out.stride, pack);
+                k_.gemm_f32_packed(vpack + (d0 / 16) * 16 * n_hi, std::min<int64_t>(16, hd - d0), score, n_hi, nt, n_hi,
+                                   out.row(t0) + qo + d0, out.stride);
         }
     });
 }

@@ -51,11 +51,13 @@ const CpuKernels& pick() {
 }  // namespace
 
 const CpuKernels* avx512_kernels() {
-    if (!avx2_kernels() || !avx512_quant_kernels()) return nullptr;
-    // The float kernels are memory- or FMA-bound: AVX2's serve; the integer dots gain from VNNI.
+    if (!avx2_kernels() || !avx512_quant_kernels() || !avx512_gemm_f32_kernels()) return nullptr;
+    // The other float kernels are memory-bound: AVX2's serve.
     static const CpuKernels k = [] {
         CpuKernels t = *avx2_kernels();
         t.isa = "avx512";
+        t.gemm_f32 = avx512_gemm_f32_kernels()->gemm_f32;
+        t.gemm_f32_packed = avx512_gemm_f32_kernels()->gemm_f32_packed;
         t.quant = *avx512_quant_kernels();
         return t;
     }();

@@ -4,7 +4,8 @@
 // their own translation units compiled with that ISA's flags (cmake/cpu_isa.cmake):
 //   scalar: float_kernels_generic.cpp, quant_dot_scalar.cpp (any CPU; the oracle)
 //   avx2:   float_kernels_avx2.cpp, quant_dot_avx2.cpp (AVX2 + FMA + F16C)
-//   avx512: the avx2 float kernels, quant_dot_avx512.cpp (AVX-512 F/BW/VL/DQ + VNNI)
+//   avx512: float_kernels_avx512.cpp (its float gemm; the rest from avx2),
+//           quant_dot_avx512.cpp (AVX-512 F/BW/VL/DQ + VNNI)
 // KILN_CPU=scalar|avx2|avx512|neon in the environment forces a table (tests,
 // bisecting); a choice this CPU or build cannot run is an error, never a fallback.
 #include <cstdint>
@@ -21,6 +22,10 @@ struct CpuKernels {
     // scratch for 16 * n_in floats (a kernel may re-lay the tile there).
     void (*gemm_f32)(const float* w, int64_t n_w, const float* x, int64_t ldx, int64_t n_tok,
                      int64_t n_in, float* y, int64_t ldy, float* pack);
+    // The same product with the tile already packed as (n_in, 16): pack[i * 16 + r] = w[r][i],
+    // zero past n_w (attention writes K and V straight into that layout).
+    void (*gemm_f32_packed)(const float* pack, int64_t n_w, const float* x, int64_t ldx, int64_t n_tok, int64_t n_in,
+                            float* y, int64_t ldy);
     float (*dot_f32)(const float* a, const float* b, int64_t n);
     // dot of an F16 weight row with F32 activations, converting in registers: the
     // decode step's matmul, where a scratch copy of the row would cost as much as the dot.
@@ -47,5 +52,11 @@ std::vector<const CpuKernels*> runnable_kernels();
 const QuantKernels& scalar_quant_kernels();
 const QuantKernels* avx2_quant_kernels();
 const QuantKernels* avx512_quant_kernels();
+// AVX-512 float gemm entries (the rest of the avx512 table is avx2's float kernels).
+struct GemmF32Kernels {
+    decltype(CpuKernels::gemm_f32) gemm_f32;
+    decltype(CpuKernels::gemm_f32_packed) gemm_f32_packed;
+};
+const GemmF32Kernels* avx512_gemm_f32_kernels();
 
 }  // namespace kiln::cpu

@@ -88,14 +88,8 @@ void kernel_tx16(const float* pack, const float* x, int64_t ldx, int64_t n_in, f
     }
 }
 
-void gemm(const float* w, int64_t n_w, const float* x, int64_t ldx, int64_t n_tok, int64_t n_in,
-          float* y, int64_t ldy, float* pack) {
-    if (n_tok < 3) {  // decode-sized: packing would cost as much as the dots
-        for (int64_t t = 0; t < n_tok; ++t)
-            for (int64_t r = 0; r < n_w; ++r) y[t * ldy + r] = dot(x + t * ldx, w + r * n_in, n_in);
-        return;
-    }
-    pack16(w, n_w, n_in, pack);
+void gemm_packed(const float* pack, int64_t n_w, const float* x, int64_t ldx, int64_t n_tok, int64_t n_in, float* y,
+                 int64_t ldy) {
     constexpr int T = 6;  // 12 accumulators + 2 weights + 1 broadcast of 16 ymm registers
     int64_t t = 0;
     for (; t + T <= n_tok; t += T) kernel_tx16<T>(pack, x + t * ldx, ldx, n_in, y + t * ldy, ldy, n_w);
@@ -107,6 +101,17 @@ void gemm(const float* w, int64_t n_w, const float* x, int64_t ldx, int64_t n_to
         case 1: kernel_tx16<1>(pack, x + t * ldx, ldx, n_in, y + t * ldy, ldy, n_w); break;
         default: break;
     }
+}
+
+void gemm(const float* w, int64_t n_w, const float* x, int64_t ldx, int64_t n_tok, int64_t n_in,
+          float* y, int64_t ldy, float* pack) {
+    if (n_tok < 3) {  // decode-sized: packing would cost as much as the dots
+        for (int64_t t = 0; t < n_tok; ++t)
+            for (int64_t r = 0; r < n_w; ++r) y[t * ldy + r] = dot(x + t * ldx, w + r * n_in, n_in);
+        return;
+    }
+    pack16(w, n_w, n_in, pack);
+    gemm_packed(pack, n_w, x, ldx, n_tok, n_in, y, ldy);
 }
 
 void axpy(float a, const float* x, float* y, int64_t n) {
@@ -182,7 +187,7 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
 }  // namespace
 
 const CpuKernels* avx2_kernels() {
-    static const CpuKernels k{"avx2", gemm, dot, dot_f16, axpy, f16_to_f32, exp_sum, swiglu, *avx2_quant_kernels()};
+    static const CpuKernels k{"avx2", gemm, gemm_packed, dot, dot_f16, axpy, f16_to_f32, exp_sum, swiglu, *avx2_quant_kernels()};
     return &k;
 }
 

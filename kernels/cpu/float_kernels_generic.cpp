@@ -40,6 +40,16 @@ void gemm(const float* w, int64_t n_w, const float* x, int64_t ldx, int64_t n_to
         for (int64_t r = 0; r < n_w; ++r) y[t * ldy + r] = dot(x + t * ldx, w + r * n_in, n_in);
 }
 
+void gemm_packed(const float* pack, int64_t n_w, const float* x, int64_t ldx, int64_t n_tok, int64_t n_in, float* y,
+                 int64_t ldy) {
+    for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t r = 0; r < n_w; ++r) {
+            float s = 0.0f;
+            for (int64_t i = 0; i < n_in; ++i) s += x[t * ldx + i] * pack[i * 16 + r];
+            y[t * ldy + r] = s;
+        }
+}
+
 void axpy(float a, const float* x, float* y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
@@ -64,7 +74,7 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
 }  // namespace
 
 const CpuKernels& scalar_kernels() {
-    static const CpuKernels k{"scalar", gemm, dot, dot_f16, axpy, f16_to_f32, exp_sum, swiglu, scalar_quant_kernels()};
+    static const CpuKernels k{"scalar", gemm, gemm_packed, dot, dot_f16, axpy, f16_to_f32, exp_sum, swiglu, scalar_quant_kernels()};
     return k;
 }
 

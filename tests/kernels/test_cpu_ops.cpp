@@ -344,3 +344,38 @@ TEST_CASE("exp_sum and swiglu kernels follow std::exp across the float range") {
         }
     }
 }
+
+TEST_CASE("cpu attention over a prompt: several token chunks, heads wider than one 16-value tile") {
+    const int n_head = 6, n_head_kv = 2, head_dim = 37;
+    const int64_t n_kv_dim = n_head_kv * head_dim, n_tok = 75, n_cells = 90;
+    for (const auto* k : kernel_tables()) {
+        std::vector<float> kmem(size_t(n_cells * n_kv_dim), 0.0f), vmem(kmem.size(), 0.0f);
+        std::vector<int32_t> cell_pos(size_t(n_cells), -1);
+        std::vector<uint64_t> cell_seqs(size_t(n_cells), 0);
+        std::vector<int32_t> pos(static_cast<size_t>(n_tok)), seq(static_cast<size_t>(n_tok), 0), cells(static_cast<size_t>(n_tok));
+        // Cells 0..2 hold an earlier prefix; the prompt continues at position 3, cell 3 left empty.
+        for (int c = 0; c < 3; ++c) {
+            cell_pos[size_t(c)] = c;
+            cell_seqs[size_t(c)] = 1;
+        }
+        for (int64_t t = 0; t < n_tok; ++t) {
+            pos[size_t(t)] = int32_t(3 + t);
+            cells[size_t(t)] = int32_t(4 + t);
+            cell_pos[size_t(4 + t)] = pos[size_t(t)];
+            cell_seqs[size_t(4 + t)] = 1;
+        }
+        auto old = random_floats(size_t(3 * n_kv_dim), 41);
+        std::copy(old.begin(), old.end(), kmem.begin());
+        std::copy(old.begin(), old.end(), vmem.begin());
+        std::vector<KvLayerView> layers{{kmem.data(), vmem.data()}};
+        KvView kv{GgmlType::F32, n_cells, n_kv_dim, layers, cell_pos.data(), cell_seqs.data(), n_cells};
+        cpu::CpuBackend be(2, *k);
+        HostAct kk(n_tok, n_kv_dim, 42), vv(n_tok, n_kv_dim, 43), q(n_tok, n_head * head_dim, 44);
+        be.kv_store(kv, 0, kk.act, vv.act, cells);
+        const AttentionParams ap{n_head, n_head_kv, head_dim, 1.0f / std::sqrt(float(head_dim))};
+        HostAct out(n_tok, n_head * head_dim), out_ref(n_tok, n_head * head_dim);
+        be.attention(q.act, kv, 0, ap, pos, seq, out.act);
+        ref::attention(q.act, kv, 0, ap, pos, seq, out_ref.act);
+        check_close(out.act, out_ref.act, 1e-5f, std::string("prompt attention ") + k->isa);
+    }
+}
