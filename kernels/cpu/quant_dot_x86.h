@@ -222,7 +222,7 @@ int64_t legacy_pairs_512(const Block* const* rows, const Q8RowView* x, int64_t n
     return b;
 }
 
-constexpr int kPrefetchBlocks = 8;
+constexpr int kPrefetchBlocks = 32;
 
 // RM rows x RN tokens of one legacy type.
 template <class Block, int RM, int RN>
@@ -420,6 +420,8 @@ inline void chunk_scales(__m256i s, __m256i* sc) {
     }
 }
 
+constexpr int kPrefetchSuperBlocks = 8;
+
 // RN tokens against one K-quant row, unpacking each super-block once.
 template <class Block, int RN>
 void k_row(const uint8_t* w, const uint8_t* xq, size_t x_stride, int64_t n_in, float* y, int64_t ldy) {
@@ -432,6 +434,9 @@ void k_row(const uint8_t* w, const uint8_t* xq, size_t x_stride, int64_t n_in, f
     KUnpacked k;
     KScalesV ks;
     for (int64_t b = 0; b < nb; ++b) {
+        if constexpr (RN == 1)  // as in legacy_tile: about a kilobyte ahead of the loads
+            for (size_t off = 0; off < sizeof(Block); off += 64)
+                _mm_prefetch(reinterpret_cast<const char*>(blocks + b + kPrefetchSuperBlocks) + off, _MM_HINT_T0);
         kunpack_simd(blocks[b], k);
         kscales_simd(blocks[b], ks);
         __m256i sc[8];
