@@ -209,8 +209,8 @@ void CpuBackend::kv_store(const KvView& kv, int layer, const Act& k, const Act& 
         if (kv.type == GgmlType::F16) {
             uint16_t* kd = static_cast<uint16_t*>(l.k) + c * n;
             uint16_t* vd = static_cast<uint16_t*>(l.v) + c * n;
-            for (int64_t i = 0; i < n; ++i) kd[i] = fp32_to_fp16(k.row(t)[i]);
-            for (int64_t i = 0; i < n; ++i) vd[i] = fp32_to_fp16(v.row(t)[i]);
+            k_.f32_to_f16(k.row(t), kd, n);
+            k_.f32_to_f16(v.row(t), vd, n);
         } else {
             std::memcpy(static_cast<float*>(l.k) + c * n, k.row(t), size_t(n) * sizeof(float));
             std::memcpy(static_cast<float*>(l.v) + c * n, v.row(t), size_t(n) * sizeof(float));

@@ -33,6 +33,8 @@ struct CpuKernels {
     // y[i] += a * x[i]
     void (*axpy_f32)(float a, const float* x, float* y, int64_t n);
     void (*f16_to_f32)(const uint16_t* src, float* dst, int64_t n);
+    // Round to nearest-even, as formats/fp16.h does (the KV cache store).
+    void (*f32_to_f16)(const float* src, uint16_t* dst, int64_t n);
     // x[i] = exp(x[i] - max) in place (exp(-inf) = 0); returns the sum: softmax's inner loop.
     float (*exp_sum_f32)(float* x, int64_t n, float max);
     // out[i] = silu(gate[i]) * up[i] (out may alias gate or up).

@@ -129,6 +129,13 @@ void f16_to_f32(const uint16_t* src, float* dst, int64_t n) {
     for (; i < n; ++i) dst[i] = _cvtsh_ss(src[i]);
 }
 
+void f32_to_f16(const float* src, uint16_t* dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; ++i) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
 // exp(x) for 8 lanes: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two so
 // r stays exact), exp(r) by its degree-6 Taylor polynomial (relative error
 // under 2e-7 on that range), times 2^n built in the exponent bits. Inputs
@@ -187,7 +194,7 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
 }  // namespace
 
 const CpuKernels* avx2_kernels() {
-    static const CpuKernels k{"avx2", gemm, gemm_packed, dot, dot_f16, axpy, f16_to_f32, exp_sum, swiglu, *avx2_quant_kernels()};
+    static const CpuKernels k{"avx2", gemm, gemm_packed, dot, dot_f16, axpy, f16_to_f32, f32_to_f16, exp_sum, swiglu, *avx2_quant_kernels()};
     return &k;
 }
 

@@ -58,6 +58,10 @@ void f16_to_f32(const uint16_t* src, float* dst, int64_t n) {
     for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(src[i]);
 }
 
+void f32_to_f16(const float* src, uint16_t* dst, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = fp32_to_fp16(src[i]);
+}
+
 float exp_sum(float* x, int64_t n, float max) {
     float sum = 0.0f;
     for (int64_t i = 0; i < n; ++i) {
@@ -74,7 +78,7 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
 }  // namespace
 
 const CpuKernels& scalar_kernels() {
-    static const CpuKernels k{"scalar", gemm, gemm_packed, dot, dot_f16, axpy, f16_to_f32, exp_sum, swiglu, scalar_quant_kernels()};
+    static const CpuKernels k{"scalar", gemm, gemm_packed, dot, dot_f16, axpy, f16_to_f32, f32_to_f16, exp_sum, swiglu, scalar_quant_kernels()};
     return k;
 }
 

@@ -379,3 +379,18 @@ TEST_CASE("cpu attention over a prompt: several token chunks, heads wider than o
         check_close(out.act, out_ref.act, 1e-5f, std::string("prompt attention ") + k->isa);
     }
 }
+
+TEST_CASE("f32_to_f16 kernels round like formats/fp16 (ties, subnormals, overflow, infinities)") {
+    std::vector<float> x{0.0f, -0.0f, 1.0f, 1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, 65504.0f, 65520.0f, 1e6f, -1e6f,
+                         6e-8f, 3e-8f, 1e-5f, -2.5e-6f, INFINITY, -INFINITY, 0.1f, -123.456f};
+    const auto r = random_floats(45, 77, 100.0f);
+    x.insert(x.end(), r.begin(), r.end());
+    for (const auto* k : kernel_tables()) {
+        std::vector<uint16_t> h(x.size());
+        k->f32_to_f16(x.data(), h.data(), int64_t(x.size()));
+        for (size_t i = 0; i < x.size(); ++i) {
+            INFO(k->isa << " value " << x[i]);
+            CHECK(h[i] == fp32_to_fp16(x[i]));
+        }
+    }
+}
