@@ -1,6 +1,7 @@
 #include "kernels/cpu/cpu_backend.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +19,28 @@ std::string shape(const Act& a) { return "[" + std::to_string(a.n_rows) + ", " +
 
 void require(bool ok, const char* op, const std::string& what) {
     if (!ok) throw BackendError(std::string("cpu backend: ") + op + ": " + what);
+}
+
+// s[c] = limit[c] <= pos ? s[c] * scale : -inf, returning the maximum; in 8
+// independent lanes so the compiler vectorizes it (one running max is a serial chain).
+float masked_scale_max(float* s, const int32_t* limit, int64_t n, int32_t pos, float scale) {
+    constexpr int kLanes = 8;
+    float lane_max[kLanes];
+    for (float& m : lane_max) m = -INFINITY;
+    int64_t c = 0;
+    for (; c + kLanes <= n; c += kLanes)
+        for (int j = 0; j < kLanes; ++j) {
+            const float v = limit[c + j] <= pos ? s[c + j] * scale : -INFINITY;
+            s[c + j] = v;
+            lane_max[j] = lane_max[j] > v ? lane_max[j] : v;
+        }
+    float m = -INFINITY;
+    for (; c < n; ++c) {
+        s[c] = limit[c] <= pos ? s[c] * scale : -INFINITY;
+        m = std::max(m, s[c]);
+    }
+    for (float l : lane_max) m = std::max(m, l);
+    return m;
 }
 
 int default_threads(int n) {
@@ -234,7 +257,7 @@ void CpuBackend::attention(const Act& q, const KvView& kv, int layer, const Atte
     const int64_t scan_pad = (n_scan + 15) / 16 * 16, hd_pad = (hd + 15) / 16 * 16;
     // Per thread: K and V of one KV head in gemm_f32_packed's layout, the chunk's
     // scores (kTokChunk, n_scan) and one converted row.
-    ensure_scratch(size_t(scan_pad * hd + hd_pad * n_scan + kTokChunk * n_scan + hd));
+    ensure_scratch(size_t(scan_pad * hd + hd_pad * n_scan + kTokChunk * n_scan + hd + n_scan));
     const KvLayerView& l = kv.layers[size_t(layer)];
     const int group = p.n_head / p.n_head_kv;
     const int64_t n_chunks = (q.n_rows + kTokChunk - 1) / kTokChunk;
@@ -259,7 +282,15 @@ void CpuBackend::attention(const Act& q, const KvView& kv, int layer, const Atte
         float* vpack = kpack + scan_pad * hd;
         float* score = vpack + hd_pad * n_scan;  // (nt, n_hi)
         float* row = score + kTokChunk * n_scan;
+        int32_t* limit = reinterpret_cast<int32_t*>(row + hd);  // (n_hi)
         const int64_t off = int64_t(hk) * hd;
+        // A chunk of one sequence (every prompt) folds a cell's occupancy and
+        // sequence into one number: the cell is visible to positions >= limit[c].
+        bool one_seq = true;
+        for (int64_t t = t0; t < t0 + nt; ++t) one_seq = one_seq && seq[size_t(t)] == seq[size_t(t0)];
+        if (one_seq)
+            for (int64_t c = 0; c < n_hi; ++c)
+                limit[c] = kv.cell_pos[c] >= 0 && ((kv.cell_seqs[c] >> seq[size_t(t0)]) & 1u) ? kv.cell_pos[c] : INT32_MAX;
         for (int64_t c = 0; c < n_hi_pad; ++c) {
             float* kt = kpack + (c / 16) * 16 * hd + c % 16;
             // Cells masked for the whole chunk, and tile padding, are zeros: 0 * stale
@@ -293,9 +324,13 @@ void CpuBackend::attention(const Act& q, const KvView& kv, int layer, const Atte
                 float* st = score + (t - t0) * n_hi;
                 const int32_t tp = pos[size_t(t)], ts = seq[size_t(t)];
                 float max_s = -INFINITY;
-                for (int64_t c = 0; c < n_hi; ++c) {
-                    st[c] = kv_cell_visible(kv, c, tp, ts) ? st[c] * p.scale : -INFINITY;
-                    max_s = std::max(max_s, st[c]);
+                if (one_seq) {
+                    max_s = masked_scale_max(st, limit, n_hi, tp, p.scale);
+                } else {
+                    for (int64_t c = 0; c < n_hi; ++c) {
+                        st[c] = kv_cell_visible(kv, c, tp, ts) ? st[c] * p.scale : -INFINITY;
+                        max_s = std::max(max_s, st[c]);
+                    }
                 }
                 if (max_s == -INFINITY) {  // nothing visible: a zero output, never NaN
                     std::fill(st, st + n_hi, 0.0f);
