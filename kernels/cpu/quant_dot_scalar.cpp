@@ -16,6 +16,14 @@ namespace {
 
 float fp16_round(float x) { return fp16_to_fp32(fp32_to_fp16(x)); }
 
+// A rounded value as int8, saturating as the SIMD packs do (a NaN, whose float
+// to int conversion is undefined in C++, becomes -128 like cvtps2dq's INT_MIN).
+int to_int8(float r) {
+    if (r >= 127.f) return 127;
+    if (r >= -128.f) return int(r);
+    return -128;
+}
+
 // llama.cpp's quantize_row_q8_0/q8_1 (its AVX2 form): id = 127 / amax, values
 // rounded to nearest-even, d = amax / 127 stored as fp16, s = d * sum as fp16.
 void quantize_q8_32(const float* x, int64_t n, uint8_t* row) {
@@ -30,7 +38,7 @@ void quantize_q8_32(const float* x, int64_t n, uint8_t* row) {
         const float id = amax != 0.0f ? 127.f / amax : 0.0f;
         int sum = 0;
         for (int j = 0; j < 32; ++j) {
-            const int q = int(std::nearbyint(xb[j] * id));
+            const int q = to_int8(std::nearbyint(xb[j] * id));
             qs[32 * b + j] = int8_t(q);
             sum += q;
         }
@@ -63,7 +71,7 @@ void quantize_q8_K(const float* x, int64_t n, uint8_t* row) {
             continue;
         }
         const float iscale = -127.f / max;
-        for (int j = 0; j < 256; ++j) q[j] = int8_t(std::min(127, int(std::nearbyint(iscale * xb[j]))));
+        for (int j = 0; j < 256; ++j) q[j] = int8_t(to_int8(std::nearbyint(iscale * xb[j])));
         for (int j = 0; j < 16; ++j) {
             int sum = 0;
             for (int i = 0; i < 16; ++i) sum += q[16 * j + i];

@@ -102,8 +102,8 @@ void quantize_q8_K(const float* x, int64_t n, uint8_t* row) {
             continue;
         }
         // The first value of that magnitude decides the sign, as in the reference scan.
-        int j_max = 0;
-        while (std::fabs(xb[j_max]) != amax) ++j_max;
+        int j_max = 0;  // bounded: a NaN amax matches nothing
+        while (j_max < 255 && std::fabs(xb[j_max]) != amax) ++j_max;
         const float iscale = -127.f / xb[j_max];
         const __m256 scale = _mm256_set1_ps(iscale);
         for (int j = 0; j < 256; j += 32) round_store_32(xb + j, scale, q + j, nullptr);
