@@ -158,8 +158,10 @@ void CpuBackend::matmul(const Weight& weight, const Act& x, Act y) {
     require(scratch_[0].size() >= size_t(2 * kTileRows * n_in), "matmul", "weight was not uploaded to this backend");
     const int64_t n_tiles = (n_out + kTileRows - 1) / kTileRows;
     if (w.type == GgmlType::F16 && x.n_rows <= 2) {
-        pool_.run(n_tiles, [&](int64_t tile, int) {
-            const int64_t r0 = tile * kTileRows, r1 = std::min(n_out, r0 + kTileRows);
+        // About 8 row ranges per thread, as in matmul_quantized.
+        const int64_t rows = (n_out + 8 * pool_.n_threads() - 1) / (8 * pool_.n_threads());
+        pool_.run((n_out + rows - 1) / rows, [&](int64_t task, int) {
+            const int64_t r0 = task * rows, r1 = std::min(n_out, r0 + rows);
             for (int64_t t = 0; t < x.n_rows; ++t)
                 for (int64_t r = r0; r < r1; ++r)
                     y.row(t)[r] = k_.dot_f16_f32(reinterpret_cast<const uint16_t*>(w.row(r)), x.row(t), n_in);
