@@ -16,6 +16,14 @@ bool cpu_has_avx2() {
 #endif
 }
 
+bool cpu_has_avxvnni() {
+#if defined(__x86_64__) || defined(__i386__)
+    return cpu_has_avx2() && __builtin_cpu_supports("avxvnni");
+#else
+    return false;
+#endif
+}
+
 bool cpu_has_avx512() {
 #if defined(__x86_64__) || defined(__i386__)
     return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -29,6 +37,7 @@ bool cpu_has_avx512() {
 const CpuKernels* runnable(const char* isa) {
     if (std::strcmp(isa, "scalar") == 0) return &scalar_kernels();
     if (std::strcmp(isa, "avx2") == 0) return cpu_has_avx2() ? avx2_kernels() : nullptr;
+    if (std::strcmp(isa, "avxvnni") == 0) return cpu_has_avxvnni() ? avxvnni_kernels() : nullptr;
     if (std::strcmp(isa, "avx512") == 0) return cpu_has_avx512() ? avx512_kernels() : nullptr;
     return nullptr;  // neon: no NEON kernels yet
 }
@@ -37,10 +46,11 @@ const CpuKernels& pick() {
     const char* want = std::getenv("KILN_CPU");
     if (want && *want) {
         const bool known = std::strcmp(want, "scalar") == 0 || std::strcmp(want, "avx2") == 0 ||
-                           std::strcmp(want, "avx512") == 0 || std::strcmp(want, "neon") == 0;
+                           std::strcmp(want, "avxvnni") == 0 || std::strcmp(want, "avx512") == 0 ||
+                           std::strcmp(want, "neon") == 0;
         if (!known)
             throw std::runtime_error(std::string("KILN_CPU=") + want +
-                                     " is not a kernel set; use scalar, avx2, avx512 or neon (or unset it)");
+                                     " is not a kernel set; use scalar, avx2, avxvnni, avx512 or neon (or unset it)");
         if (const CpuKernels* k = runnable(want)) return *k;
         throw std::runtime_error(std::string("KILN_CPU=") + want + ": this CPU or build cannot run those kernels (best here: " +
                                  runnable_kernels().back()->isa + "); unset KILN_CPU or choose another");
@@ -49,6 +59,17 @@ const CpuKernels& pick() {
 }
 
 }  // namespace
+
+const CpuKernels* avxvnni_kernels() {
+    if (!avx2_kernels() || !avxvnni_quant_kernels()) return nullptr;
+    static const CpuKernels k = [] {
+        CpuKernels t = *avx2_kernels();
+        t.isa = "avxvnni";
+        t.quant = *avxvnni_quant_kernels();
+        return t;
+    }();
+    return &k;
+}
 
 const CpuKernels* avx512_kernels() {
     if (!avx2_kernels() || !avx512_quant_kernels() || !avx512_gemm_f32_kernels()) return nullptr;
@@ -66,7 +87,7 @@ const CpuKernels* avx512_kernels() {
 
 std::vector<const CpuKernels*> runnable_kernels() {
     std::vector<const CpuKernels*> t{&scalar_kernels()};
-    for (const char* isa : {"avx2", "avx512"})
+    for (const char* isa : {"avx2", "avxvnni", "avx512"})
         if (const CpuKernels* k = runnable(isa)) t.push_back(k);
     return t;
 }

@@ -4,9 +4,10 @@
 // their own translation units compiled with that ISA's flags (cmake/cpu_isa.cmake):
 //   scalar: float_kernels_generic.cpp, quant_dot_scalar.cpp (any CPU; the oracle)
 //   avx2:   float_kernels_avx2.cpp, quant_dot_avx2.cpp (AVX2 + FMA + F16C)
+//   avxvnni: the avx2 float kernels, quant_dot_avxvnni.cpp (AVX2 + AVX-VNNI, no AVX-512)
 //   avx512: float_kernels_avx512.cpp (its float gemm; the rest from avx2),
 //           quant_dot_avx512.cpp (AVX-512 F/BW/VL/DQ + VNNI)
-// KILN_CPU=scalar|avx2|avx512|neon in the environment forces a table (tests,
+// KILN_CPU=scalar|avx2|avxvnni|avx512|neon in the environment forces a table (tests,
 // bisecting); a choice this CPU or build cannot run is an error, never a fallback.
 #include <cstdint>
 #include <vector>
@@ -46,6 +47,7 @@ struct CpuKernels {
 const CpuKernels& cpu_kernels();          // the table for this CPU (or KILN_CPU)
 const CpuKernels& scalar_kernels();       // always available
 const CpuKernels* avx2_kernels();         // nullptr when not compiled in (non-x86)
+const CpuKernels* avxvnni_kernels();      // nullptr when not compiled in (non-x86)
 const CpuKernels* avx512_kernels();       // nullptr when not compiled in (non-x86)
 // Every table this CPU can run, scalar first (tests compare them all).
 std::vector<const CpuKernels*> runnable_kernels();
@@ -53,6 +55,7 @@ std::vector<const CpuKernels*> runnable_kernels();
 // The per-ISA integer kernels the tables above are assembled from.
 const QuantKernels& scalar_quant_kernels();
 const QuantKernels* avx2_quant_kernels();
+const QuantKernels* avxvnni_quant_kernels();
 const QuantKernels* avx512_quant_kernels();
 // AVX-512 float gemm entries (the rest of the avx512 table is avx2's float kernels).
 struct GemmF32Kernels {

@@ -1,8 +1,8 @@
 #pragma once
-// x86 integer dot kernels, one source compiled twice: by quant_dot_avx2.cpp
-// (-mavx2 -mfma -mf16c) and quant_dot_avx512.cpp (plus AVX-512 VL/BW and VNNI,
-// where vpdpbusd does in one instruction what maddubs + madd do in two and the
-// 32 vector registers hold bigger tiles). Included inside an unnamed namespace
+// x86 integer dot kernels, one source compiled three times: by quant_dot_avx2.cpp
+// (-mavx2 -mfma -mf16c), quant_dot_avxvnni.cpp (plus AVX-VNNI, whose vpdpbusd
+// does in one instruction what maddubs + madd do in two) and quant_dot_avx512.cpp
+// (AVX-512 VL/BW/VNNI: also 512-bit vectors and 32 registers for bigger tiles). Included inside an unnamed namespace
 // so the two compilations never merge into one symbol.
 //
 // Matrix-vector and matrix-matrix share one shape: a micro-kernel takes RM
@@ -12,11 +12,30 @@
 // formats/quant_blocks.h and kernels/cpu/q8_act.h before opening the namespace,
 // then kquant_scales.h and this file inside it.
 
+// kAvx512: 512-bit vectors and 32 registers (bigger tiles, block pairs, packs).
+// kVnni: vpdpbusd on 256-bit vectors, from AVX-512 VNNI (+VL) or from AVX-VNNI
+// (quant_dot_avxvnni.cpp: the VEX form on CPUs without AVX-512).
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+constexpr bool kAvx512 = true;
+#else
+constexpr bool kAvx512 = false;
+#endif
+#if (defined(__AVX512VNNI__) && defined(__AVX512VL__)) || defined(__AVXVNNI__)
 constexpr bool kVnni = true;
 #else
 constexpr bool kVnni = false;
 #endif
+
+// acc + the sums of four u8 x s8 products per int32 lane.
+inline __m256i dpbusd(__m256i acc, __m256i u, __m256i s) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(acc, u, s);
+#elif defined(__AVXVNNI__)
+    return _mm256_dpbusd_avx_epi32(acc, u, s);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
 
 // ---- activation quantizers (same rounding as the scalar ones, lane by lane) --
 
@@ -241,7 +260,7 @@ void legacy_tile(const uint8_t* w, size_t w_stride, const uint8_t* xq, size_t x_
         for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_setzero_ps();
     int64_t b = 0;
     // Not for one token: there the pair assembly costs what the wider vectors save (measured).
-    if constexpr (kVnni && RN > 1) b = legacy_pairs_512<Block, RM, RN>(rows, x, nb, acc, mins);
+    if constexpr (kAvx512 && RN > 1) b = legacy_pairs_512<Block, RM, RN>(rows, x, nb, acc, mins);
     for (; b < nb; ++b) {
         __m256i wq[RM];
         float dw[RM];
@@ -263,7 +282,7 @@ void legacy_tile(const uint8_t* w, size_t w_stride, const uint8_t* xq, size_t x_
                     p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wq[r], wq[r]), _mm256_sign_epi8(xv, wq[r])),
                                           _mm256_set1_epi16(1));
                 else if constexpr (kVnni)
-                    p = _mm256_dpbusd_epi32(offset, wq[r], xv);
+                    p = dpbusd(offset, wq[r], xv);
                 else
                     p = _mm256_add_epi32(offset, _mm256_madd_epi16(_mm256_maddubs_epi16(wq[r], xv), _mm256_set1_epi16(1)));
                 acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(_mm256_set1_ps(dw[r]), dx), acc[r][t]);
@@ -463,7 +482,7 @@ void k_row(const uint8_t* w, const uint8_t* xq, size_t x_stride, int64_t n_in, f
 
 // Row and token blocking of the legacy micro-kernel: AVX2 has 16 vector
 // registers (2 x 4 accumulators, 2 weights, temporaries), AVX-512 has 32.
-constexpr int kLegacyRM = kVnni ? 4 : 2;
+constexpr int kLegacyRM = kAvx512 ? 4 : 2;
 constexpr int kLegacyRN = 4;
 constexpr int kKRN = 4;
 
@@ -574,7 +593,7 @@ void legacy_gemm_packed(const uint8_t* w, size_t w_stride, int64_t n_rows, const
 template <class Block>
 void legacy_gemm(const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* xq, size_t x_stride, int64_t n_tok,
                  int64_t n_in, float* y, int64_t ldy) {
-    if constexpr (kVnni && !Legacy<Block>::kMin) {
+    if constexpr (kAvx512 && !Legacy<Block>::kMin) {
         if (n_tok >= 2 * kPackRN) {
             legacy_gemm_packed<Block>(w, w_stride, n_rows, xq, x_stride, n_tok, n_in, y, ldy);
             return;
