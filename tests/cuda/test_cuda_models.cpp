@@ -102,11 +102,13 @@ void compare(const std::string& file, std::shared_ptr<Model> base_model, std::sh
 // Float weights: float activations in decode, F16 tensor cores in the prompt.
 // Quantized weights: 8-bit activations in decode (as llama.cpp's CUDA backend),
 // whose rounding noise is what the project's llama.cpp parity bound (0.25) measures.
+// The CPU rounds K-quant activations in 256-wide Q8_K blocks and the GPU in
+// 32-wide ones, so the two noises differ by up to ~0.39 (gqa-q4_k_m on an H200).
 void check_model(const std::string& file, int n_prompts, size_t n_steps, bool quantized) {
     if (!test::cuda_backend()) return;
     auto gpu = load(file, "cuda", -1);
     REQUIRE(std::string(gpu->backend().name()) == "cuda");
-    compare(file, load(file, "cpu", -1), gpu, n_prompts, n_steps, quantized ? 0.3f : 5e-2f, quantized ? 0.25f : 0.1f);
+    compare(file, load(file, "cpu", -1), gpu, n_prompts, n_steps, quantized ? 0.5f : 5e-2f, quantized ? 0.25f : 0.1f);
 }
 
 }  // namespace

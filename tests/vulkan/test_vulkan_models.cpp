@@ -37,8 +37,9 @@ float top2_gap(std::span<const float> l) {
 // n_prompts: reference prompts used (lavapipe spends ~0.2 ms per dispatch on
 // CI's two cores, so every step costs ~25 ms there); n_steps: greedy steps
 // compared per prompt; logit_tol: bound on |vulkan - cpu| over the whole
-// vocabulary (the backends sum in different orders).
-void check_model(const std::string& file, int n_prompts, size_t n_steps, float logit_tol) {
+// vocabulary; tie_gap: the largest top-2 gap (of the CPU) at which the two may
+// pick differently.
+void check_model(const std::string& file, int n_prompts, size_t n_steps, float logit_tol, float tie_gap) {
     if (!test::vulkan_backend()) return;
     auto cpu_model = load_model(test::model_path(file), LoadOptions{2});
     LoadOptions vo;
@@ -78,7 +79,7 @@ void check_model(const std::string& file, int n_prompts, size_t n_steps, float l
             const int32_t pc = argmax(lc), pg = argmax(lg);
             if (pc != pg) {
                 // Only a tie within the backends' rounding may pick differently.
-                CHECK_MESSAGE(top2_gap(lc) <= 2 * logit_tol, "cpu picked " << pc << ", vulkan " << pg);
+                CHECK_MESSAGE(top2_gap(lc) <= tie_gap, "cpu picked " << pc << ", vulkan " << pg);
                 ++near_ties;
             }
             ++steps;
@@ -94,16 +95,24 @@ void check_model(const std::string& file, int n_prompts, size_t n_steps, float l
     CHECK(prompts == n_prompts);
 }
 
+// Float weights: both backends multiply float activations and differ only in
+// summation order. Quantized weights: the CPU rounds activations to 8 bits (as
+// llama.cpp's CPU backend does) while the shaders keep them in float, so the
+// logits differ by that rounding noise (up to ~0.37 seen on the Q6_K model);
+// the picks must still agree but at near ties (the project's llama.cpp parity bound, 0.25).
+void check_float(const std::string& file, int n_prompts, size_t n_steps) { check_model(file, n_prompts, n_steps, 5e-3f, 1e-2f); }
+void check_quantized(const std::string& file, int n_prompts, size_t n_steps) { check_model(file, n_prompts, n_steps, 0.6f, 0.25f); }
+
 }  // namespace
 
-TEST_CASE("vulkan model: stories260K (F32) whole continuation of 2 prompts") { check_model("stories260K.gguf", 2, kAll, 5e-3f); }
-TEST_CASE("vulkan model: kiln-test-15m-f16 whole continuation") { check_model("kiln-test-15m-f16.gguf", 8, kAll, 5e-3f); }
-TEST_CASE("vulkan model: kiln-test-gqa-f16 whole continuation") { check_model("kiln-test-gqa-f16.gguf", 8, kAll, 5e-3f); }
-TEST_CASE("vulkan model: kiln-test-15m-q8_0 whole continuation") { check_model("kiln-test-15m-q8_0.gguf", 8, kAll, 5e-3f); }
-TEST_CASE("vulkan model: kiln-test-15m-q4_0 first 16 tokens of 2 prompts") { check_model("kiln-test-15m-q4_0.gguf", 2, 16, 5e-3f); }
-TEST_CASE("vulkan model: kiln-test-15m-q5_0 first 16 tokens of 2 prompts") { check_model("kiln-test-15m-q5_0.gguf", 2, 16, 5e-3f); }
-TEST_CASE("vulkan model: kiln-test-gqa-q2_k first 16 tokens of 2 prompts") { check_model("kiln-test-gqa-q2_k.gguf", 2, 16, 5e-3f); }
-TEST_CASE("vulkan model: kiln-test-gqa-q3_k_m first 16 tokens of 2 prompts") { check_model("kiln-test-gqa-q3_k_m.gguf", 2, 16, 5e-3f); }
-TEST_CASE("vulkan model: kiln-test-gqa-q4_k_m first 16 tokens of 2 prompts") { check_model("kiln-test-gqa-q4_k_m.gguf", 2, 16, 5e-3f); }
-TEST_CASE("vulkan model: kiln-test-gqa-q5_k_m first 16 tokens of 2 prompts") { check_model("kiln-test-gqa-q5_k_m.gguf", 2, 16, 5e-3f); }
-TEST_CASE("vulkan model: kiln-test-gqa-q6_k first 16 tokens of 2 prompts") { check_model("kiln-test-gqa-q6_k.gguf", 2, 16, 5e-3f); }
+TEST_CASE("vulkan model: stories260K (F32) whole continuation of 2 prompts") { check_float("stories260K.gguf", 2, kAll); }
+TEST_CASE("vulkan model: kiln-test-15m-f16 whole continuation") { check_float("kiln-test-15m-f16.gguf", 8, kAll); }
+TEST_CASE("vulkan model: kiln-test-gqa-f16 whole continuation") { check_float("kiln-test-gqa-f16.gguf", 8, kAll); }
+TEST_CASE("vulkan model: kiln-test-15m-q8_0 whole continuation") { check_quantized("kiln-test-15m-q8_0.gguf", 8, kAll); }
+TEST_CASE("vulkan model: kiln-test-15m-q4_0 first 16 tokens of 2 prompts") { check_quantized("kiln-test-15m-q4_0.gguf", 2, 16); }
+TEST_CASE("vulkan model: kiln-test-15m-q5_0 first 16 tokens of 2 prompts") { check_quantized("kiln-test-15m-q5_0.gguf", 2, 16); }
+TEST_CASE("vulkan model: kiln-test-gqa-q2_k first 16 tokens of 2 prompts") { check_quantized("kiln-test-gqa-q2_k.gguf", 2, 16); }
+TEST_CASE("vulkan model: kiln-test-gqa-q3_k_m first 16 tokens of 2 prompts") { check_quantized("kiln-test-gqa-q3_k_m.gguf", 2, 16); }
+TEST_CASE("vulkan model: kiln-test-gqa-q4_k_m first 16 tokens of 2 prompts") { check_quantized("kiln-test-gqa-q4_k_m.gguf", 2, 16); }
+TEST_CASE("vulkan model: kiln-test-gqa-q5_k_m first 16 tokens of 2 prompts") { check_quantized("kiln-test-gqa-q5_k_m.gguf", 2, 16); }
+TEST_CASE("vulkan model: kiln-test-gqa-q6_k first 16 tokens of 2 prompts") { check_quantized("kiln-test-gqa-q6_k.gguf", 2, 16); }
