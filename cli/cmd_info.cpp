@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/info_devices.h"
 #include "cli/options.h"
 #include "formats/gguf.h"
 #include "formats/gguf_keys.h"
@@ -233,13 +234,18 @@ void print_text(const GgufFile& f, const Facts& facts, bool tensors, bool metada
 }  // namespace
 
 int cmd_info(const Args& args) {
-    bool tensors = false, as_json = false, metadata = false;
-    OptionParser parser("kiln info FILE.gguf [--tensors] [--metadata] [--json]");
+    bool tensors = false, as_json = false, metadata = false, devices = false;
+    OptionParser parser("kiln info FILE.gguf [--tensors] [--metadata] [--json]  |  kiln info --devices [--json]");
+    parser.flag({"--devices"}, "list the GPUs kiln can run on (the numbers --device takes)", [&] { devices = true; });
     parser.flag({"--tensors"}, "list every tensor (name, type, shape, offset, bytes)", [&] { tensors = true; });
     parser.flag({"--metadata"}, "list every metadata key with its type and value", [&] { metadata = true; });
     parser.flag({"--json"}, "print one JSON object instead of text", [&] { as_json = true; });
     std::vector<std::string> files;
     if (!parser.parse(args, &files)) return 0;
+    if (devices && files.empty()) {
+        print_devices(as_json);
+        return 0;
+    }
     if (files.empty()) throw UsageError("no file given (usage: kiln info FILE.gguf [--tensors] [--metadata] [--json])");
     if (files.size() > 1) throw UsageError("one file at a time, got " + std::to_string(files.size()));
 

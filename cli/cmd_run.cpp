@@ -65,6 +65,7 @@ int cmd_run(const Args& args) {
                  r.prompt_seconds, pp);
     std::fprintf(stderr, "generation: %zu tokens in %.3f s (%.1f tokens/s), finish: %s\n", r.tokens.size(),
                  r.generation_seconds, tg, finish_reason_name(r.finish));
+    std::fprintf(stderr, "backend: %s\n", m.model->placement_summary().c_str());
     return 0;
 }
 

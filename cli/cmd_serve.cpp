@@ -61,8 +61,6 @@ int cmd_serve(const Args& args) {
     if (model_options.model_path.empty()) throw UsageError("no model given: pass -m FILE.gguf");
     if (!std::filesystem::exists(model_options.model_path))
         throw UsageError("model file not found: " + model_options.model_path);
-    if (model_options.backend != "cpu")
-        throw UsageError("--backend " + model_options.backend + ": kiln serve runs on the CPU so far; use --backend cpu");
     std::optional<std::string> template_source;
     if (!chat_template_file.empty()) template_source = read_file(chat_template_file, "chat template file");
 
@@ -92,8 +90,7 @@ int cmd_serve(const Args& args) {
         std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(delay)));
 
     auto engine = std::make_shared<server::Engine>();
-    LoadOptions load;
-    load.n_threads = model_options.n_threads > 0 ? model_options.n_threads : default_thread_count();
+    const LoadOptions load = to_load_options(model_options);
     engine->model = load_model(model_options.model_path, load);
     engine->tokenizer = Tokenizer::from_gguf(engine->model->gguf());
     const std::string source = template_source ? *template_source : engine->model->gguf().get_string("tokenizer.chat_template").value_or("");
@@ -114,8 +111,8 @@ int cmd_serve(const Args& args) {
     so.max_queue = size_t(max_queue);
     engine->scheduler = std::make_unique<Scheduler>(engine->model, *engine->tokenizer, so);
     srv.set_engine(engine);
-    std::printf("kiln serve: ready: model '%s', %d slots of %lld tokens, %d threads\n", engine->model_id.c_str(), n_parallel,
-                (long long)so.n_ctx_slot, load.n_threads);
+    std::printf("kiln serve: ready: model '%s', %d slots of %lld tokens, on %s\n", engine->model_id.c_str(), n_parallel,
+                (long long)so.n_ctx_slot, engine->model->placement_summary().c_str());
     std::fflush(stdout);
     srv.run();
     std::printf("kiln serve: stopped\n");

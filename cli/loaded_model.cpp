@@ -14,19 +14,23 @@ LoadedModel load_for_cli(const ModelOptions& options) {
     if (options.model_path.empty()) throw UsageError("no model given: pass -m FILE.gguf");
     if (!std::filesystem::exists(options.model_path))
         throw UsageError("model file not found: " + options.model_path);
-    if (options.backend != "cpu")
-        throw UsageError("--backend " + options.backend +
-                         ": this build of kiln runs models on the CPU only so far; use --backend cpu");
     LoadedModel m;
-    LoadOptions load;
-    load.n_threads = options.n_threads > 0 ? options.n_threads : default_thread_count();
-    m.model = load_model(options.model_path, load);
+    m.model = load_model(options.model_path, to_load_options(options));
     m.tokenizer = Tokenizer::from_gguf(m.model->gguf());
     ContextOptions ctx;
     ctx.n_ctx = options.n_ctx > 0 ? options.n_ctx : default_context(*m.model);
     ctx.n_batch = options.n_batch;
     m.context = std::make_unique<Context>(m.model, ctx);
     return m;
+}
+
+LoadOptions to_load_options(const ModelOptions& options) {
+    LoadOptions load;
+    load.n_threads = options.n_threads > 0 ? options.n_threads : default_thread_count();
+    load.backend = options.backend;
+    load.device = options.device;
+    load.n_gpu_layers = options.n_gpu_layers;
+    return load;
 }
 
 SamplingParams to_sampling_params(const SamplingOptions& o) {

@@ -19,6 +19,9 @@ struct LoadedModel {
 // Throws UsageError when no model was given or the backend is not available.
 LoadedModel load_for_cli(const ModelOptions& options);
 
+// The engine's load options for the shared -t/--backend/-ngl/--device flags.
+LoadOptions to_load_options(const ModelOptions& options);
+
 // The model's context size for -c 0: its training context, at most 4096.
 int64_t default_context(const Model& model);
 

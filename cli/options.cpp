@@ -29,13 +29,18 @@ void OptionParser::add_model_options(ModelOptions& o) {
           [&o](const std::string& v) { o.n_ctx = parse_int("--ctx-size", v, 1, 1 << 24); });
     value({"-b", "--batch-size"}, "N", "tokens per forward pass when processing a prompt (default 512)",
           [&o](const std::string& v) { o.n_batch = parse_int("--batch-size", v, 1, 1 << 16); });
-    value({"--backend"}, "NAME", "compute backend: cpu, cuda or vulkan (default cpu)", [&o](const std::string& v) {
-        if (v != "cpu" && v != "cuda" && v != "vulkan")
-            throw UsageError("--backend: unknown backend '" + v + "' (expected cpu, cuda or vulkan)");
-        o.backend = v;
-    });
-    value({"-ngl", "--n-gpu-layers"}, "N", "layers to offload to the GPU backend (default: all)",
+    value({"--backend"}, "NAME",
+          "compute backend: auto, cpu, cuda or vulkan (default auto: a GPU when there is one, else the CPU)",
+          [&o](const std::string& v) {
+              if (v != "auto" && v != "cpu" && v != "cuda" && v != "vulkan")
+                  throw UsageError("--backend: unknown backend '" + v + "' (expected auto, cpu, cuda or vulkan)");
+              o.backend = v;
+          });
+    value({"-ngl", "--n-gpu-layers"}, "N",
+          "layers to offload to the GPU, 0 = none (default: all, or with --backend auto as many as fit)",
           [&o](const std::string& v) { o.n_gpu_layers = parse_int("--n-gpu-layers", v, 0, 1 << 20); });
+    value({"--device"}, "N", "GPU to use, as numbered by `kiln info --devices` (default: the first)",
+          [&o](const std::string& v) { o.device = parse_int("--device", v, 0, 1 << 10); });
 }
 
 void OptionParser::add_sampling_options(SamplingOptions& o) {

@@ -22,8 +22,9 @@ struct ModelOptions {
     int n_threads = 0;          // -t; 0 = number of physical cores
     int n_ctx = 0;              // -c; 0 = min(model's context length, 4096)
     int n_batch = 512;          // -b
-    std::string backend = "cpu";  // --backend cpu|cuda|vulkan
-    int n_gpu_layers = -1;      // -ngl; -1 = all when a GPU backend is chosen
+    std::string backend = "auto";  // --backend auto|cpu|cuda|vulkan
+    int n_gpu_layers = -1;      // -ngl; -1 = all (auto: as many as fit)
+    int device = -1;            // --device; -1 = the first (auto: the one it picks)
 };
 
 struct SamplingOptions {

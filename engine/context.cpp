@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "kernels/cpu/cpu_backend.h"
+#include "engine/gpu_devices.h"
 #include "models/model_registry.h"
 #ifdef KILN_HAVE_VULKAN
 #include "kernels/vulkan/vulkan_backend.h"
@@ -27,30 +28,52 @@ std::unique_ptr<Backend> make_backend(const LoadOptions& o, const GgufFile& file
                              std::to_string(*n_layer) + " (all) or 0 (CPU)");
         return std::make_unique<vk::VulkanBackend>(vk::VulkanOptions{o.device, true});
 #else
+        (void)file;
         throw ModelError("this kiln was built without the Vulkan backend; rebuild with -DKILN_VULKAN=ON or use --backend cpu");
 #endif
     }
     if (o.backend == "cuda")
         throw ModelError("this kiln was built without the CUDA backend; rebuild with -DKILN_CUDA=ON (needs nvcc) or use --backend cpu");
-    throw ModelError("backend '" + o.backend + "' is not available in this build (expected cpu, cuda or vulkan)");
+    throw ModelError("backend '" + o.backend + "' is not available in this build (expected auto, cpu, cuda or vulkan)");
+}
+
+std::string cpu_summary(int n_threads) {
+    return "cpu (" + (n_threads > 0 ? std::to_string(n_threads) : std::string("all")) + " threads)";
 }
 }  // namespace
 
 std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& options) {
     std::shared_ptr<Model> m(new Model());
     m->file_ = std::make_unique<GgufFile>(GgufFile::open(path));
+    LoadOptions o = options;
+    const bool automatic = o.backend == "auto";
+    if (automatic) {
+        const BackendChoice choice = auto_backend();
+        o.backend = choice.backend;
+        if (o.device < 0) o.device = choice.device;
+    }
+    if (o.device < 0) o.device = 0;
     Placement placement;
 #ifdef KILN_HAVE_CUDA
-    if (options.backend == "cuda" && options.n_gpu_layers != 0) {
-        CudaPlacement cp = place_on_cuda(*m->file_, path, options);
-        m->backend_ = std::move(cp.gpu);
-        m->cpu_backend_ = std::move(cp.cpu);
-        placement = std::move(cp.placement);
-        m->impl_ = create_model(*m->file_, placement);
-        return m;
+    if (o.backend == "cuda" && o.n_gpu_layers != 0) {
+        // Asked for by name, a model that does not fit is an error naming the -ngl that
+        // would; chosen automatically, it gets the layers that fit (or stays on the CPU).
+        CudaPlacement cp = place_on_cuda(*m->file_, path, o, /*fit_to_memory=*/automatic && o.n_gpu_layers < 0);
+        if (cp.gpu) {
+            m->placement_summary_ = cp.summary;
+            m->backend_ = std::move(cp.gpu);
+            m->cpu_backend_ = std::move(cp.cpu);
+            placement = std::move(cp.placement);
+            m->impl_ = create_model(*m->file_, placement);
+            return m;
+        }
+        o.backend = "cpu";
     }
 #endif
-    m->backend_ = make_backend(options, *m->file_);
+    m->backend_ = make_backend(o, *m->file_);
+    m->placement_summary_ = o.backend == "vulkan" && o.n_gpu_layers != 0
+                                ? "vulkan " + std::to_string(o.device) + ": all layers"
+                                : cpu_summary(o.n_threads);
     placement.input = m->backend_.get();
     m->impl_ = create_model(*m->file_, placement);
     return m;

@@ -22,8 +22,10 @@ namespace kiln {
 
 struct LoadOptions {
     int n_threads = 0;  // CPU threads; 0: one per hardware thread
-    std::string backend = "cpu";  // "cpu", "cuda" (builds with KILN_CUDA) or "vulkan" (KILN_VULKAN)
-    int device = 0;               // GPU backends: device index (`kiln info --devices`)
+    std::string backend = "cpu";  // "cpu", "cuda" (builds with KILN_CUDA), "vulkan" (KILN_VULKAN) or
+                                  // "auto": a GPU when one is present (engine/gpu_devices.h), with as
+                                  // many layers as fit in its memory, else the CPU
+    int device = -1;              // GPU backends: device index (`kiln info --devices`); -1: the first
     int n_gpu_layers = -1;        // GPU backends: layers on the GPU; -1: all, 0: none (CPU only).
                                   // CUDA: the last N layers (and the output head) on the GPU, the rest on the CPU
 };
@@ -36,6 +38,8 @@ public:
     const GgufFile& gguf() const { return *file_; }
     const TransformerModel& transformer() const { return *impl_; }
     Backend& backend() const { return *backend_; }
+    // Where the model runs, for people: "cpu (2 threads)", "cuda 0 (NVIDIA H100): 22/32 layers".
+    const std::string& placement_summary() const { return placement_summary_; }
 
 private:
     friend std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& options);
@@ -45,6 +49,7 @@ private:
     std::unique_ptr<Backend> cpu_backend_;  // the CPU layers of a partial GPU offload, else null
     std::unique_ptr<Backend> backend_;
     std::unique_ptr<TransformerModel> impl_;
+    std::string placement_summary_;
 };
 
 // Throws GgufError (bad file) or ModelError (unsupported/mis-shaped model), naming the file.

@@ -17,13 +17,13 @@ std::string mib(uint64_t b) { return std::to_string((b + (1u << 20) - 1) >> 20) 
 constexpr uint64_t kHeadroom = 768ull << 20;
 }  // namespace
 
-CudaPlacement place_on_cuda(const GgufFile& file, const std::string& path, const LoadOptions& o) {
+CudaPlacement place_on_cuda(const GgufFile& file, const std::string& path, const LoadOptions& o, bool fit_to_memory) {
     const auto arch = file.get_string("general.architecture");
     const auto n_layer_u = arch ? file.get_uint(*arch + ".block_count") : std::nullopt;
     if (!n_layer_u || *n_layer_u == 0 || *n_layer_u > 4096)
         throw ModelError(path + ": no usable <arch>.block_count in the metadata; cannot place layers on the GPU");
     const int64_t n_layer = int64_t(*n_layer_u);
-    const int64_t n_gpu = o.n_gpu_layers < 0 ? n_layer : std::min<int64_t>(o.n_gpu_layers, n_layer);
+    int64_t n_gpu = o.n_gpu_layers < 0 ? n_layer : std::min<int64_t>(o.n_gpu_layers, n_layer);
 
     // Bytes the GPU would hold: every tensor of each offloaded layer, the head
     // (output.weight, or the tied embedding) and, in a full offload, the embedding.
@@ -56,12 +56,17 @@ CudaPlacement place_on_cuda(const GgufFile& file, const std::string& path, const
         uint64_t sum = head + kHeadroom;
         for (int64_t il = n_layer - 1; il >= 0 && sum + layer_bytes[size_t(il)] <= free; --il, ++fit)
             sum += layer_bytes[size_t(il)];
-        throw ModelError(path + ": " + std::to_string(n_gpu) + " of " + std::to_string(n_layer) + " layers need " +
-                         mib(need) + " of GPU memory plus ~" + mib(kHeadroom) + " for the context, but " +
-                         gpu->device().name + " has " + mib(free) + " free; " +
-                         (fit > 0 ? "use -ngl " + std::to_string(fit) + " (the most that fit)" : "no layer fits") +
-                         " or --backend cpu");
+        if (!fit_to_memory)
+            throw ModelError(path + ": " + std::to_string(n_gpu) + " of " + std::to_string(n_layer) + " layers need " +
+                             mib(need) + " of GPU memory plus ~" + mib(kHeadroom) + " for the context, but " +
+                             gpu->device().name + " has " + mib(free) + " free; " +
+                             (fit > 0 ? "use -ngl " + std::to_string(fit) + " (the most that fit)" : "no layer fits") +
+                             " or --backend cpu");
+        if (fit == 0) return cp;
+        n_gpu = fit;
     }
+    cp.summary = "cuda " + std::to_string(o.device) + " (" + gpu->device().name + "): " + std::to_string(n_gpu) + "/" +
+                 std::to_string(n_layer) + " layers";
     Backend* g = gpu.get();
     cp.gpu = std::move(gpu);
     if (n_gpu == n_layer) {

@@ -17,11 +17,15 @@ struct CudaPlacement {
     std::unique_ptr<Backend> gpu;
     std::unique_ptr<Backend> cpu;  // null when every layer is on the GPU
     Placement placement;
+    std::string summary;  // for Model::placement_summary()
 };
 
 // Throws ModelError when the file lacks its layer count or the requested
 // layers do not fit in the GPU's free memory (naming the -ngl that would).
-CudaPlacement place_on_cuda(const GgufFile& file, const std::string& path, const LoadOptions& options);
+// With fit_to_memory, places the most layers that fit instead, and returns
+// no GPU backend (gpu == nullptr) when none does.
+CudaPlacement place_on_cuda(const GgufFile& file, const std::string& path, const LoadOptions& options,
+                            bool fit_to_memory = false);
 
 }  // namespace kiln
 #endif
