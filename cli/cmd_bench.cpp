@@ -2,6 +2,7 @@
 // batch, tg = generating N tokens one at a time, both from an empty context), plus
 // how close decode comes to the machine's memory bandwidth.
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -12,9 +13,12 @@
 
 #include "cli/bench_memory.h"
 #include "cli/commands.h"
+#include "cli/loaded_model.h"
 #include "cli/options.h"
 #include "engine/context.h"
+#include "formats/gguf_keys.h"
 #include "formats/quant_traits.h"
+#include "kernels/cpu/cpu_kernels.h"
 
 namespace kiln::cli {
 
@@ -51,23 +55,40 @@ std::string human_count(uint64_t n) {
     return buf;
 }
 
+// The quantization the file was made with, named as llama-bench names it
+// (general.file_type, llama.cpp's llama_ftype); empty when absent or unknown.
+std::string file_type_name(const GgufFile& file) {
+    static const std::map<uint64_t, const char*> kNames = {
+        {0, "F32"},           {1, "F16"},           {2, "Q4_0"},          {3, "Q4_1"},          {7, "Q8_0"},
+        {8, "Q5_0"},          {9, "Q5_1"},          {10, "Q2_K - Medium"}, {11, "Q3_K - Small"}, {12, "Q3_K - Medium"},
+        {13, "Q3_K - Large"}, {14, "Q4_K - Small"}, {15, "Q4_K - Medium"}, {16, "Q5_K - Small"}, {17, "Q5_K - Medium"},
+        {18, "Q6_K"},         {21, "Q2_K - Small"}, {32, "BF16"}};
+    const auto ftype = file.get_uint(std::string(gguf_keys::kFileType));
+    if (!ftype) return "";
+    auto it = kNames.find(*ftype);
+    return it == kNames.end() ? "" : it->second;
+}
+
 ModelFacts describe(const Model& model) {
     ModelFacts f;
     const GgufFile& file = model.gguf();
     f.file_bytes = file.file_size();
-    std::map<std::string, uint64_t> bytes_by_type;
+    std::map<std::string, uint64_t> elements_by_type;
     const bool tied = file.find_tensor("output.weight") == nullptr;
     for (const auto& t : file.tensors()) {
         f.n_params += uint64_t(t.n_elements());
         // The embedding lookup reads one row per token; every other tensor is read whole.
         if (t.name != "token_embd.weight" || tied) f.weight_bytes_per_token += t.n_bytes;
-        if (t.n_dims >= 2) bytes_by_type[quant_traits(t.type).name] += t.n_bytes;
+        if (t.n_dims >= 2) elements_by_type[quant_traits(t.type).name] += uint64_t(t.n_elements());
     }
-    auto dominant = std::max_element(bytes_by_type.begin(), bytes_by_type.end(),
-                                     [](auto& a, auto& b) { return a.second < b.second; });
-    f.type_name = dominant == bytes_by_type.end() ? "?" : dominant->first;
+    f.type_name = file_type_name(file);
+    if (f.type_name.empty()) {
+        auto dominant = std::max_element(elements_by_type.begin(), elements_by_type.end(),
+                                         [](auto& a, auto& b) { return a.second < b.second; });
+        f.type_name = dominant == elements_by_type.end() ? "?" : dominant->first;
+        for (char& c : f.type_name) c = char(std::toupper(static_cast<unsigned char>(c)));
+    }
     std::string upper = f.type_name;
-    for (char& c : upper) c = char(std::toupper(static_cast<unsigned char>(c)));
     f.description = model.hparams().arch + " " + human_count(f.n_params) + " " + upper;
     return f;
 }
@@ -117,12 +138,14 @@ int cmd_bench(const Args& args) {
         return 0;
     }
     if (mo.model_path.empty()) throw UsageError("no model given: pass -m FILE.gguf (or --memory)");
-    if (mo.backend != "cpu")
-        throw UsageError("--backend " + mo.backend + ": this build of kiln runs models on the CPU only so far");
-
-    LoadOptions lo;
+    LoadOptions lo = to_load_options(mo);
     lo.n_threads = n_threads;
     auto model = load_model(mo.model_path, lo);
+    // "auto" resolved: the backend the output layers run on names the run.
+    const std::string& where = model->placement_summary();
+    const bool on_gpu = where.rfind("cpu", 0) != 0;
+    // The CPU's kernels are named by their instruction set, as the run chose it.
+    const std::string backend = on_gpu ? where.substr(0, where.find(' ')) : std::string("cpu ") + cpu::cpu_kernels().isa;
     const ModelFacts facts = describe(*model);
     ContextOptions co;
     co.n_ctx = std::max(n_prompt + n_gen, 16);
@@ -138,7 +161,7 @@ int cmd_bench(const Args& args) {
         const Stats st = stats(tps);
         nlohmann::json r = {{"model_file", mo.model_path}, {"model", facts.description},
                             {"model_size", facts.file_bytes}, {"model_n_params", facts.n_params},
-                            {"backend", mo.backend}, {"threads", n_threads}, {"n_batch", co.n_batch},
+                            {"backend", backend}, {"placement", where}, {"threads", n_threads}, {"n_batch", co.n_batch},
                             {"test", test}, {"n_tokens", n_tokens}, {"avg_ts", st.mean}, {"stddev_ts", st.stddev},
                             {"samples_ts", tps}};
         if (test.rfind("tg", 0) == 0) {
@@ -148,7 +171,7 @@ int cmd_bench(const Args& args) {
             const double per_token = double(facts.weight_bytes_per_token) + kv_bytes;
             r["bytes_per_token"] = per_token;
             r["achieved_bytes_per_second"] = per_token * st.mean;
-            if (bw) {
+            if (bw && !on_gpu) {  // host bandwidth says nothing of a GPU's
                 r["memory_bytes_per_second"] = bw->bytes_per_second;
                 r["bandwidth_fraction"] = per_token * st.mean / bw->bytes_per_second;
             }
@@ -183,16 +206,16 @@ int cmd_bench(const Args& args) {
         std::printf("%s\n", results.dump(2).c_str());
         return 0;
     }
-    std::printf("| %-28s | %10s | %8s | %7s | %7s | %8s | %20s |\n", "model", "size", "params", "backend", "threads",
+    std::printf("| %-28s | %10s | %8s | %-10s | %7s | %8s | %20s |\n", "model", "size", "params", "backend", "threads",
                 "test", "t/s");
-    std::printf("| %.28s | %.10s | %.8s | %.7s | %.7s | %.8s | %.20s |\n", "------------------------------",
-                "------------", "----------", "---------", "---------", "----------", "----------------------");
+    std::printf("| %.28s | %.10s | %.8s | %.10s | %.7s | %.8s | %.20s |\n", "------------------------------",
+                "------------", "----------", "------------", "---------", "----------", "----------------------");
     for (const auto& r : results) {
         char size[32], tps[48];
         std::snprintf(size, sizeof size, "%.2f MiB", double(facts.file_bytes) / (1 << 20));
         std::snprintf(tps, sizeof tps, "%.2f ± %.2f", r["avg_ts"].get<double>(), r["stddev_ts"].get<double>());
-        std::printf("| %-28s | %10s | %8s | %7s | %7d | %8s | %20s |\n", facts.description.c_str(), size,
-                    human_count(facts.n_params).c_str(), mo.backend.c_str(), n_threads,
+        std::printf("| %-28s | %10s | %8s | %-10s | %7d | %8s | %20s |\n", facts.description.c_str(), size,
+                    human_count(facts.n_params).c_str(), backend.c_str(), n_threads,
                     r["test"].get<std::string>().c_str(), tps);
     }
     for (const auto& r : results) {
