@@ -102,6 +102,11 @@ CudaBackend::CudaBackend(const CudaOptions& options) {
 }
 
 CudaBackend::~CudaBackend() {
+    try {
+        graph_.flush(stream_);
+    } catch (const CudaError&) {
+        // Destruction goes on: what was recorded is dropped with the stream.
+    }
     cudaStreamSynchronize(st(stream_));
     for (void* p : weights_) cudaFree(p);
     for (auto& [key, m] : kv_mirrors_) free_mirror(m);
@@ -119,7 +124,13 @@ size_t CudaBackend::free_bytes() const {
     return free;
 }
 
+void CudaBackend::sync_stream(const char* what) {
+    graph_.flush(stream_);
+    check(cudaStreamSynchronize(st(stream_)), what);
+}
+
 void* CudaBackend::device_alloc(size_t bytes, const char* what) {
+    graph_.flush(stream_);  // memory is never allocated inside a recording
     void* p = nullptr;
     const cudaError_t e = cudaMalloc(&p, std::max<size_t>(bytes, 1));
     if (e != cudaSuccess) {
@@ -138,8 +149,9 @@ void* CudaBackend::stage(const void* src, size_t bytes) {
     const size_t need = (bytes + kStageAlign - 1) / kStageAlign * kStageAlign;
     if (stage_used_ + need > stage_cap_) {
         // Everything staged so far may still be read by queued kernels.
-        check(cudaStreamSynchronize(st(stream_)), "cudaStreamSynchronize");
+        sync_stream("cudaStreamSynchronize");
         stage_used_ = 0;
+        staged_.clear();
         if (need > stage_cap_) {
             cudaFree(stage_dev_);
             cudaFreeHost(stage_host_);
@@ -151,11 +163,18 @@ void* CudaBackend::stage(const void* src, size_t bytes) {
             stage_cap_ = need;
         }
     }
+    // A decode step stages the same positions, cells and rope angles for every
+    // layer: reuse a copy already on the device rather than queue another
+    // transfer (each costs microseconds of the stream, hundreds of them a step).
+    for (const StagedArray& a : staged_)
+        if (a.bytes == bytes && std::memcmp(stage_host_ + a.offset, src, bytes) == 0) return stage_dev_ + a.offset;
     uint8_t* h = stage_host_ + stage_used_;
     uint8_t* d = stage_dev_ + stage_used_;
-    stage_used_ += need;
     std::memcpy(h, src, bytes);
     check(cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, st(stream_)), "staging a host array");
+    if (staged_.size() == kMaxStagedReuse) staged_.erase(staged_.begin());
+    staged_.push_back({stage_used_, bytes});
+    stage_used_ += need;
     return d;
 }
 
@@ -182,24 +201,28 @@ ActBuffer CudaBackend::alloc_act(int64_t n_rows, int64_t n_cols) {
 
 void CudaBackend::write_act(Act dst, const float* src) {
     if (dst.n_rows == 0) return;
+    graph_.flush(stream_);  // pageable host memory cannot be part of a recording
+    xq_src_ = nullptr;
     check(cudaMemcpy2DAsync(dst.data, size_t(dst.stride) * 4, src, size_t(dst.n_cols) * 4, size_t(dst.n_cols) * 4,
                             size_t(dst.n_rows), cudaMemcpyHostToDevice, st(stream_)),
           "write_act");
     // The caller may reuse src as soon as we return.
-    check(cudaStreamSynchronize(st(stream_)), "write_act");
+    sync_stream("write_act");
 }
 
 void CudaBackend::read_act(const Act& src, float* dst) {
     if (src.n_rows == 0) return;
+    graph_.flush(stream_);
     check(cudaMemcpy2DAsync(dst, size_t(src.n_cols) * 4, src.data, size_t(src.stride) * 4, size_t(src.n_cols) * 4,
                             size_t(src.n_rows), cudaMemcpyDeviceToHost, st(stream_)),
           "read_act");
-    check(cudaStreamSynchronize(st(stream_)), "read_act");
+    sync_stream("read_act");
 }
 
 void CudaBackend::synchronize() {
-    check(cudaStreamSynchronize(st(stream_)), "synchronize (a kernel failed earlier)");
+    sync_stream("synchronize (a kernel failed earlier)");
     stage_used_ = 0;
+    staged_.clear();
 }
 
 void CudaBackend::get_rows(const Weight& table, std::span<const int32_t> ids, Act out) {
@@ -209,6 +232,9 @@ void CudaBackend::get_rows(const Weight& table, std::span<const int32_t> ids, Ac
     for (int32_t id : ids)
         require(id >= 0 && id < w.n_rows(), "get_rows", "row " + std::to_string(id) + " is outside the table");
     if (ids.empty()) return;
+    // The embedding lookup opens a forward pass: record the small ones (decode steps).
+    if (ids.size() <= size_t(kMatvecMaxTokens)) graph_.begin(stream_);
+    xq_src_ = nullptr;
     const auto* d_ids = static_cast<const int32_t*>(stage(ids.data(), ids.size_bytes()));
     cuda::get_rows(dev(table), d_ids, int(ids.size()), out, st(stream_));
     check_launch("get_rows");
@@ -225,25 +251,34 @@ void CudaBackend::matmul(const Weight& w, const Act& x, Act y) {
     } else if (matvec_q8_supported(w.type())) {
         const size_t q_bytes = size_t(x.n_rows) * size_t(x.n_cols);
         if (q_bytes > xq_cap_) {
-            check(cudaStreamSynchronize(st(stream_)), "cudaStreamSynchronize");
+            sync_stream("cudaStreamSynchronize");
             cudaFree(xq_);
             cudaFree(xs_);
             xq_ = nullptr;
             xs_ = nullptr;
             xq_cap_ = 0;
+            xq_src_ = nullptr;
             xq_ = static_cast<int8_t*>(device_alloc(q_bytes, "quantized activations"));
             xs_ = device_alloc(q_bytes / 32 * sizeof(float4), "quantized activations");
             xq_cap_ = q_bytes;
         }
-        quantize_act_q8(x, xq_, static_cast<float4*>(xs_), st(stream_));
+        // Q, K and V (and gate and up) read the same normed rows: quantize them once.
+        if (xq_src_ != x.data || xq_rows_ != x.n_rows || xq_cols_ != x.n_cols) {
+            quantize_act_q8(x, xq_, static_cast<float4*>(xs_), st(stream_));
+            xq_src_ = x.data;
+            xq_rows_ = x.n_rows;
+            xq_cols_ = x.n_cols;
+        }
         matvec_q8(dw, xq_, static_cast<const float4*>(xs_), int(x.n_rows), y, st(stream_));
     } else {
         matvec_float(dw, x, y, st(stream_));
     }
+    if (y.data == xq_src_) xq_src_ = nullptr;
     check_launch("matmul");
 }
 
 void CudaBackend::rms_norm(const Act& x, const Weight& weight, float eps, Act out) {
+    xq_src_ = nullptr;  // may rewrite the rows quantized last
     require(weight.type() == GgmlType::F32 && weight.host.ne[0] == x.n_cols && out.n_cols == x.n_cols &&
                 out.n_rows == x.n_rows, "rms_norm", "x " + shape(x) + ", out " + shape(out) + " and an F32 weight of " +
                 std::to_string(weight.host.ne[0]) + " do not match");
@@ -253,6 +288,7 @@ void CudaBackend::rms_norm(const Act& x, const Weight& weight, float eps, Act ou
 }
 
 void CudaBackend::rope(Act x, int n_head, int head_dim, std::span<const int32_t> pos, const RopeParams& p) {
+    xq_src_ = nullptr;  // may rewrite the rows quantized last
     require(x.n_cols == int64_t(n_head) * head_dim && int64_t(pos.size()) == x.n_rows, "rope",
             "x " + shape(x) + " is not " + std::to_string(pos.size()) + " tokens of " + std::to_string(n_head) + " heads of " +
                 std::to_string(head_dim));
@@ -283,6 +319,16 @@ CudaBackend::KvLayer CudaBackend::kv_layer(const KvView& kv, int layer, const ch
     require(kv.type == GgmlType::F16 || kv.type == GgmlType::F32, op, "the KV cache must be F16 or F32");
     require(layer >= 0 && size_t(layer) < kv.layers.size(), op, "layer " + std::to_string(layer) + " is not in the KV view");
     const KvLayerView& l = kv.layers[size_t(layer)];
+    // A cache already mirrored is host memory: skip asking the driver again.
+    if (auto known = kv_mirrors_.find(kv.layers[0].k); known != kv_mirrors_.end()) {
+        KvMirror& m = known->second;
+        if (m.n_cells == kv.n_cells && m.n_kv_dim == kv.n_kv_dim && m.type == kv.type &&
+            m.layers.size() == kv.layers.size() && m.layers[size_t(layer)].k) {
+            m.last_use = ++kv_clock_;
+            return m.layers[size_t(layer)];
+        }
+    }
+    graph_.flush(stream_);  // a driver query, once per cache layer: outside any recording
     cudaPointerAttributes attr{};
     if (cudaPointerGetAttributes(&attr, l.k) == cudaSuccess && attr.type == cudaMemoryTypeDevice) return {l.k, l.v};
     cudaGetLastError();
@@ -290,7 +336,7 @@ CudaBackend::KvLayer CudaBackend::kv_layer(const KvView& kv, int layer, const ch
     const void* key = kv.layers[0].k;
     KvMirror& m = kv_mirrors_[key];
     if (m.n_cells != kv.n_cells || m.n_kv_dim != kv.n_kv_dim || m.type != kv.type || m.layers.size() != kv.layers.size()) {
-        check(cudaStreamSynchronize(st(stream_)), "cudaStreamSynchronize");
+        sync_stream("cudaStreamSynchronize");
         free_mirror(m);
         m.layers.assign(kv.layers.size(), KvLayer{nullptr, nullptr});
         m.n_cells = kv.n_cells;
@@ -310,7 +356,7 @@ CudaBackend::KvLayer CudaBackend::kv_layer(const KvView& kv, int layer, const ch
     // used beyond a generous count (one per live context is what is needed).
     constexpr size_t kMaxMirrors = 16;
     if (kv_mirrors_.size() > kMaxMirrors) {
-        check(cudaStreamSynchronize(st(stream_)), "cudaStreamSynchronize");
+        sync_stream("cudaStreamSynchronize");
         auto oldest = kv_mirrors_.begin();
         for (auto it = kv_mirrors_.begin(); it != kv_mirrors_.end(); ++it)
             if (it->second.last_use < oldest->second.last_use) oldest = it;
@@ -335,6 +381,7 @@ void CudaBackend::kv_store(const KvView& kv, int layer, const Act& k, const Act&
 
 void CudaBackend::attention(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
                             std::span<const int32_t> pos, std::span<const int32_t> seq, Act out) {
+    xq_src_ = nullptr;  // may rewrite the rows quantized last
     require(p.n_head > 0 && p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0 && p.head_dim > 0 &&
                 p.head_dim <= kAttentionMaxHeadDim, "attention",
             "heads " + std::to_string(p.n_head) + "/" + std::to_string(p.n_head_kv) + " of dimension " +
@@ -368,7 +415,7 @@ void CudaBackend::attention(const Act& q, const KvView& kv, int layer, const Att
     if (a.n_split > 1) {
         const size_t need = size_t(q.n_rows) * size_t(p.n_head) * size_t(a.n_split) * size_t(p.head_dim + 2);
         if (need > attn_partial_cap_) {
-            check(cudaStreamSynchronize(st(stream_)), "cudaStreamSynchronize");
+            sync_stream("cudaStreamSynchronize");
             cudaFree(attn_partial_);
             attn_partial_ = nullptr;
             attn_partial_cap_ = 0;
@@ -382,6 +429,7 @@ void CudaBackend::attention(const Act& q, const KvView& kv, int layer, const Att
 }
 
 void CudaBackend::swiglu(const Act& gate, const Act& up, Act out) {
+    xq_src_ = nullptr;  // may rewrite the rows quantized last
     require(gate.n_rows == up.n_rows && gate.n_cols == up.n_cols && out.n_rows == gate.n_rows && out.n_cols == gate.n_cols,
             "swiglu", "gate " + shape(gate) + ", up " + shape(up) + ", out " + shape(out) + " differ");
     if (gate.n_rows == 0) return;
@@ -390,6 +438,7 @@ void CudaBackend::swiglu(const Act& gate, const Act& up, Act out) {
 }
 
 void CudaBackend::add(const Act& a, const Act& b, Act out) {
+    xq_src_ = nullptr;  // may rewrite the rows quantized last
     require(a.n_rows == b.n_rows && a.n_cols == b.n_cols && out.n_rows == a.n_rows && out.n_cols == a.n_cols, "add",
             "a " + shape(a) + ", b " + shape(b) + ", out " + shape(out) + " differ");
     if (a.n_rows == 0) return;
@@ -398,12 +447,14 @@ void CudaBackend::add(const Act& a, const Act& b, Act out) {
 }
 
 void CudaBackend::softmax(Act x) {
+    xq_src_ = nullptr;  // may rewrite the rows quantized last
     if (x.n_rows == 0) return;
     cuda::softmax(x, st(stream_));
     check_launch("softmax");
 }
 
 void CudaBackend::copy_rows(const Act& src, std::span<const int32_t> rows, Act out) {
+    xq_src_ = nullptr;  // may rewrite the rows quantized last
     require(out.n_cols == src.n_cols && out.n_rows == int64_t(rows.size()), "copy_rows",
             "out " + shape(out) + " is not " + std::to_string(rows.size()) + " rows of " + std::to_string(src.n_cols));
     for (int32_t r : rows) require(r >= 0 && r < src.n_rows, "copy_rows", "row " + std::to_string(r) + " is outside src");

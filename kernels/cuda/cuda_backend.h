@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/cuda/step_graph.h"
 
 struct CUstream_st;
 
@@ -76,6 +77,8 @@ private:
     // Copies `bytes` of host data to device memory valid until synchronize().
     void* stage(const void* src, size_t bytes);
     void* device_alloc(size_t bytes, const char* what);
+    // Launches any recorded work, then waits for the stream.
+    void sync_stream(const char* what);
     void check_launch(const char* op) const;
     struct KvLayer {
         void* k;
@@ -90,10 +93,19 @@ private:
     uint8_t* stage_host_ = nullptr;
     uint8_t* stage_dev_ = nullptr;
     size_t stage_cap_ = 0, stage_used_ = 0;
+    // Arrays staged since the arena was last recycled, newest last (stage() reuses equal ones).
+    struct StagedArray {
+        size_t offset, bytes;
+    };
+    static constexpr size_t kMaxStagedReuse = 16;
+    std::vector<StagedArray> staged_;
     // q8 activations for the matrix-vector path, grown on demand.
     int8_t* xq_ = nullptr;
     void* xs_ = nullptr;
     size_t xq_cap_ = 0;
+    // The rows xq_ holds (ops that may rewrite them reset xq_src_).
+    const float* xq_src_ = nullptr;
+    int64_t xq_rows_ = 0, xq_cols_ = 0;
     // Split-attention partials, grown on demand.
     float* attn_partial_ = nullptr;
     size_t attn_partial_cap_ = 0;  // floats
@@ -108,6 +120,7 @@ private:
     uint64_t kv_clock_ = 0;
     void free_mirror(KvMirror& m);
     std::vector<float> rope_cs_;  // host scratch for the rope table
+    StepGraph graph_;
 };
 
 }  // namespace kiln::cuda

@@ -1,0 +1,43 @@
+#pragma once
+// Records the kernels of a small step (a decode step: hundreds of launches of a
+// few microseconds each) into a CUDA graph and replays it as one launch, so the
+// GPU runs them back to back instead of waiting for the host between launches.
+//
+// Recording starts at the first op of a step and ends at the next point where
+// the host needs the stream (a read, a synchronize, an allocation): flush()
+// then launches what was recorded. A step shaped like the last one updates the
+// instantiated graph in place (new pointers, sizes, positions) rather than
+// instantiating it again.
+struct CUstream_st;
+struct CUgraphExec_st;
+
+namespace kiln::cuda {
+
+class StepGraph {
+public:
+    // KILN_CUDA_GRAPHS=0 in the environment turns recording off (for bisecting).
+    StepGraph();
+    ~StepGraph();
+    StepGraph(const StepGraph&) = delete;
+    StepGraph& operator=(const StepGraph&) = delete;
+
+    bool enabled() const { return enabled_; }
+    bool recording() const { return recording_; }
+    // Starts recording the stream's work unless already recording (or disabled).
+    void begin(CUstream_st* stream);
+    // Ends a recording and launches it on the stream; a no-op when not recording.
+    void flush(CUstream_st* stream);
+
+    // For benchmarks and tests: steps launched as graphs, and how many of them
+    // needed a new instantiation (the rest were updated in place).
+    unsigned long long launches() const { return launches_; }
+    unsigned long long instantiations() const { return instantiations_; }
+
+private:
+    bool enabled_ = true;
+    bool recording_ = false;
+    CUgraphExec_st* exec_ = nullptr;
+    unsigned long long launches_ = 0, instantiations_ = 0;
+};
+
+}  // namespace kiln::cuda
