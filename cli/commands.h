@@ -15,5 +15,6 @@ int cmd_chat(const Args& args);
 int cmd_perplexity(const Args& args);
 int cmd_bench(const Args& args);
 int cmd_serve(const Args& args);
+int cmd_random_model(const Args& args);
 
 }  // namespace kiln::cli

@@ -21,6 +21,7 @@ constexpr Subcommand kSubcommands[] = {
     {"bench", kiln::cli::cmd_bench, "measure prompt and generation speed (like llama-bench)"},
     {"perplexity", kiln::cli::cmd_perplexity, "score a text file (llama-perplexity's method)"},
     {"serve", kiln::cli::cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
+    {"random-model", kiln::cli::cmd_random_model, "write a Llama GGUF with random weights (7B-shaped by default)"},
 };
 
 void print_usage(FILE* out) {

@@ -4,6 +4,7 @@
 // Spec: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -137,7 +138,15 @@ private:
     std::vector<GgufTensorInfo> tensors_;
 };
 
+// Produces rows [first_row, first_row + n_rows) of a tensor into `dst`
+// (n_rows rows of ne[0] elements, encoded in the tensor's type). The writer
+// calls it at write time over consecutive ranges, first row to last, so a
+// generator may carry state (an RNG stream) from one call to the next.
+using TensorRowFill = std::function<void(int64_t first_row, int64_t n_rows, uint8_t* dst)>;
+
 // Writes GGUF v3. Tensors are laid out in insertion order, each aligned to `alignment`.
+// Tensor data is written in chunks of whole rows, so a tensor added with a
+// TensorRowFill never needs to be held in memory whole.
 class GgufWriter {
 public:
     explicit GgufWriter(uint64_t alignment = 32);
@@ -146,17 +155,24 @@ public:
     // `data` must hold exactly tensor_bytes(type, product of ne) bytes; copied.
     void add_tensor(std::string name, GgmlType type, std::vector<int64_t> ne,
                     const void* data, size_t n_bytes);
+    // Data produced by `fill` while writing.
+    void add_tensor(std::string name, GgmlType type, std::vector<int64_t> ne, TensorRowFill fill);
 
+    uint64_t file_size() const;  // bytes that to_bytes() / write() produce
     std::vector<uint8_t> to_bytes() const;
-    void write(const std::string& path) const;  // throws GgufError on I/O failure
+    void write(const std::string& path) const;  // throws GgufError on I/O failure; rethrows what a fill throws
 
 private:
     struct PendingTensor {
         std::string name;
         GgmlType type;
         std::vector<int64_t> ne;
-        std::vector<uint8_t> data;
+        uint64_t n_bytes;
+        uint64_t row_bytes;  // bytes of ne[0] elements
+        TensorRowFill fill;
     };
+    // Validates name, type and shape; the result has no fill yet.
+    PendingTensor checked_tensor(std::string name, GgmlType type, std::vector<int64_t> ne) const;
     uint64_t alignment_;
     std::vector<GgufKeyValue> metadata_;
     std::vector<PendingTensor> tensors_;

@@ -1,9 +1,11 @@
 // GGUF v3 writer. Layout as in gguf_reader.cpp; every tensor's data starts at a
 // multiple of the alignment, and the section before the data is padded with zeros.
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <unordered_set>
 
 #include "formats/gguf.h"
@@ -111,8 +113,7 @@ void GgufWriter::set(std::string key, GgufValue value) {
     metadata_.push_back({std::move(key), std::move(value)});
 }
 
-void GgufWriter::add_tensor(std::string name, GgmlType type, std::vector<int64_t> ne, const void* data,
-                            size_t n_bytes) {
+GgufWriter::PendingTensor GgufWriter::checked_tensor(std::string name, GgmlType type, std::vector<int64_t> ne) const {
     const std::string what = "tensor " + name;
     if (name.empty()) fail("tensor name must not be empty");
     for (const auto& t : tensors_)
@@ -128,13 +129,33 @@ void GgufWriter::add_tensor(std::string name, GgmlType type, std::vector<int64_t
     if (ne[0] % traits->block_size != 0)
         fail(what + ": row length " + std::to_string(ne[0]) + " is not a multiple of the " + traits->name +
              " block size " + std::to_string(traits->block_size));
-    const auto expected = tensor_bytes(type, uint64_t(n_elements));
-    if (!expected) fail(what + ": byte size overflows");
-    if (n_bytes != *expected)
-        fail(what + ": got " + std::to_string(n_bytes) + " bytes of data, expected " + std::to_string(*expected));
-    if (n_bytes > 0 && !data) fail(what + ": no data");
+    const auto n_bytes = tensor_bytes(type, uint64_t(n_elements));
+    if (!n_bytes) fail(what + ": byte size overflows");
+    const uint64_t row_bytes = uint64_t(ne[0] / traits->block_size) * traits->block_bytes;
+    return {std::move(name), type, std::move(ne), *n_bytes, row_bytes, nullptr};
+}
+
+void GgufWriter::add_tensor(std::string name, GgmlType type, std::vector<int64_t> ne, const void* data,
+                            size_t n_bytes) {
+    PendingTensor t = checked_tensor(std::move(name), type, std::move(ne));
+    if (n_bytes != t.n_bytes)
+        fail("tensor " + t.name + ": got " + std::to_string(n_bytes) + " bytes of data, expected " +
+             std::to_string(t.n_bytes));
+    if (!data) fail("tensor " + t.name + ": no data");
     const auto* p = static_cast<const uint8_t*>(data);
-    tensors_.push_back({std::move(name), type, std::move(ne), std::vector<uint8_t>(p, p + n_bytes)});
+    auto copy = std::make_shared<const std::vector<uint8_t>>(p, p + n_bytes);
+    const uint64_t row_bytes = t.row_bytes;
+    t.fill = [copy, row_bytes](int64_t first_row, int64_t n_rows, uint8_t* dst) {
+        std::memcpy(dst, copy->data() + uint64_t(first_row) * row_bytes, uint64_t(n_rows) * row_bytes);
+    };
+    tensors_.push_back(std::move(t));
+}
+
+void GgufWriter::add_tensor(std::string name, GgmlType type, std::vector<int64_t> ne, TensorRowFill fill) {
+    PendingTensor t = checked_tensor(std::move(name), type, std::move(ne));
+    if (!fill) fail("tensor " + t.name + ": no fill function");
+    t.fill = std::move(fill);
+    tensors_.push_back(std::move(t));
 }
 
 namespace {
@@ -170,23 +191,53 @@ std::vector<uint8_t> encode_head(uint64_t alignment, const std::vector<GgufKeyVa
         for (int64_t d : t.ne) out.put(d);
         out.put(uint32_t(t.type));
         out.put(offset);
-        offset += t.data.size();
+        offset += t.n_bytes;
         offset += (alignment - offset % alignment) % alignment;
     }
     out.pad_to(alignment);
     return std::move(out.bytes);
 }
 
-size_t padding_after(size_t n, uint64_t alignment) { return size_t((alignment - n % alignment) % alignment); }
+uint64_t padding_after(uint64_t n, uint64_t alignment) { return (alignment - n % alignment) % alignment; }
+
+// Tensor data goes out in chunks of whole rows of about this size.
+constexpr uint64_t kChunkBytes = uint64_t(4) << 20;
+
+// The one path every tensor's bytes take: the fill writes a chunk of rows into
+// `chunk`, `sink(bytes, n)` takes them, then the zero padding to the alignment.
+template <class Sink>
+void emit_tensors(const auto& tensors, uint64_t alignment, Sink&& sink) {
+    std::vector<uint8_t> chunk;
+    static const uint8_t zeros[4096] = {};
+    for (const auto& t : tensors) {
+        const int64_t n_rows = int64_t(t.n_bytes / t.row_bytes);
+        const int64_t rows_per_chunk = std::max<int64_t>(1, int64_t(kChunkBytes / t.row_bytes));
+        for (int64_t row = 0; row < n_rows; row += rows_per_chunk) {
+            const int64_t n = std::min(rows_per_chunk, n_rows - row);
+            const size_t n_bytes = size_t(uint64_t(n) * t.row_bytes);
+            if (chunk.size() < n_bytes) chunk.resize(n_bytes);
+            t.fill(row, n, chunk.data());
+            sink(chunk.data(), n_bytes);
+        }
+        for (uint64_t pad = padding_after(t.n_bytes, alignment); pad > 0;) {
+            const size_t n = size_t(std::min<uint64_t>(pad, sizeof zeros));
+            sink(zeros, n);
+            pad -= n;
+        }
+    }
+}
 
 }  // namespace
 
+uint64_t GgufWriter::file_size() const {
+    uint64_t size = encode_head(alignment_, metadata_, tensors_).size();
+    for (const auto& t : tensors_) size += t.n_bytes + padding_after(t.n_bytes, alignment_);
+    return size;
+}
+
 std::vector<uint8_t> GgufWriter::to_bytes() const {
     std::vector<uint8_t> out = encode_head(alignment_, metadata_, tensors_);
-    for (const auto& t : tensors_) {
-        out.insert(out.end(), t.data.begin(), t.data.end());
-        out.resize(out.size() + padding_after(t.data.size(), alignment_), 0);
-    }
+    emit_tensors(tensors_, alignment_, [&out](const uint8_t* p, size_t n) { out.insert(out.end(), p, p + n); });
     return out;
 }
 
@@ -197,19 +248,24 @@ void GgufWriter::write(const std::string& path) const {
     const std::string tmp = path + ".tmp";
     std::FILE* f = std::fopen(tmp.c_str(), "wb");
     if (!f) throw GgufError(path + ": cannot create " + tmp + ": " + std::strerror(errno));
-    static const uint8_t zeros[4096] = {};
     bool ok = std::fwrite(head.data(), 1, head.size(), f) == head.size();
-    for (const auto& t : tensors_) {
-        if (!ok) break;
-        ok = std::fwrite(t.data.data(), 1, t.data.size(), f) == t.data.size();
-        for (size_t pad = padding_after(t.data.size(), alignment_); ok && pad > 0;) {
-            const size_t n = pad < sizeof zeros ? pad : sizeof zeros;
-            ok = std::fwrite(zeros, 1, n, f) == n;
-            pad -= n;
-        }
+    int write_errno = ok ? 0 : errno;
+    try {
+        emit_tensors(tensors_, alignment_, [&](const uint8_t* p, size_t n) {
+            if (ok && std::fwrite(p, 1, n, f) != n) {
+                ok = false;
+                write_errno = errno;
+            }
+        });
+    } catch (...) {
+        std::fclose(f);
+        std::remove(tmp.c_str());
+        throw;
     }
-    const int write_errno = errno;
-    if (std::fclose(f) != 0) ok = false;
+    if (std::fclose(f) != 0 && ok) {
+        ok = false;
+        write_errno = errno;
+    }
     if (!ok) {
         std::remove(tmp.c_str());
         throw GgufError(path + ": write failed: " + std::strerror(write_errno) + " (disk full?)");

@@ -3,9 +3,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <numeric>
+#include <stdexcept>
 #include <unistd.h>
 
 #include "formats/gguf.h"
@@ -203,4 +205,66 @@ TEST_CASE("gguf writer: refuses input it cannot write faithfully") {
     GgufWriter bad_align;
     bad_align.set(std::string(gguf_keys::kAlignment), GgufValue::u32(64));
     CHECK_THROWS_WITH_AS(bad_align.to_bytes(), doctest::Contains("disagrees"), GgufError);
+}
+
+TEST_CASE("gguf writer: a tensor filled at write time is written as if copied, in whole-row chunks, in order") {
+    // 1536 rows of 1024 floats = 6 MiB: more than one chunk.
+    const int64_t n_row = 1024, n_rows = 1536;
+    std::vector<float> x(size_t(n_row * n_rows));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 65521) - 7.0f;
+    const std::vector<uint8_t> small = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18};  // one q4_0 block
+
+    GgufWriter copied;
+    copied.set("general.architecture", GgufValue::str("llama"));
+    copied.add_tensor("small", GgmlType::Q4_0, {32}, small.data(), small.size());
+    copied.add_tensor("big", GgmlType::F32, {n_row, n_rows}, x.data(), x.size() * sizeof(float));
+
+    std::vector<std::pair<int64_t, int64_t>> calls;  // (first_row, n_rows) of the big tensor
+    GgufWriter filled;
+    filled.set("general.architecture", GgufValue::str("llama"));
+    filled.add_tensor("small", GgmlType::Q4_0, {32}, [&](int64_t first, int64_t n, uint8_t* dst) {
+        CHECK(first == 0);
+        CHECK(n == 1);
+        std::memcpy(dst, small.data(), small.size());
+    });
+    filled.add_tensor("big", GgmlType::F32, {n_row, n_rows}, [&](int64_t first, int64_t n, uint8_t* dst) {
+        calls.emplace_back(first, n);
+        std::memcpy(dst, x.data() + first * n_row, size_t(n * n_row) * sizeof(float));
+    });
+
+    const std::vector<uint8_t> bytes = filled.to_bytes();
+    CHECK(bytes == copied.to_bytes());
+    CHECK(filled.file_size() == bytes.size());
+    CHECK(copied.file_size() == bytes.size());
+    REQUIRE(calls.size() >= 2);
+    int64_t next = 0;
+    for (auto [first, n] : calls) {
+        CHECK(first == next);
+        CHECK(n >= 1);
+        next = first + n;
+    }
+    CHECK(next == n_rows);
+
+    // write() takes the same path.
+    const auto path = std::filesystem::temp_directory_path() / ("kiln_gguf_fill_" + std::to_string(::getpid()) + ".gguf");
+    filled.write(path.string());
+    {
+        GgufFile f = GgufFile::open(path.string());
+        REQUIRE(f.find_tensor("big") != nullptr);
+        CHECK(std::memcmp(f.find_tensor("big")->data, x.data(), x.size() * sizeof(float)) == 0);
+        CHECK(f.file_size() == bytes.size());
+    }
+    std::filesystem::remove(path);
+}
+
+TEST_CASE("gguf writer: a fill that throws leaves no file behind") {
+    GgufWriter w;
+    w.add_tensor("t", GgmlType::F32, {8, 2}, [](int64_t first, int64_t, uint8_t*) {
+        if (first == 0) throw std::runtime_error("generator broke");
+    });
+    const auto path = std::filesystem::temp_directory_path() / ("kiln_gguf_throw_" + std::to_string(::getpid()) + ".gguf");
+    CHECK_THROWS_WITH_AS(w.write(path.string()), "generator broke", std::runtime_error);
+    CHECK_FALSE(std::filesystem::exists(path));
+    CHECK_FALSE(std::filesystem::exists(path.string() + ".tmp"));
+    CHECK_THROWS_WITH_AS(w.add_tensor("u", GgmlType::F32, {8}, TensorRowFill{}), doctest::Contains("no fill"), GgufError);
 }
