@@ -5,6 +5,13 @@
 #include <stdexcept>
 #include <string>
 
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)  // the Linux AArch64 hwcap bit, for C libraries that do not name it
+#endif
+#endif
+
 namespace kiln::cpu {
 namespace {
 
@@ -34,12 +41,22 @@ bool cpu_has_avx512() {
 #endif
 }
 
+// NEON itself is part of every AArch64 CPU; the table also needs sdot (ARMv8.2-A dotprod).
+bool cpu_has_neon_dotprod() {
+#if defined(__aarch64__)
+    return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#else
+    return false;
+#endif
+}
+
 const CpuKernels* runnable(const char* isa) {
     if (std::strcmp(isa, "scalar") == 0) return &scalar_kernels();
     if (std::strcmp(isa, "avx2") == 0) return cpu_has_avx2() ? avx2_kernels() : nullptr;
     if (std::strcmp(isa, "avxvnni") == 0) return cpu_has_avxvnni() ? avxvnni_kernels() : nullptr;
     if (std::strcmp(isa, "avx512") == 0) return cpu_has_avx512() ? avx512_kernels() : nullptr;
-    return nullptr;  // neon: no NEON kernels yet
+    if (std::strcmp(isa, "neon") == 0) return cpu_has_neon_dotprod() ? neon_kernels() : nullptr;
+    return nullptr;
 }
 
 const CpuKernels& pick() {
@@ -87,7 +104,7 @@ const CpuKernels* avx512_kernels() {
 
 std::vector<const CpuKernels*> runnable_kernels() {
     std::vector<const CpuKernels*> t{&scalar_kernels()};
-    for (const char* isa : {"avx2", "avxvnni", "avx512"})
+    for (const char* isa : {"avx2", "avxvnni", "avx512", "neon"})
         if (const CpuKernels* k = runnable(isa)) t.push_back(k);
     return t;
 }

@@ -7,6 +7,8 @@
 //   avxvnni: the avx2 float kernels, quant_dot_avxvnni.cpp (AVX2 + AVX-VNNI, no AVX-512)
 //   avx512: float_kernels_avx512.cpp (its float gemm; the rest from avx2),
 //           quant_dot_avx512.cpp (AVX-512 F/BW/VL/DQ + VNNI)
+//   neon:   float_kernels_neon.cpp, quant_dot_neon.cpp (AArch64 with the dotprod
+//           extension, from getauxval(AT_HWCAP); without it, scalar)
 // KILN_CPU=scalar|avx2|avxvnni|avx512|neon in the environment forces a table (tests,
 // bisecting); a choice this CPU or build cannot run is an error, never a fallback.
 #include <cstdint>
@@ -49,6 +51,7 @@ const CpuKernels& scalar_kernels();       // always available
 const CpuKernels* avx2_kernels();         // nullptr when not compiled in (non-x86)
 const CpuKernels* avxvnni_kernels();      // nullptr when not compiled in (non-x86)
 const CpuKernels* avx512_kernels();       // nullptr when not compiled in (non-x86)
+const CpuKernels* neon_kernels();         // nullptr when not compiled in (non-AArch64)
 // Every table this CPU can run, scalar first (tests compare them all).
 std::vector<const CpuKernels*> runnable_kernels();
 
@@ -57,6 +60,7 @@ const QuantKernels& scalar_quant_kernels();
 const QuantKernels* avx2_quant_kernels();
 const QuantKernels* avxvnni_quant_kernels();
 const QuantKernels* avx512_quant_kernels();
+const QuantKernels* neon_quant_kernels();
 // AVX-512 float gemm entries (the rest of the avx512 table is avx2's float kernels).
 struct GemmF32Kernels {
     decltype(CpuKernels::gemm_f32) gemm_f32;

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -189,6 +190,17 @@ TEST_CASE("KILN_CPU tables: scalar always runs and every runnable table names it
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
         CHECK(tables.size() >= 2);
 #endif
+    std::string names;
+    for (const CpuKernels* k : tables) names += std::string(names.empty() ? "" : " ") + k->isa;
+    MESSAGE("runnable kernel tables: " << names);
+    // The table this machine picks, when a run must prove which one it tested:
+    // scripts/test-neon expects neon under qemu's max CPU and scalar on a CPU
+    // without dotprod, so a detection slip cannot pass as a scalar-only run.
+    if (const char* want = std::getenv("KILN_EXPECT_ISA"); want && *want) {
+        INFO("runnable: " << names);
+        CHECK(std::string(tables.back()->isa) == std::string(want));
+    }
+    if (const char* forced = std::getenv("KILN_CPU"); forced && *forced) CHECK(std::string(cpu_kernels().isa) == std::string(forced));
 }
 
 TEST_CASE("activation quantizers take NaN and infinity without reading past the row") {
