@@ -241,7 +241,11 @@ int64_t legacy_pairs_512(const Block* const* rows, const Q8RowView* x, int64_t n
     return b;
 }
 
-constexpr int kPrefetchBlocks = 32;
+// One token: prefetch the same block of the rows kPrefetchTiles tiles on (rows
+// are contiguous, so that is where this thread reads next): several KiB ahead,
+// which 4-row tiles of short rows need to keep memory busy (prefetching 32 blocks
+// along the same row left a 7B Q4_0 decode at 8 GB/s per core on an EPYC).
+constexpr int kPrefetchTiles = 1;
 
 // RM rows x RN tokens of one legacy type.
 template <class Block, int RM, int RN>
@@ -267,7 +271,7 @@ void legacy_tile(const uint8_t* w, size_t w_stride, const uint8_t* xq, size_t x_
         for (int r = 0; r < RM; ++r) {
             // One token reads each weight once, from L3 or memory: fetch ahead of
             // the hardware prefetcher, which ramps up too slowly for short rows.
-            if constexpr (RN == 1) _mm_prefetch(reinterpret_cast<const char*>(rows[r] + b + kPrefetchBlocks), _MM_HINT_T0);
+            if constexpr (RN == 1) _mm_prefetch(reinterpret_cast<const char*>(rows[r] + b) + kPrefetchTiles * RM * w_stride, _MM_HINT_T0);
             wq[r] = L::quants(rows[r][b]);
             dw[r] = _cvtsh_ss(rows[r][b].d);
         }
