@@ -187,7 +187,7 @@ TEST_CASE("e2e chat: the model's own chat template is applied with one BOS") {
     const Stats s2 = stats(pty);
     pty.type_line("/save " + (home.dir / "c.json").string());
     REQUIRE(pty.expect(">>> "));
-    pty.send("\x04");  // Ctrl-D
+    pty.press("\x04");  // Ctrl-D
     CHECK(pty.wait_exit() == 0);
     CHECK(pty.output().find("no chat template") == std::string::npos);
 
@@ -335,7 +335,7 @@ TEST_CASE("e2e chat: a conversation outgrowing the context drops the oldest turn
     }
     pty.type_line("/save " + file.string());
     REQUIRE(pty.expect(">>> "));
-    pty.send("\x04");
+    pty.press("\x04");
     CHECK(pty.wait_exit() == 0);
 
     const std::string& out = pty.output();
@@ -380,7 +380,7 @@ TEST_CASE("e2e chat: multi-line messages (backslash or triple quotes or paste) a
     pty.type_line("/save " + file.string());
     REQUIRE(pty.expect("(saved "));
     REQUIRE(pty.expect(">>> "));
-    pty.send("\x04");
+    pty.press("\x04");
     CHECK(pty.wait_exit() == 0);
     const auto saved = read_json(file);
     REQUIRE(saved.size() == 8);
@@ -415,7 +415,7 @@ TEST_CASE("e2e chat: colours on a terminal unless NO_COLOR is set") {
     {
         Pty pty(chat_command("-m " + model("stories260K.gguf") + " -n 4 -t 2"), home.env(/*colour=*/true));
         REQUIRE(pty.expect(">>> "));
-        pty.send("\x04");
+        pty.press("\x04");
         CHECK(pty.wait_exit() == 0);
 
         CHECK(pty.output().find(bold_green) != std::string::npos);
@@ -423,7 +423,7 @@ TEST_CASE("e2e chat: colours on a terminal unless NO_COLOR is set") {
     {
         Pty pty(chat_command("-m " + model("stories260K.gguf") + " -n 4 -t 2"), home.env(/*colour=*/false));
         REQUIRE(pty.expect(">>> "));
-        pty.send("\x04");
+        pty.press("\x04");
         CHECK(pty.wait_exit() == 0);
         CHECK(pty.output().find("\033[") == std::string::npos);
     }

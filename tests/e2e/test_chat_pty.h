@@ -51,6 +51,15 @@ public:
     }
     // A line as typed: the text, then Enter; the pause keeps lines typed one after
     // another from looking like a paste.
+    // A control key right after the prompt appears. libedit prints the prompt
+    // before it switches the terminal out of canonical mode, and a Ctrl-D that
+    // lands in between is an end-of-file the switch discards; a person cannot type
+    // that fast, so wait as a person would (type_line waits the same way).
+    void press(const std::string& key) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        send(key);
+    }
+
     void type_line(const std::string& text) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
         send(text);
