@@ -258,59 +258,71 @@ void CpuBackend::attention(const Act& q, const KvView& kv, int layer, const Atte
     constexpr int64_t kTokChunk = 32;
     const int64_t scan_pad = (n_scan + 15) / 16 * 16, hd_pad = (hd + 15) / 16 * 16;
     // Per thread: K and V of one KV head in gemm_f32_packed's layout, the chunk's
-    // scores (kTokChunk, n_scan) and one converted row.
-    ensure_scratch(size_t(scan_pad * hd + hd_pad * n_scan + kTokChunk * n_scan + hd + n_scan));
+    // scores (kTokChunk, n_scan), one converted row, and the visible cells' indices and positions.
+    ensure_scratch(size_t(scan_pad * hd + hd_pad * n_scan + kTokChunk * n_scan + hd + 2 * n_scan));
     const KvLayerView& l = kv.layers[size_t(layer)];
     const int group = p.n_head / p.n_head_kv;
-    const int64_t n_chunks = (q.n_rows + kTokChunk - 1) / kTokChunk;
+    // Chunks are runs of up to kTokChunk consecutive tokens of one sequence, so each
+    // reads only its own sequence's cells: a decode step of N slots is N chunks of one
+    // token, each over its slot's cells, not N tokens over every slot's cells.
+    std::vector<std::pair<int64_t, int64_t>> chunks;
+    for (int64_t t = 0; t < q.n_rows;) {
+        int64_t t1 = t + 1;
+        while (t1 < q.n_rows && t1 - t < kTokChunk && seq[size_t(t1)] == seq[size_t(t)]) ++t1;
+        chunks.emplace_back(t, t1);
+        t = t1;
+    }
+    const int64_t n_chunks = int64_t(chunks.size());
     // Scores and outputs are two small matrix products per (KV head, token chunk),
     // run by the same register-blocked kernel as the float matmul:
     //   S = Q_h K^T (16 cells of K per tile), P = softmax(S), O_h = P V (16 dims per tile).
     pool_.run(int64_t(p.n_head_kv) * n_chunks, [&](int64_t task, int thread) {
         const int hk = int(task / n_chunks);
-        const int64_t t0 = (task % n_chunks) * kTokChunk;
-        const int64_t nt = std::min(q.n_rows, t0 + kTokChunk) - t0;
+        const auto [t0, t_end] = chunks[size_t(task % n_chunks)];
+        const int64_t nt = t_end - t0;
+        const int32_t s_id = seq[size_t(t0)];
         // Cells past the chunk's last position are invisible to all of it (causal):
         // during prompt processing that skips about half the work.
         int32_t max_pos = -1;
-        for (int64_t t = t0; t < t0 + nt; ++t) max_pos = std::max(max_pos, pos[size_t(t)]);
-        int64_t n_hi = 0;  // cells [0, n_hi) hold everything the chunk can see
-        for (int64_t c = 0; c < n_scan; ++c)
-            if (kv.cell_pos[c] >= 0 && kv.cell_pos[c] <= max_pos) n_hi = c + 1;
-        const int64_t n_hi_pad = (n_hi + 15) / 16 * 16;
-        // kpack: tile j holds cells 16j.. as kpack[j * 16 * hd + i * 16 + r] = K[16j + r][i];
-        // vpack: tile e holds dims 16e.. as vpack[e * 16 * n_hi + c * 16 + r] = V[c][16e + r].
+        for (int64_t t = t0; t < t_end; ++t) max_pos = std::max(max_pos, pos[size_t(t)]);
         float* kpack = scratch_[size_t(thread)].data();
         float* vpack = kpack + scan_pad * hd;
         float* score = vpack + hd_pad * n_scan;  // (nt, n_hi)
         float* row = score + kTokChunk * n_scan;
-        int32_t* limit = reinterpret_cast<int32_t*>(row + hd);  // (n_hi)
+        // The cells the chunk may see, in cache order: cell[j], visible to positions >= limit[j].
+        int32_t* limit = reinterpret_cast<int32_t*>(row + hd);
+        int32_t* cell = limit + n_scan;
+        int64_t n_hi = 0;
+        for (int64_t c = 0; c < n_scan; ++c)
+            if (kv.cell_pos[c] >= 0 && kv.cell_pos[c] <= max_pos && ((kv.cell_seqs[c] >> s_id) & 1u)) {
+                cell[n_hi] = int32_t(c);
+                limit[n_hi] = kv.cell_pos[c];
+                ++n_hi;
+            }
+        const int64_t n_hi_pad = (n_hi + 15) / 16 * 16;
         const int64_t off = int64_t(hk) * hd;
-        // A chunk of one sequence (every prompt) folds a cell's occupancy and
-        // sequence into one number: the cell is visible to positions >= limit[c].
-        bool one_seq = true;
-        for (int64_t t = t0; t < t0 + nt; ++t) one_seq = one_seq && seq[size_t(t)] == seq[size_t(t0)];
-        if (one_seq)
-            for (int64_t c = 0; c < n_hi; ++c)
-                limit[c] = kv.cell_pos[c] >= 0 && ((kv.cell_seqs[c] >> seq[size_t(t0)]) & 1u) ? kv.cell_pos[c] : INT32_MAX;
-        for (int64_t c = 0; c < n_hi_pad; ++c) {
-            float* kt = kpack + (c / 16) * 16 * hd + c % 16;
-            // Cells masked for the whole chunk, and tile padding, are zeros: 0 * stale
-            // scratch could be NaN.
-            const bool live = c < n_hi && kv.cell_pos[c] >= 0 && kv.cell_pos[c] <= max_pos;
-            if (live && kv.type == GgmlType::F16)
+        // kpack: tile j holds cells 16j.. as kpack[j * 16 * hd + i * 16 + r] = K[16j + r][i];
+        // vpack: tile e holds dims 16e.. as vpack[e * 16 * n_hi + c * 16 + r] = V[c][16e + r].
+        for (int64_t j = 0; j < n_hi_pad; ++j) {
+            float* kt = kpack + (j / 16) * 16 * hd + j % 16;
+            // Tile padding is zeros: 0 * stale scratch could be NaN.
+            if (j >= n_hi) {
+                for (int64_t i = 0; i < hd; ++i) kt[i * 16] = 0.0f;
+                continue;
+            }
+            const int64_t c = cell[j];
+            if (kv.type == GgmlType::F16)
                 k_.f16_to_f32(static_cast<const uint16_t*>(l.k) + c * kv.n_kv_dim + off, row, hd);
-            else if (live)
+            else
                 std::memcpy(row, static_cast<const float*>(l.k) + c * kv.n_kv_dim + off, size_t(hd) * sizeof(float));
-            for (int64_t i = 0; i < hd; ++i) kt[i * 16] = live ? row[i] : 0.0f;
-            if (c >= n_hi) continue;
-            if (live && kv.type == GgmlType::F16)
+            for (int64_t i = 0; i < hd; ++i) kt[i * 16] = row[i];
+            if (kv.type == GgmlType::F16)
                 k_.f16_to_f32(static_cast<const uint16_t*>(l.v) + c * kv.n_kv_dim + off, row, hd);
-            else if (live)
+            else
                 std::memcpy(row, static_cast<const float*>(l.v) + c * kv.n_kv_dim + off, size_t(hd) * sizeof(float));
             for (int64_t d0 = 0; d0 < hd; d0 += 16) {
-                float* vt = vpack + (d0 / 16) * 16 * n_hi + c * 16;
-                for (int64_t r = 0; r < 16; ++r) vt[r] = live && d0 + r < hd ? row[d0 + r] : 0.0f;
+                float* vt = vpack + (d0 / 16) * 16 * n_hi + j * 16;
+                for (int64_t r = 0; r < 16; ++r) vt[r] = d0 + r < hd ? row[d0 + r] : 0.0f;
             }
         }
         for (int h = hk * group; h < (hk + 1) * group; ++h) {
@@ -324,16 +336,8 @@ void CpuBackend::attention(const Act& q, const KvView& kv, int layer, const Atte
                                    nt, hd, score + c0, n_hi);
             for (int64_t t = t0; t < t0 + nt; ++t) {
                 float* st = score + (t - t0) * n_hi;
-                const int32_t tp = pos[size_t(t)], ts = seq[size_t(t)];
-                float max_s = -INFINITY;
-                if (one_seq) {
-                    max_s = masked_scale_max(st, limit, n_hi, tp, p.scale);
-                } else {
-                    for (int64_t c = 0; c < n_hi; ++c) {
-                        st[c] = kv_cell_visible(kv, c, tp, ts) ? st[c] * p.scale : -INFINITY;
-                        max_s = std::max(max_s, st[c]);
-                    }
-                }
+                const int32_t tp = pos[size_t(t)];
+                const float max_s = masked_scale_max(st, limit, n_hi, tp, p.scale);
                 if (max_s == -INFINITY) {  // nothing visible: a zero output, never NaN
                     std::fill(st, st + n_hi, 0.0f);
                     continue;
