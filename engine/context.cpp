@@ -20,12 +20,7 @@ std::unique_ptr<Backend> make_backend(const LoadOptions& o, const GgufFile& file
     if (o.backend == "cpu" || o.n_gpu_layers == 0) return std::make_unique<cpu::CpuBackend>(o.n_threads);
     if (o.backend == "vulkan") {
 #ifdef KILN_HAVE_VULKAN
-        const auto arch = file.get_string("general.architecture");
-        const auto n_layer = arch ? file.get_uint(*arch + ".block_count") : std::nullopt;
-        if (o.n_gpu_layers > 0 && n_layer && uint64_t(o.n_gpu_layers) < *n_layer)
-            throw ModelError("-ngl " + std::to_string(o.n_gpu_layers) + ": offloading part of the " +
-                             std::to_string(*n_layer) + " layers is not supported yet; use -ngl " +
-                             std::to_string(*n_layer) + " (all) or 0 (CPU)");
+        (void)file;
         return std::make_unique<vk::VulkanBackend>(vk::VulkanOptions{o.device, true});
 #else
         (void)file;
@@ -68,6 +63,31 @@ std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& op
             return m;
         }
         o.backend = "cpu";
+    }
+#endif
+#ifdef KILN_HAVE_VULKAN
+    if (o.backend == "vulkan" && o.n_gpu_layers > 0) {
+        const auto arch = m->file_->get_string("general.architecture");
+        const auto n_layer_u = arch ? m->file_->get_uint(*arch + ".block_count") : std::nullopt;
+        if (!n_layer_u || *n_layer_u == 0 || *n_layer_u > 4096)
+            throw ModelError(path + ": no usable <arch>.block_count in the metadata; cannot place layers on the GPU");
+        const int64_t n_layer = int64_t(*n_layer_u);
+        if (o.n_gpu_layers < n_layer) {
+            // As with CUDA: the last n_gpu_layers layers and the output head on the
+            // GPU, the embedding and the first layers on the CPU.
+            auto gpu = std::make_unique<vk::VulkanBackend>(vk::VulkanOptions{o.device, true});
+            auto cpu = std::make_unique<cpu::CpuBackend>(o.n_threads);
+            placement.input = cpu.get();
+            placement.output = gpu.get();
+            for (int64_t il = 0; il < n_layer; ++il)
+                placement.layers.push_back(il < n_layer - o.n_gpu_layers ? cpu.get() : static_cast<Backend*>(gpu.get()));
+            m->placement_summary_ = "vulkan " + std::to_string(o.device) + ": " + std::to_string(o.n_gpu_layers) + "/" +
+                                    std::to_string(n_layer) + " layers";
+            m->backend_ = std::move(gpu);
+            m->cpu_backend_ = std::move(cpu);
+            m->impl_ = create_model(*m->file_, placement);
+            return m;
+        }
     }
 #endif
     m->backend_ = make_backend(o, *m->file_);

@@ -27,7 +27,7 @@ struct LoadOptions {
                                   // many layers as fit in its memory, else the CPU
     int device = -1;              // GPU backends: device index (`kiln info --devices`); -1: the first
     int n_gpu_layers = -1;        // GPU backends: layers on the GPU; -1: all, 0: none (CPU only).
-                                  // CUDA: the last N layers (and the output head) on the GPU, the rest on the CPU
+                                  // CUDA and Vulkan: the last N layers (and the output head) on the GPU, the rest on the CPU
 };
 
 // A loaded model: the mapped file, its backend and the bound weights.

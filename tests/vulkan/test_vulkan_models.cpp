@@ -39,12 +39,13 @@ float top2_gap(std::span<const float> l) {
 // compared per prompt; logit_tol: bound on |vulkan - cpu| over the whole
 // vocabulary; tie_gap: the largest top-2 gap (of the CPU) at which the two may
 // pick differently.
-void check_model(const std::string& file, int n_prompts, size_t n_steps, float logit_tol, float tie_gap) {
+// `base` and `test` say how each side is loaded (the CPU against the whole
+// model on Vulkan, or a full offload against a partial one).
+void compare(const std::string& file, const LoadOptions& base, const LoadOptions& test, int n_prompts, size_t n_steps,
+             float logit_tol, float tie_gap) {
     if (!test::vulkan_backend()) return;
-    auto cpu_model = load_model(test::model_path(file), LoadOptions{2});
-    LoadOptions vo;
-    vo.backend = "vulkan";
-    auto vk_model = load_model(test::model_path(file), vo);
+    auto cpu_model = load_model(test::model_path(file), base);
+    auto vk_model = load_model(test::model_path(file), test);
     REQUIRE(std::string(vk_model->backend().name()) == "vulkan");
     Context cpu(cpu_model, ContextOptions{512, 64, GgmlType::F16});
     Context gpu(vk_model, ContextOptions{512, 64, GgmlType::F16});
@@ -95,6 +96,18 @@ void check_model(const std::string& file, int n_prompts, size_t n_steps, float l
     CHECK(prompts == n_prompts);
 }
 
+LoadOptions on_vulkan(int n_gpu_layers = -1) {
+    LoadOptions o;
+    o.n_threads = 2;
+    o.backend = "vulkan";
+    o.n_gpu_layers = n_gpu_layers;
+    return o;
+}
+
+void check_model(const std::string& file, int n_prompts, size_t n_steps, float logit_tol, float tie_gap) {
+    compare(file, LoadOptions{2}, on_vulkan(), n_prompts, n_steps, logit_tol, tie_gap);
+}
+
 // Float weights: both backends multiply float activations and differ only in
 // summation order and the GPU's exp/FMA rounding (lavapipe: < 5e-3; NVIDIA's
 // driver on an H200: 0.013 on stories260K; the CUDA test allows 5e-2 too). Quantized weights: the CPU rounds activations to 8 bits (as
@@ -117,3 +130,10 @@ TEST_CASE("vulkan model: kiln-test-gqa-q3_k_m first 16 tokens of 2 prompts") { c
 TEST_CASE("vulkan model: kiln-test-gqa-q4_k_m first 16 tokens of 2 prompts") { check_quantized("kiln-test-gqa-q4_k_m.gguf", 2, 16); }
 TEST_CASE("vulkan model: kiln-test-gqa-q5_k_m first 16 tokens of 2 prompts") { check_quantized("kiln-test-gqa-q5_k_m.gguf", 2, 16); }
 TEST_CASE("vulkan model: kiln-test-gqa-q6_k first 16 tokens of 2 prompts") { check_quantized("kiln-test-gqa-q6_k.gguf", 2, 16); }
+
+TEST_CASE("vulkan model: partial offload (-ngl 3 of 5 layers: CPU first, Vulkan last) matches full offload") {
+    // F32 weights: the CPU layers and the shaders both keep float activations.
+    compare("stories260K.gguf", on_vulkan(), on_vulkan(3), 2, kAll, 5e-2f, 0.1f);
+    auto m = load_model(test::model_path("stories260K.gguf"), on_vulkan(3));
+    CHECK(m->placement_summary().find("3/5 layers") != std::string::npos);
+}
