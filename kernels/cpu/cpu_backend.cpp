@@ -243,6 +243,47 @@ void CpuBackend::kv_store(const KvView& kv, int layer, const Act& k, const Act& 
     }
 }
 
+// One token (every decode step): dot products straight off the cache rows and
+// one pass over V, with no packing into gemm tiles; each V row is converted once
+// for all the query heads of its KV head. `score` holds group * n_vis floats.
+void CpuBackend::one_token_attention(const Act& q, const KvView& kv, const KvLayerView& l, const AttentionParams& p,
+                                     int hk, int64_t t, int32_t tp, const int32_t* cell, const int32_t* limit,
+                                     int64_t n_vis, float* score, float* row, Act out) const {
+    const int64_t hd = p.head_dim;
+    const int group = p.n_head / p.n_head_kv;
+    const int64_t off = int64_t(hk) * hd;
+    const bool f16 = kv.type == GgmlType::F16;
+    for (int g = 0; g < group; ++g) {
+        const int h = hk * group + g;
+        float* st = score + g * n_vis;
+        const float* qh = q.row(t) + int64_t(h) * hd;
+        for (int64_t j = 0; j < n_vis; ++j) {
+            const int64_t c = cell[j];
+            st[j] = f16 ? k_.dot_f16_f32(static_cast<const uint16_t*>(l.k) + c * kv.n_kv_dim + off, qh, hd)
+                        : k_.dot_f32(static_cast<const float*>(l.k) + c * kv.n_kv_dim + off, qh, hd);
+        }
+        float* o = out.row(t) + int64_t(h) * hd;
+        std::fill(o, o + hd, 0.0f);
+        const float max_s = n_vis > 0 ? masked_scale_max(st, limit, n_vis, tp, p.scale) : -INFINITY;
+        if (max_s == -INFINITY) {  // nothing visible: a zero output, never NaN
+            std::fill(st, st + n_vis, 0.0f);
+            continue;
+        }
+        const float inv = 1.0f / k_.exp_sum_f32(st, n_vis, max_s);
+        for (int64_t j = 0; j < n_vis; ++j) st[j] *= inv;
+    }
+    for (int64_t j = 0; j < n_vis; ++j) {
+        const int64_t c = cell[j];
+        const float* v = static_cast<const float*>(l.v) + c * kv.n_kv_dim + off;
+        if (f16) {
+            k_.f16_to_f32(static_cast<const uint16_t*>(l.v) + c * kv.n_kv_dim + off, row, hd);
+            v = row;
+        }
+        for (int g = 0; g < group; ++g)
+            k_.axpy_f32(score[g * n_vis + j], v, out.row(t) + int64_t(hk * group + g) * hd, hd);
+    }
+}
+
 void CpuBackend::attention(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
                            std::span<const int32_t> pos, std::span<const int32_t> seq, Act out) {
     require(p.n_head > 0 && p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0 &&
@@ -299,8 +340,12 @@ void CpuBackend::attention(const Act& q, const KvView& kv, int layer, const Atte
                 limit[n_hi] = kv.cell_pos[c];
                 ++n_hi;
             }
-        const int64_t n_hi_pad = (n_hi + 15) / 16 * 16;
         const int64_t off = int64_t(hk) * hd;
+        if (nt == 1 && group <= kTokChunk) {
+            one_token_attention(q, kv, l, p, hk, t0, pos[size_t(t0)], cell, limit, n_hi, score, row, out);
+            return;
+        }
+        const int64_t n_hi_pad = (n_hi + 15) / 16 * 16;
         // kpack: tile j holds cells 16j.. as kpack[j * 16 * hd + i * 16 + r] = K[16j + r][i];
         // vpack: tile e holds dims 16e.. as vpack[e * 16 * n_hi + c * 16 + r] = V[c][16e + r].
         for (int64_t j = 0; j < n_hi_pad; ++j) {

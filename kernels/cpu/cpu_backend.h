@@ -48,6 +48,9 @@ public:
     static constexpr int64_t kQuantTokChunk = 64;
 
 private:
+    void one_token_attention(const Act& q, const KvView& kv, const KvLayerView& l, const AttentionParams& p, int hk,
+                             int64_t t, int32_t tp, const int32_t* cell, const int32_t* limit, int64_t n_vis,
+                             float* score, float* row, Act out) const;
     // Dequantizes rows [r0, r0 + n) of w into dst (n * w.ne[0] floats); returns
     // the float rows (dst, or the weight itself when it is already dense F32).
     const float* dequantize_rows(const TensorView& w, int64_t r0, int64_t n, float* dst) const;

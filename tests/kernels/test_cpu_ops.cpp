@@ -246,6 +246,9 @@ TEST_CASE("rope rotates pairs by pos * base^(-2i/n_rot) and matches the referenc
 TEST_CASE("cpu kv_store and attention match the reference (F16 and F32 cache, GQA, two sequences)") {
     const int n_head = 4, n_head_kv = 2, head_dim = 13;
     const int64_t n_kv_dim = n_head_kv * head_dim, n_cells = 41;
+    // Layout 0: runs of tokens per sequence (prompt chunks); layout 1: a decode step
+    // of interleaved sequences, one token each (the one-token attention path).
+    for (int layout = 0; layout < 2; ++layout)
     for (GgmlType kv_type : {GgmlType::F16, GgmlType::F32})
         for (const auto* k : kernel_tables()) {
             const size_t elem = kv_type == GgmlType::F16 ? 2 : 4;
@@ -259,8 +262,12 @@ TEST_CASE("cpu kv_store and attention match the reference (F16 and F32 cache, GQ
                 cell_pos[size_t(c)] = c / 2;
                 cell_seqs[size_t(c)] = c % 5 == 0 ? 3u : (1u << (c % 2));
             }
-            const int64_t n_tok = 5;
-            const std::vector<int32_t> pos{17, 18, 19, 5, 0}, seq{0, 0, 0, 1, 1}, cells{35, 36, 37, 38, 40};
+            const std::vector<int32_t> pos = layout == 0 ? std::vector<int32_t>{17, 18, 19, 5, 0}
+                                                         : std::vector<int32_t>{17, 5, 18, 6, 19};
+            const std::vector<int32_t> seq = layout == 0 ? std::vector<int32_t>{0, 0, 0, 1, 1}
+                                                         : std::vector<int32_t>{0, 1, 0, 1, 0};
+            const std::vector<int32_t> cells{35, 36, 37, 38, 40};
+            const int64_t n_tok = int64_t(cells.size());
             for (size_t t = 0; t < cells.size(); ++t) {
                 cell_pos[size_t(cells[t])] = pos[t];
                 cell_seqs[size_t(cells[t])] = uint64_t(1) << seq[t];
@@ -286,7 +293,7 @@ TEST_CASE("cpu kv_store and attention match the reference (F16 and F32 cache, GQ
             HostAct out(n_tok, n_head * head_dim), out_ref(n_tok, n_head * head_dim);
             be.attention(q.act, kv, 0, ap, pos, seq, out.act);
             ref::attention(q.act, kv_ref, 0, ap, pos, seq, out_ref.act);
-            check_close(out.act, out_ref.act, 1e-5f, std::string("attention ") + k->isa);
+            check_close(out.act, out_ref.act, 1e-5f, std::string("attention ") + k->isa + " layout " + std::to_string(layout));
         }
 }
 
