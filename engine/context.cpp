@@ -5,6 +5,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "engine/gpu_devices.h"
+#include "engine/layer_split.h"
 #include "models/model_registry.h"
 #ifdef KILN_HAVE_VULKAN
 #include "kernels/vulkan/vulkan_backend.h"
@@ -67,20 +68,11 @@ std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& op
 #endif
 #ifdef KILN_HAVE_VULKAN
     if (o.backend == "vulkan" && o.n_gpu_layers > 0) {
-        const auto arch = m->file_->get_string("general.architecture");
-        const auto n_layer_u = arch ? m->file_->get_uint(*arch + ".block_count") : std::nullopt;
-        if (!n_layer_u || *n_layer_u == 0 || *n_layer_u > 4096)
-            throw ModelError(path + ": no usable <arch>.block_count in the metadata; cannot place layers on the GPU");
-        const int64_t n_layer = int64_t(*n_layer_u);
+        const int64_t n_layer = layer_count(*m->file_, path);
         if (o.n_gpu_layers < n_layer) {
-            // As with CUDA: the last n_gpu_layers layers and the output head on the
-            // GPU, the embedding and the first layers on the CPU.
             auto gpu = std::make_unique<vk::VulkanBackend>(vk::VulkanOptions{o.device, true});
             auto cpu = std::make_unique<cpu::CpuBackend>(o.n_threads);
-            placement.input = cpu.get();
-            placement.output = gpu.get();
-            for (int64_t il = 0; il < n_layer; ++il)
-                placement.layers.push_back(il < n_layer - o.n_gpu_layers ? cpu.get() : static_cast<Backend*>(gpu.get()));
+            placement = split_layers(cpu.get(), gpu.get(), n_layer, o.n_gpu_layers);
             m->placement_summary_ = "vulkan " + std::to_string(o.device) + ": " + std::to_string(o.n_gpu_layers) + "/" +
                                     std::to_string(n_layer) + " layers";
             m->backend_ = std::move(gpu);

@@ -3,6 +3,7 @@
 #ifdef KILN_HAVE_CUDA
 #include <algorithm>
 
+#include "engine/layer_split.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "models/hparams.h"
@@ -18,11 +19,7 @@ constexpr uint64_t kHeadroom = 768ull << 20;
 }  // namespace
 
 CudaPlacement place_on_cuda(const GgufFile& file, const std::string& path, const LoadOptions& o, bool fit_to_memory) {
-    const auto arch = file.get_string("general.architecture");
-    const auto n_layer_u = arch ? file.get_uint(*arch + ".block_count") : std::nullopt;
-    if (!n_layer_u || *n_layer_u == 0 || *n_layer_u > 4096)
-        throw ModelError(path + ": no usable <arch>.block_count in the metadata; cannot place layers on the GPU");
-    const int64_t n_layer = int64_t(*n_layer_u);
+    const int64_t n_layer = layer_count(file, path);
     int64_t n_gpu = o.n_gpu_layers < 0 ? n_layer : std::min<int64_t>(o.n_gpu_layers, n_layer);
 
     // Bytes the GPU would hold: every tensor of each offloaded layer, the head
@@ -75,9 +72,7 @@ CudaPlacement place_on_cuda(const GgufFile& file, const std::string& path, const
         return cp;
     }
     cp.cpu = std::make_unique<cpu::CpuBackend>(o.n_threads);
-    cp.placement.input = cp.cpu.get();
-    cp.placement.output = n_gpu > 0 ? g : cp.cpu.get();
-    for (int64_t il = 0; il < n_layer; ++il) cp.placement.layers.push_back(il < n_layer - n_gpu ? cp.cpu.get() : g);
+    cp.placement = split_layers(cp.cpu.get(), g, n_layer, n_gpu);
     return cp;
 }
 

@@ -306,7 +306,8 @@ void CpuBackend::attention(const Act& q, const KvView& kv, int layer, const Atte
     // Chunks are runs of up to kTokChunk consecutive tokens of one sequence, so each
     // reads only its own sequence's cells: a decode step of N slots is N chunks of one
     // token, each over its slot's cells, not N tokens over every slot's cells.
-    std::vector<std::pair<int64_t, int64_t>> chunks;
+    std::vector<std::pair<int64_t, int64_t>>& chunks = attention_chunks_;
+    chunks.clear();
     for (int64_t t = 0; t < q.n_rows;) {
         int64_t t1 = t + 1;
         while (t1 < q.n_rows && t1 - t < kTokChunk && seq[size_t(t1)] == seq[size_t(t)]) ++t1;

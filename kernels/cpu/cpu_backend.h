@@ -62,6 +62,7 @@ private:
     const CpuKernels& k_;
     ThreadPool pool_;
     std::vector<std::vector<float>> scratch_;  // one per thread
+    std::vector<std::pair<int64_t, int64_t>> attention_chunks_;  // [t0, t1) token runs of one attention call
     std::vector<float> rope_cs_;               // (n_rot/2 cos, n_rot/2 sin)
     std::vector<uint8_t> act_q8_;              // (n_tok, q8_row_bytes(n_in)) + alignment slack
 };

@@ -44,11 +44,11 @@ float top2_gap(std::span<const float> l) {
 void compare(const std::string& file, const LoadOptions& base, const LoadOptions& test, int n_prompts, size_t n_steps,
              float logit_tol, float tie_gap) {
     if (!test::vulkan_backend()) return;
-    auto cpu_model = load_model(test::model_path(file), base);
-    auto vk_model = load_model(test::model_path(file), test);
-    REQUIRE(std::string(vk_model->backend().name()) == "vulkan");
-    Context cpu(cpu_model, ContextOptions{512, 64, GgmlType::F16});
-    Context gpu(vk_model, ContextOptions{512, 64, GgmlType::F16});
+    auto base_model = load_model(test::model_path(file), base);
+    auto test_model = load_model(test::model_path(file), test);
+    REQUIRE(std::string(test_model->backend().name()) == "vulkan");
+    Context base_ctx(base_model, ContextOptions{512, 64, GgmlType::F16});
+    Context gpu(test_model, ContextOptions{512, 64, GgmlType::F16});
 
     const std::string ref = file.substr(0, file.size() - 5) + ".greedy.jsonl";
     std::ifstream in(test::reference_path(ref));
@@ -62,12 +62,12 @@ void compare(const std::string& file, const LoadOptions& base, const LoadOptions
         const auto prompt = rec["prompt_ids"].get<std::vector<int32_t>>();
         const auto greedy = rec["greedy_ids"].get<std::vector<int32_t>>();
         ++prompts;
-        cpu.reset();
+        base_ctx.reset();
         gpu.reset();
         std::vector<float> lc;
         std::span<const float> lg;
         {
-            auto l = cpu.eval(prompt);
+            auto l = base_ctx.eval(prompt);
             lc.assign(l.begin(), l.end());
             lg = gpu.eval(prompt);
         }
@@ -80,13 +80,13 @@ void compare(const std::string& file, const LoadOptions& base, const LoadOptions
             const int32_t pc = argmax(lc), pg = argmax(lg);
             if (pc != pg) {
                 // Only a tie within the backends' rounding may pick differently.
-                CHECK_MESSAGE(top2_gap(lc) <= tie_gap, "cpu picked " << pc << ", vulkan " << pg);
+                CHECK_MESSAGE(top2_gap(lc) <= tie_gap, "base picked " << pc << ", vulkan " << pg);
                 ++near_ties;
             }
             ++steps;
             if (k + 1 == greedy.size()) break;
             const int32_t next = greedy[k];
-            auto l = cpu.eval(std::span<const int32_t>(&next, 1));
+            auto l = base_ctx.eval(std::span<const int32_t>(&next, 1));
             lc.assign(l.begin(), l.end());
             lg = gpu.eval(std::span<const int32_t>(&next, 1));
         }
