@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <stdexcept>
+#include <string>
 
 #include "kernels/kv_view.h"
 #include "kernels/tensor_view.h"
@@ -86,13 +87,35 @@ public:
     // y[t, o] = sum_i x[t, i] * W[o, i]  (y = x · W^T): one token (x.n_rows == 1,
     // the decode step) or a batch of tokens (prompt processing).
     virtual void matmul(const Weight& w, const Act& x, Act y) = 0;
+    // Several products of one x (Q, K and V; gate and up): ys[i] = x · ws[i]^T. A
+    // device backend may run them as one launch; the default calls matmul for each.
+    virtual void matmul_n(const Act& x, std::span<const Weight* const> ws, std::span<const Act> ys) {
+        if (ws.size() != ys.size()) throw BackendError("matmul_n: " + std::to_string(ws.size()) + " weights for " +
+                                                       std::to_string(ys.size()) + " outputs");
+        for (size_t i = 0; i < ws.size(); ++i) matmul(*ws[i], x, ys[i]);
+    }
     // out[t, :] = x[t, :] / sqrt(mean(x[t, :]^2) + eps) * weight  (out may alias x).
     virtual void rms_norm(const Act& x, const Weight& weight, float eps, Act out) = 0;
+    // The residual step and the next norm: x += b, then out = rms_norm(x) (out must
+    // not alias x or b). The default is add then rms_norm; one pass on devices.
+    virtual void add_rms_norm(Act x, const Act& b, const Weight& weight, float eps, Act out) {
+        add(x, b, x);
+        rms_norm(x, weight, eps, out);
+    }
     // In place on x = (n_tok, n_head * head_dim); token t is at position pos[t].
     virtual void rope(Act x, int n_head, int head_dim, std::span<const int32_t> pos, const RopeParams& p) = 0;
     // Stores the batch's k and v rows (n_tok, n_kv_dim) of `layer` into cells[t].
     virtual void kv_store(const KvView& kv, int layer, const Act& k, const Act& v,
                           std::span<const int32_t> cells) = 0;
+    // The steps between the projections and attention: rope on q (n_head heads) and
+    // k (n_kv_dim / head_dim heads), then k and v into the cache. The default is
+    // rope, rope, kv_store; one launch on devices.
+    virtual void rope_kv_store(Act q, Act k, const Act& v, int n_head, int head_dim, std::span<const int32_t> pos,
+                               const RopeParams& p, const KvView& kv, int layer, std::span<const int32_t> cells) {
+        rope(q, n_head, head_dim, pos, p);
+        rope(k, int(k.n_cols / head_dim), head_dim, pos, p);
+        kv_store(kv, layer, k, v, cells);
+    }
     // Causal attention of q (n_tok, n_head * head_dim) over the visible cells of
     // `layer` (kv_cell_visible with the token's pos and seq), into out (same shape as q).
     virtual void attention(const Act& q, const KvView& kv, int layer, const AttentionParams& p,

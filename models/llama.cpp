@@ -154,6 +154,7 @@ public:
                                  1.0f / std::sqrt(float(hp_.head_dim))};
 
         backend_->get_rows(token_embd_, batch.tokens, s.on(backend_).x.act().rows(0, n));
+        bool normed = false;  // cur already holds this layer's attention norm (fused into the last residual add)
         for (size_t il = 0; il < layers_.size(); ++il) {
             const LlamaLayer& L = layers_[il];
             move_to(L.backend);
@@ -163,23 +164,25 @@ public:
                       k = A.k.act().rows(0, n), v = A.v.act().rows(0, n), attn = A.attn.act().rows(0, n),
                       proj = A.proj.act().rows(0, n), gate = A.gate.act().rows(0, n), up = A.up.act().rows(0, n);
             // Attention block.
-            b.rms_norm(x, L.attn_norm, hp_.rms_eps, cur);
-            b.matmul(L.wq, cur, q);
-            b.matmul(L.wk, cur, k);
-            b.matmul(L.wv, cur, v);
-            b.rope(q, int(hp_.n_head), int(hp_.head_dim), batch.pos, hp_.rope);
-            b.rope(k, int(hp_.n_head_kv), int(hp_.head_dim), batch.pos, hp_.rope);
-            b.kv_store(kv, int(il), k, v, batch.cells);
+            if (!normed) b.rms_norm(x, L.attn_norm, hp_.rms_eps, cur);
+            const Weight* qkv_w[] = {&L.wq, &L.wk, &L.wv};
+            const Act qkv[] = {q, k, v};
+            b.matmul_n(cur, qkv_w, qkv);
+            b.rope_kv_store(q, k, v, int(hp_.n_head), int(hp_.head_dim), batch.pos, hp_.rope, kv, int(il), batch.cells);
             b.attention(q, kv, int(il), ap, batch.pos, batch.seq, attn);
             b.matmul(L.wo, attn, proj);
-            b.add(x, proj, x);
             // Feed-forward block.
-            b.rms_norm(x, L.ffn_norm, hp_.rms_eps, cur);
-            b.matmul(L.ffn_gate, cur, gate);
-            b.matmul(L.ffn_up, cur, up);
+            b.add_rms_norm(x, proj, L.ffn_norm, hp_.rms_eps, cur);
+            const Weight* gate_up_w[] = {&L.ffn_gate, &L.ffn_up};
+            const Act gate_up[] = {gate, up};
+            b.matmul_n(cur, gate_up_w, gate_up);
             b.swiglu(gate, up, gate);
             b.matmul(L.ffn_down, gate, proj);
-            b.add(x, proj, x);
+            normed = il + 1 < layers_.size() && layers_[il + 1].backend == &b;
+            if (normed)
+                b.add_rms_norm(x, proj, layers_[il + 1].attn_norm, hp_.rms_eps, cur);
+            else
+                b.add(x, proj, x);
         }
         const int64_t n_out = int64_t(batch.outputs.size());
         if (n_out == 0) return;

@@ -7,6 +7,8 @@
 // with several splits (decode: few tokens x heads to fill the GPU) a second
 // kernel merges the splits' partials the same way.
 // Each lane holds head_dim / 32 dimensions of q and of the accumulator.
+// Prompt batches take a tiled kernel instead (below), which shares each K/V
+// tile among 32 queries.
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -151,6 +153,238 @@ __global__ void attention_merge_kernel(AttentionArgs a) {
     }
 }
 
+// Prompt batches: a block per (query head, tile of kQ consecutive tokens) walks
+// the cells in tiles of kC. Each K and V tile is read from the cache once for
+// the kQ queries (the kernel above reads the cache once per query): scores
+// kQ x kC in shared memory, online softmax per query, then the V tile into the
+// accumulators. Tiles no query of the block can see are skipped (causal masks
+// leave the later half of a prompt's cells out of its early tiles).
+// Threads: (tq, tx) = (tid / 16, tid % 16) own queries 4tq..4tq+3 and, for the
+// scores, cells tx + 16j; for the output, dimension pairs 2tx + 32k.
+constexpr int kTileQ = 32, kTileC = 64, kTileThreads = 128;
+
+template <class KT>
+__device__ __forceinline__ float2 pair(const KT* p) { return make_float2(load_kv(p), load_kv(p + 1)); }
+template <>
+__device__ __forceinline__ float2 pair<__half>(const __half* p) {
+    return __half22float2(*reinterpret_cast<const __half2*>(p));
+}
+
+template <class KT, int kD>
+struct TileSmem {
+    static constexpr int kQs = kD + 2;                          // floats per query row (float2-aligned)
+    static constexpr int kKs = kD + (sizeof(KT) == 2 ? 2 : 1);  // cache elements per row: conflict-free columns
+    static constexpr int kSs = kTileC + 1;
+    static constexpr size_t kBytes =
+        sizeof(float) * (kTileQ * kQs + kTileQ * kSs) + sizeof(KT) * kTileC * kKs;
+};
+
+template <class KT, int kD>
+__device__ __forceinline__ void load_kv_tile(KT* dst, const KT* src, const AttentionArgs& a, int c0, int64_t kv_off) {
+    using S = TileSmem<KT, kD>;
+    constexpr int kPer = kTileC * kD / kTileThreads;
+#pragma unroll 16
+    for (int k = 0; k < kPer; ++k) {
+        const int i = threadIdx.x + k * kTileThreads;
+        const int cc = i / kD, d = i % kD;
+        const int c = c0 + cc;
+        dst[cc * S::kKs + d] = c < a.n_scan && d < a.head_dim ? src[int64_t(c) * a.n_kv_dim + kv_off + d] : KT(0.0f);
+    }
+}
+
+template <class KT, int kD>
+__global__ void __launch_bounds__(kTileThreads) attention_tiled_kernel(AttentionArgs a) {
+    using S = TileSmem<KT, kD>;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    float* sQ = reinterpret_cast<float*>(smem_raw);
+    float* sS = sQ + kTileQ * S::kQs;
+    KT* sKV = reinterpret_cast<KT*>(sS + kTileQ * S::kSs);
+    __shared__ float s_m[kTileQ], s_l[kTileQ], s_corr[kTileQ];
+    __shared__ int32_t s_pos[kTileQ], s_cpos[kTileC];
+    __shared__ uint64_t s_seq[kTileQ], s_cseq[kTileC];
+    __shared__ int32_t s_maxpos;
+    __shared__ uint64_t s_union;
+
+    const int h = blockIdx.x;
+    const int64_t t0 = int64_t(blockIdx.y) * kTileQ;
+    const int nq = int(min(int64_t(kTileQ), a.q.n_rows - t0));
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int tq = tid >> 4, tx = tid & 15;
+    const int D = a.head_dim;
+    const int64_t kv_off = int64_t(h / a.group) * D;
+    const KT* K = static_cast<const KT*>(a.k);
+    const KT* V = static_cast<const KT*>(a.v);
+
+    for (int i = tid; i < kTileQ * kD; i += kTileThreads) {
+        const int qi = i / kD, d = i % kD;
+        sQ[qi * S::kQs + d] = qi < nq && d < D ? a.q.data[(t0 + qi) * a.q.stride + int64_t(h) * D + d] * a.scale : 0.0f;
+    }
+    if (tid < kTileQ) {
+        const bool ok = tid < nq;
+        s_m[tid] = -INFINITY;
+        s_l[tid] = 0.0f;
+        s_pos[tid] = ok ? a.tok_pos[t0 + tid] : -1;  // -1: sees no cell
+        s_seq[tid] = ok ? uint64_t(1) << a.tok_seq[t0 + tid] : 0;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        int mp = s_pos[lane];
+        uint64_t un = s_seq[lane];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            mp = max(mp, __shfl_xor_sync(0xffffffffu, mp, o));
+            un |= __shfl_xor_sync(0xffffffffu, un, o);
+        }
+        if (lane == 0) {
+            s_maxpos = mp;
+            s_union = un;
+        }
+    }
+
+    constexpr int kPairs = kD / 32;  // dimension pairs per thread
+    float o[4][2 * kPairs];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int e = 0; e < 2 * kPairs; ++e) o[i][e] = 0.0f;
+
+    for (int c0 = 0; c0 < a.n_scan; c0 += kTileC) {
+        __syncthreads();  // the previous tile's scores and V rows are read; s_maxpos is written
+        bool visible = false;
+        if (tid < kTileC) {
+            const int c = c0 + tid;
+            const int32_t cp = c < a.n_scan ? a.cell_pos[c] : -1;
+            const uint64_t cs = c < a.n_scan ? a.cell_seqs[c] : 0;
+            s_cpos[tid] = cp;
+            s_cseq[tid] = cs;
+            visible = cp >= 0 && cp <= s_maxpos && (cs & s_union) != 0;
+        }
+        if (!__syncthreads_or(visible)) continue;
+        load_kv_tile<KT, kD>(sKV, K, a, c0, kv_off);
+        __syncthreads();
+
+        float sc[4][4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < 4; ++j) sc[i][j] = 0.0f;
+#pragma unroll 8
+        for (int d = 0; d < kD; d += 2) {
+            float2 qv[4], kv[4];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) qv[i] = *reinterpret_cast<const float2*>(&sQ[(4 * tq + i) * S::kQs + d]);
+#pragma unroll
+            for (int j = 0; j < 4; ++j) kv[j] = pair(&sKV[(tx + 16 * j) * S::kKs + d]);
+#pragma unroll
+            for (int i = 0; i < 4; ++i)
+#pragma unroll
+                for (int j = 0; j < 4; ++j) sc[i][j] += qv[i].x * kv[j].x + qv[i].y * kv[j].y;
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int q = 4 * tq + i;
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const int cc = tx + 16 * j;
+                const int32_t cp = s_cpos[cc];
+                const bool vis = cp >= 0 && cp <= s_pos[q] && (s_cseq[cc] & s_seq[q]) != 0;
+                sS[q * S::kSs + cc] = vis ? sc[i][j] : -INFINITY;
+            }
+        }
+        __syncthreads();  // scores complete; the K tile is no longer read
+
+        // Online softmax, a warp per kTileQ / 4 queries, two cells per lane.
+#pragma unroll
+        for (int r = 0; r < kTileQ / 4; ++r) {
+            const int q = warp * (kTileQ / 4) + r;
+            float* row = sS + q * S::kSs;
+            const float v0 = row[lane], v1 = row[lane + 32];
+            const float m_old = s_m[q];
+            const float m_new = fmaxf(m_old, warp_max(fmaxf(v0, v1)));
+            float p0 = 0.0f, p1 = 0.0f, corr = 1.0f;
+            if (m_new != -INFINITY) {
+                p0 = expf(v0 - m_new);
+                p1 = expf(v1 - m_new);
+                corr = expf(m_old - m_new);  // 0 while nothing was visible (m_old = -inf)
+            }
+            const float sum = warp_sum(p0 + p1);
+            row[lane] = p0;
+            row[lane + 32] = p1;
+            if (lane == 0) {
+                s_m[q] = m_new;
+                s_l[q] = s_l[q] * corr + sum;
+                s_corr[q] = corr;
+            }
+        }
+        load_kv_tile<KT, kD>(sKV, V, a, c0, kv_off);
+        __syncthreads();
+
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const float corr = s_corr[4 * tq + i];
+#pragma unroll
+            for (int e = 0; e < 2 * kPairs; ++e) o[i][e] *= corr;
+        }
+#pragma unroll 4
+        for (int cc = 0; cc < kTileC; ++cc) {
+            float p[4];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) p[i] = sS[(4 * tq + i) * S::kSs + cc];
+#pragma unroll
+            for (int k = 0; k < kPairs; ++k) {
+                const float2 v = pair(&sKV[cc * S::kKs + 2 * tx + 32 * k]);
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    o[i][2 * k] += p[i] * v.x;
+                    o[i][2 * k + 1] += p[i] * v.y;
+                }
+            }
+        }
+    }
+    __syncthreads();  // s_l of the last tile
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const int q = 4 * tq + i;
+        if (q >= nq) continue;
+        const float L = s_l[q];
+        float* oh = a.out.data + (t0 + q) * a.out.stride + int64_t(h) * D;
+#pragma unroll
+        for (int k = 0; k < kPairs; ++k) {
+            const int d = 2 * tx + 32 * k;
+            // Nothing visible: a zero output, never NaN.
+            if (d < D) oh[d] = L > 0.0f ? o[i][2 * k] / L : 0.0f;
+            if (d + 1 < D) oh[d + 1] = L > 0.0f ? o[i][2 * k + 1] / L : 0.0f;
+        }
+    }
+}
+
+// False when the device's shared memory cannot hold the tiles (head_dim 256 with
+// an F32 cache needs 107 KB; consumer GPUs give a block at most 99 KB).
+template <class KT, int kD>
+bool launch_tiled(const AttentionArgs& a, cudaStream_t stream) {
+    constexpr size_t bytes = TileSmem<KT, kD>::kBytes;
+    static const bool fits = [] {  // beyond 48 KB needs an opt-in per kernel
+        int dev = 0, optin = 0;
+        cudaGetDevice(&dev);
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+        return bytes <= size_t(optin) && cudaFuncSetAttribute(attention_tiled_kernel<KT, kD>,
+                                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                              int(bytes)) == cudaSuccess;
+    }();
+    if (!fits) return false;
+    const dim3 grid(unsigned(a.n_head), grid_1d(a.q.n_rows, kTileQ));
+    attention_tiled_kernel<KT, kD><<<grid, kTileThreads, bytes, stream>>>(a);
+    return true;
+}
+
+template <class KT>
+bool launch_tiled(const AttentionArgs& a, cudaStream_t stream) {
+    if (a.head_dim <= 32) return launch_tiled<KT, 32>(a, stream);
+    if (a.head_dim <= 64) return launch_tiled<KT, 64>(a, stream);
+    if (a.head_dim <= 128) return launch_tiled<KT, 128>(a, stream);
+    return launch_tiled<KT, 256>(a, stream);
+}
+
 template <class KT>
 void launch(const AttentionArgs& a, cudaStream_t stream) {
     const dim3 grid(unsigned(a.n_head), unsigned(a.q.n_rows), unsigned(a.n_split));
@@ -175,6 +409,9 @@ int attention_splits(int n_tok, int n_head, int n_scan, int n_sm) {
 }
 
 void attention(const AttentionArgs& a, cudaStream_t stream) {
+    if (a.q.n_rows >= kAttentionTiledMinTokens && a.n_split == 1 &&
+        (a.f16 ? launch_tiled<__half>(a, stream) : launch_tiled<float>(a, stream)))
+        return;
     if (a.f16)
         launch<__half>(a, stream);
     else

@@ -112,6 +112,7 @@ CudaBackend::~CudaBackend() {
     for (auto& [key, m] : kv_mirrors_) free_mirror(m);
     cudaFree(xq_);
     cudaFree(xs_);
+    cudaFree(xh_);
     cudaFree(attn_partial_);
     cudaFree(stage_dev_);
     cudaFreeHost(stage_host_);
@@ -182,7 +183,8 @@ Weight CudaBackend::upload_weight(const TensorView& host) {
     require(has_kernels(host.type), "upload_weight",
             std::string("no CUDA kernels for weight type ") + quant_traits(host.type).name);
     const size_t bytes = host.nb[1] * size_t(host.n_rows());
-    void* d = device_alloc(bytes, "a weight");
+    // Whole 16-byte pieces: the matrix-vector kernel reads rows in aligned 16-byte loads.
+    void* d = device_alloc((bytes + 15) / 16 * 16, "a weight");
     weights_.push_back(d);
     check(cudaMemcpy(d, host.data, bytes, cudaMemcpyHostToDevice), "uploading a weight");
     return Weight{host, d};
@@ -240,6 +242,21 @@ void CudaBackend::get_rows(const Weight& table, std::span<const int32_t> ids, Ac
     check_launch("get_rows");
 }
 
+void CudaBackend::reserve_q8(const Act& x) {
+    const size_t q_bytes = size_t(x.n_rows) * size_t(x.n_cols);
+    if (q_bytes <= xq_cap_) return;
+    sync_stream("cudaStreamSynchronize");
+    cudaFree(xq_);
+    cudaFree(xs_);
+    xq_ = nullptr;
+    xs_ = nullptr;
+    xq_cap_ = 0;
+    xq_src_ = nullptr;
+    xq_ = static_cast<int8_t*>(device_alloc(q_bytes, "quantized activations"));
+    xs_ = device_alloc(q_bytes / 32 * sizeof(float4), "quantized activations");
+    xq_cap_ = q_bytes;
+}
+
 void CudaBackend::matmul(const Weight& w, const Act& x, Act y) {
     require(x.n_cols == w.n_in() && y.n_cols == w.n_out() && x.n_rows == y.n_rows, "matmul",
             "x " + shape(x) + " and y " + shape(y) + " do not fit weight [" + std::to_string(w.n_out()) + ", " +
@@ -247,34 +264,91 @@ void CudaBackend::matmul(const Weight& w, const Act& x, Act y) {
     if (x.n_rows == 0) return;
     const DevWeight dw = dev(w);
     if (x.n_rows > kMatvecMaxTokens) {
-        matmul_mma(dw, x, y, st(stream_));
-    } else if (matvec_q8_supported(w.type())) {
-        const size_t q_bytes = size_t(x.n_rows) * size_t(x.n_cols);
-        if (q_bytes > xq_cap_) {
+        const MmaActShape s = mma_act_shape(x.n_rows, x.n_cols);
+        const size_t h_bytes = size_t(s.n_tok_pad) * size_t(s.ld) * sizeof(__half);
+        if (h_bytes > xh_cap_) {
             sync_stream("cudaStreamSynchronize");
-            cudaFree(xq_);
-            cudaFree(xs_);
-            xq_ = nullptr;
-            xs_ = nullptr;
-            xq_cap_ = 0;
+            cudaFree(xh_);
+            xh_ = nullptr;
+            xh_cap_ = 0;
             xq_src_ = nullptr;
-            xq_ = static_cast<int8_t*>(device_alloc(q_bytes, "quantized activations"));
-            xs_ = device_alloc(q_bytes / 32 * sizeof(float4), "quantized activations");
-            xq_cap_ = q_bytes;
+            xh_ = device_alloc(h_bytes, "F16 activations");
+            xh_cap_ = h_bytes;
         }
-        // Q, K and V (and gate and up) read the same normed rows: quantize them once.
-        if (xq_src_ != x.data || xq_rows_ != x.n_rows || xq_cols_ != x.n_cols) {
+        if (!converted(x, true)) {
+            convert_act_f16(x, static_cast<__half*>(xh_), st(stream_));
+            mark_converted(x, true);
+        }
+        matmul_mma(dw, static_cast<const __half*>(xh_), x.n_rows, y, st(stream_));
+    } else if (matvec_q8_supported(w.type())) {
+        reserve_q8(x);
+        if (!converted(x, false)) {
             quantize_act_q8(x, xq_, static_cast<float4*>(xs_), st(stream_));
-            xq_src_ = x.data;
-            xq_rows_ = x.n_rows;
-            xq_cols_ = x.n_cols;
+            mark_converted(x, false);
         }
-        matvec_q8(dw, xq_, static_cast<const float4*>(xs_), int(x.n_rows), y, st(stream_));
+        matvec_q8(&dw, &y, 1, xq_, static_cast<const float4*>(xs_), int(x.n_rows), st(stream_));
     } else {
         matvec_float(dw, x, y, st(stream_));
     }
     if (y.data == xq_src_) xq_src_ = nullptr;
     check_launch("matmul");
+}
+
+void CudaBackend::matmul_n(const Act& x, std::span<const Weight* const> ws, std::span<const Act> ys) {
+    require(ws.size() == ys.size(), "matmul_n", std::to_string(ws.size()) + " weights for " +
+                                                    std::to_string(ys.size()) + " outputs");
+    const bool decode = x.n_rows > 0 && x.n_rows <= kMatvecMaxTokens;
+    bool all_q8 = decode;
+    for (size_t i = 0; i < ws.size(); ++i) {
+        const Weight& w = *ws[i];
+        require(x.n_cols == w.n_in() && ys[i].n_cols == w.n_out() && x.n_rows == ys[i].n_rows, "matmul_n",
+                "x " + shape(x) + " and y " + shape(ys[i]) + " do not fit weight [" + std::to_string(w.n_out()) + ", " +
+                    std::to_string(w.n_in()) + "]");
+        all_q8 = all_q8 && matvec_q8_supported(w.type());
+        require(!(decode && (ys[i].data == x.data)), "matmul_n", "an output aliases the input");
+    }
+    if (!all_q8) {
+        for (size_t i = 0; i < ws.size(); ++i) matmul(*ws[i], x, ys[i]);
+        return;
+    }
+    reserve_q8(x);
+    if (!converted(x, false)) {
+        quantize_act_q8(x, xq_, static_cast<float4*>(xs_), st(stream_));
+        mark_converted(x, false);
+    }
+    // Runs of weights of one type share a launch.
+    for (size_t i = 0; i < ws.size();) {
+        DevWeight group[kMatvecMaxGroup];
+        Act outs[kMatvecMaxGroup];
+        size_t n = 0;
+        while (i < ws.size() && n < size_t(kMatvecMaxGroup) && (n == 0 || ws[i]->type() == group[0].type)) {
+            group[n] = dev(*ws[i]);
+            outs[n] = ys[i];
+            ++n;
+            ++i;
+        }
+        matvec_q8(group, outs, int(n), xq_, static_cast<const float4*>(xs_), int(x.n_rows), st(stream_));
+    }
+    check_launch("matmul_n");
+}
+
+void CudaBackend::add_rms_norm(Act x, const Act& b, const Weight& weight, float eps, Act out) {
+    xq_src_ = nullptr;  // rewrites x
+    require(b.n_rows == x.n_rows && b.n_cols == x.n_cols && weight.type() == GgmlType::F32 &&
+                weight.host.ne[0] == x.n_cols && out.n_cols == x.n_cols && out.n_rows == x.n_rows,
+            "add_rms_norm", "x " + shape(x) + ", b " + shape(b) + ", out " + shape(out) + " and an F32 weight of " +
+                                std::to_string(weight.host.ne[0]) + " do not match");
+    if (x.n_rows == 0) return;
+    if (!rms_norm_can_fuse_add(x.n_cols)) {
+        Backend::add_rms_norm(x, b, weight, eps, out);
+        return;
+    }
+    const bool q8 = x.n_rows <= kMatvecMaxTokens && rms_norm_can_quantize(x.n_cols);
+    if (q8) reserve_q8(out);
+    cuda::add_rms_norm(x, b, static_cast<const float*>(weight.device), eps, out, st(stream_), q8 ? xq_ : nullptr,
+                       q8 ? static_cast<float4*>(xs_) : nullptr);
+    if (q8) mark_converted(out, false);
+    check_launch("add_rms_norm");
 }
 
 void CudaBackend::rms_norm(const Act& x, const Weight& weight, float eps, Act out) {
@@ -283,8 +357,27 @@ void CudaBackend::rms_norm(const Act& x, const Weight& weight, float eps, Act ou
                 out.n_rows == x.n_rows, "rms_norm", "x " + shape(x) + ", out " + shape(out) + " and an F32 weight of " +
                 std::to_string(weight.host.ne[0]) + " do not match");
     if (x.n_rows == 0) return;
-    cuda::rms_norm(x, static_cast<const float*>(weight.device), eps, out, st(stream_));
+    // Decode: the normed rows feed matrix-vector products; quantize them on the way out.
+    if (x.n_rows <= kMatvecMaxTokens && rms_norm_can_quantize(x.n_cols)) {
+        reserve_q8(out);
+        cuda::rms_norm(x, static_cast<const float*>(weight.device), eps, out, st(stream_), xq_,
+                       static_cast<float4*>(xs_));
+        mark_converted(out, false);
+    } else {
+        cuda::rms_norm(x, static_cast<const float*>(weight.device), eps, out, st(stream_));
+    }
     check_launch("rms_norm");
+}
+
+const float* CudaBackend::rope_table(std::span<const int32_t> pos, const RopeParams& p) {
+    // The angles come from the reference helper so every backend rotates by the same bits.
+    rope_cs_.resize(pos.size() * size_t(p.n_rot));
+    const ref::RopeCorrDims corr = ref::rope_yarn_corr_dims(p);
+    for (size_t t = 0; t < pos.size(); ++t) {
+        float* cs = rope_cs_.data() + t * size_t(p.n_rot);
+        ref::rope_cos_sin(p, corr, pos[t], cs, cs + p.n_rot / 2);
+    }
+    return static_cast<const float*>(stage(rope_cs_.data(), rope_cs_.size() * sizeof(float)));
 }
 
 void CudaBackend::rope(Act x, int n_head, int head_dim, std::span<const int32_t> pos, const RopeParams& p) {
@@ -295,15 +388,7 @@ void CudaBackend::rope(Act x, int n_head, int head_dim, std::span<const int32_t>
     require(p.n_rot > 0 && p.n_rot % 2 == 0 && p.n_rot <= head_dim, "rope",
             "n_rot " + std::to_string(p.n_rot) + " must be even and at most head_dim " + std::to_string(head_dim));
     if (x.n_rows == 0) return;
-    // The angles come from the reference helper so every backend rotates by the same bits.
-    rope_cs_.resize(size_t(x.n_rows) * size_t(p.n_rot));
-    const ref::RopeCorrDims corr = ref::rope_yarn_corr_dims(p);
-    for (int64_t t = 0; t < x.n_rows; ++t) {
-        float* cs = rope_cs_.data() + t * p.n_rot;
-        ref::rope_cos_sin(p, corr, pos[size_t(t)], cs, cs + p.n_rot / 2);
-    }
-    const auto* d_cs = static_cast<const float*>(stage(rope_cs_.data(), rope_cs_.size() * sizeof(float)));
-    cuda::rope(x, n_head, head_dim, p.n_rot, p.mode == RopeParams::Mode::Neox, d_cs, st(stream_));
+    cuda::rope(x, n_head, head_dim, p.n_rot, p.mode == RopeParams::Mode::Neox, rope_table(pos, p), st(stream_));
     check_launch("rope");
 }
 
@@ -366,6 +451,41 @@ CudaBackend::KvLayer CudaBackend::kv_layer(const KvView& kv, int layer, const ch
     return kv_mirrors_.at(key).layers[size_t(layer)];
 }
 
+void CudaBackend::rope_kv_store(Act q, Act k, const Act& v, int n_head, int head_dim, std::span<const int32_t> pos,
+                                const RopeParams& p, const KvView& kv, int layer, std::span<const int32_t> cells) {
+    xq_src_ = nullptr;  // rewrites q and k
+    require(head_dim > 0 && q.n_cols == int64_t(n_head) * head_dim && k.n_cols == kv.n_kv_dim && v.n_cols == kv.n_kv_dim &&
+                kv.n_kv_dim % head_dim == 0 && q.n_rows == k.n_rows && k.n_rows == v.n_rows &&
+                int64_t(pos.size()) == q.n_rows && int64_t(cells.size()) == q.n_rows,
+            "rope_kv_store", "q " + shape(q) + ", k " + shape(k) + ", v " + shape(v) + " do not fit " +
+                                 std::to_string(n_head) + " heads of " + std::to_string(head_dim) + " and the cache's n_kv_dim " +
+                                 std::to_string(kv.n_kv_dim));
+    require(p.n_rot > 0 && p.n_rot % 2 == 0 && p.n_rot <= head_dim, "rope_kv_store",
+            "n_rot " + std::to_string(p.n_rot) + " must be even and at most head_dim " + std::to_string(head_dim));
+    for (int32_t c : cells) require(c >= 0 && c < kv.n_cells, "rope_kv_store", "cell " + std::to_string(c) + " is outside the cache");
+    if (q.n_rows == 0) return;
+    const KvLayer l = kv_layer(kv, layer, "rope_kv_store");
+    RopeKvArgs a;
+    a.q = q.data;
+    a.q_stride = q.stride;
+    a.k = k.data;
+    a.k_stride = k.stride;
+    a.v = v.data;
+    a.v_stride = v.stride;
+    a.n_head = n_head;
+    a.head_dim = head_dim;
+    a.n_rot = p.n_rot;
+    a.neox = p.mode == RopeParams::Mode::Neox;
+    a.cs = rope_table(pos, p);
+    a.k_cache = l.k;
+    a.v_cache = l.v;
+    a.f16 = kv.type == GgmlType::F16;
+    a.n_kv_dim = kv.n_kv_dim;
+    a.cells = static_cast<const int32_t*>(stage(cells.data(), cells.size_bytes()));
+    cuda::rope_kv_store(a, int(q.n_rows), st(stream_));
+    check_launch("rope_kv_store");
+}
+
 void CudaBackend::kv_store(const KvView& kv, int layer, const Act& k, const Act& v, std::span<const int32_t> cells) {
     require(k.n_cols == kv.n_kv_dim && v.n_cols == kv.n_kv_dim && k.n_rows == v.n_rows && int64_t(cells.size()) == k.n_rows,
             "kv_store", "k " + shape(k) + " / v " + shape(v) + " do not match the cache's n_kv_dim " + std::to_string(kv.n_kv_dim));
@@ -411,7 +531,7 @@ void CudaBackend::attention(const Act& q, const KvView& kv, int layer, const Att
     a.group = p.n_head / p.n_head_kv;
     a.head_dim = p.head_dim;
     a.scale = p.scale;
-    a.n_split = attention_splits(int(q.n_rows), p.n_head, a.n_scan, info_.n_sm);
+    a.n_split = q.n_rows >= kAttentionTiledMinTokens ? 1 : attention_splits(int(q.n_rows), p.n_head, a.n_scan, info_.n_sm);
     if (a.n_split > 1) {
         const size_t need = size_t(q.n_rows) * size_t(p.n_head) * size_t(a.n_split) * size_t(p.head_dim + 2);
         if (need > attn_partial_cap_) {
@@ -433,7 +553,13 @@ void CudaBackend::swiglu(const Act& gate, const Act& up, Act out) {
     require(gate.n_rows == up.n_rows && gate.n_cols == up.n_cols && out.n_rows == gate.n_rows && out.n_cols == gate.n_cols,
             "swiglu", "gate " + shape(gate) + ", up " + shape(up) + ", out " + shape(out) + " differ");
     if (gate.n_rows == 0) return;
-    cuda::swiglu(gate, up, out, st(stream_));
+    if (gate.n_rows <= kMatvecMaxTokens && gate.n_cols % 32 == 0) {  // decode: quantized for the down projection
+        reserve_q8(out);
+        cuda::swiglu(gate, up, out, st(stream_), xq_, static_cast<float4*>(xs_));
+        mark_converted(out, false);
+    } else {
+        cuda::swiglu(gate, up, out, st(stream_));
+    }
     check_launch("swiglu");
 }
 

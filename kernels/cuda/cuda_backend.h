@@ -63,9 +63,13 @@ public:
 
     void get_rows(const Weight& table, std::span<const int32_t> ids, Act out) override;
     void matmul(const Weight& w, const Act& x, Act y) override;
+    void matmul_n(const Act& x, std::span<const Weight* const> ws, std::span<const Act> ys) override;
     void rms_norm(const Act& x, const Weight& weight, float eps, Act out) override;
+    void add_rms_norm(Act x, const Act& b, const Weight& weight, float eps, Act out) override;
     void rope(Act x, int n_head, int head_dim, std::span<const int32_t> pos, const RopeParams& p) override;
     void kv_store(const KvView& kv, int layer, const Act& k, const Act& v, std::span<const int32_t> cells) override;
+    void rope_kv_store(Act q, Act k, const Act& v, int n_head, int head_dim, std::span<const int32_t> pos,
+                       const RopeParams& p, const KvView& kv, int layer, std::span<const int32_t> cells) override;
     void attention(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
                    std::span<const int32_t> pos, std::span<const int32_t> seq, Act out) override;
     void swiglu(const Act& gate, const Act& up, Act out) override;
@@ -99,13 +103,28 @@ private:
     };
     static constexpr size_t kMaxStagedReuse = 16;
     std::vector<StagedArray> staged_;
-    // q8 activations for the matrix-vector path, grown on demand.
+    // Matmul inputs converted to what the kernels read, grown on demand: q8
+    // blocks for the matrix-vector path, padded F16 rows for the tensor cores.
     int8_t* xq_ = nullptr;
     void* xs_ = nullptr;
     size_t xq_cap_ = 0;
-    // The rows xq_ holds (ops that may rewrite them reset xq_src_).
+    void* xh_ = nullptr;
+    size_t xh_cap_ = 0;
+    // The rows converted last and into which form (ops that may rewrite them
+    // reset xq_src_): Q, K and V (and gate and up) read the same rows.
     const float* xq_src_ = nullptr;
+    bool xq_f16_ = false;
     int64_t xq_rows_ = 0, xq_cols_ = 0;
+    void reserve_q8(const Act& x);  // xq_/xs_ hold x's rows quantized (forgets what they held when grown)
+    bool converted(const Act& x, bool f16) const {
+        return xq_src_ == x.data && xq_f16_ == f16 && xq_rows_ == x.n_rows && xq_cols_ == x.n_cols;
+    }
+    void mark_converted(const Act& x, bool f16) {
+        xq_src_ = x.data;
+        xq_f16_ = f16;
+        xq_rows_ = x.n_rows;
+        xq_cols_ = x.n_cols;
+    }
     // Split-attention partials, grown on demand.
     float* attn_partial_ = nullptr;
     size_t attn_partial_cap_ = 0;  // floats
@@ -120,6 +139,7 @@ private:
     uint64_t kv_clock_ = 0;
     void free_mirror(KvMirror& m);
     std::vector<float> rope_cs_;  // host scratch for the rope table
+    const float* rope_table(std::span<const int32_t> pos, const RopeParams& p);  // staged cos/sin per token
     StepGraph graph_;
 };
 

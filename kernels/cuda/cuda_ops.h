@@ -2,6 +2,7 @@
 // Launchers of the CUDA kernels (kernels/cuda/*.cu). CudaBackend checks shapes
 // and stages host arrays; these only enqueue work on `stream`. Every pointer
 // here is device memory; Acts are device activations (rows 16-byte aligned).
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstddef>
@@ -28,22 +29,61 @@ inline constexpr int kMatvecMaxTokens = 8;
 // Q8_1-style activations: per 32 values, int8 q and (d, d*sum(q[0..15]), d*sum(q[16..31])).
 // xq holds (n_tok, n_in) int8, xs (n_tok, n_in / 32) float4.
 void quantize_act_q8(const Act& x, int8_t* xq, float4* xs, cudaStream_t stream);
-// y (n_tok <= kMatvecMaxTokens rows) = x · W^T with x given quantized (dp4a dot products).
-void matvec_q8(const DevWeight& w, const int8_t* xq, const float4* xs, int n_tok, Act y, cudaStream_t stream);
+// ys[i] (n_tok <= kMatvecMaxTokens rows) = x · Ws[i]^T with x given quantized (dp4a dot
+// products), in one launch: 1..kMatvecMaxGroup weights of one type and n_in.
+inline constexpr int kMatvecMaxGroup = 3;
+void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, const float4* xs, int n_tok,
+               cudaStream_t stream);
 // y = x · W^T for F32/F16/BF16 weights and float activations, n_tok <= kMatvecMaxTokens.
 void matvec_float(const DevWeight& w, const Act& x, Act y, cudaStream_t stream);
-// y = x · W^T for any token count: weight tiles dequantized to F16 in shared
-// memory and multiplied on the tensor cores (F32 accumulation).
-void matmul_mma(const DevWeight& w, const Act& x, Act y, cudaStream_t stream);
+// The tensor-core path reads activations as F16, padded to whole tiles: rows
+// (n_tok_pad, a multiple of kMmaTokenPad) of ld halves (n_in rounded up to 64),
+// zeros in the padding.
+inline constexpr int64_t kMmaTokenPad = 128;
+struct MmaActShape {
+    int64_t n_tok_pad, ld;
+};
+MmaActShape mma_act_shape(int64_t n_tok, int64_t n_in);
+void convert_act_f16(const Act& x, __half* xh, cudaStream_t stream);
+// y = x · W^T for any token count, x given by convert_act_f16: weight tiles
+// dequantized to F16 in shared memory and multiplied on the tensor cores (F32 accumulation).
+void matmul_mma(const DevWeight& w, const __half* xh, int64_t n_tok, Act y, cudaStream_t stream);
 
 // out[t, :] = dequantized row ids[t] of the table.
 void get_rows(const DevWeight& table, const int32_t* ids, int n_ids, Act out, cudaStream_t stream);
-void rms_norm(const Act& x, const float* weight, float eps, Act out, cudaStream_t stream);
+// rms_norm and swiglu also write their output quantized (as quantize_act_q8) into
+// xq/xs when given; rms_norm can for rows rms_norm_can_quantize accepts, swiglu
+// for rows of a multiple of 32.
+bool rms_norm_can_quantize(int64_t n_cols);
+// x += b, out = rms_norm(x) in one pass, for rows rms_norm_can_fuse_add accepts.
+bool rms_norm_can_fuse_add(int64_t n_cols);
+void add_rms_norm(Act x, const Act& b, const float* weight, float eps, Act out, cudaStream_t stream,
+                  int8_t* xq = nullptr, float4* xs = nullptr);
+void rms_norm(const Act& x, const float* weight, float eps, Act out, cudaStream_t stream, int8_t* xq = nullptr,
+              float4* xs = nullptr);
 // cs: per token n_rot floats, cos of the n_rot/2 pairs then their sin.
 void rope(Act x, int n_head, int head_dim, int n_rot, bool neox, const float* cs, cudaStream_t stream);
+// rope on q and k (in place) and k, v rows into rows cells[t] of the caches, in one launch.
+struct RopeKvArgs {
+    float* q = nullptr;
+    int64_t q_stride = 0;
+    float* k = nullptr;
+    int64_t k_stride = 0;
+    const float* v = nullptr;
+    int64_t v_stride = 0;
+    int n_head = 0, head_dim = 0, n_rot = 0;
+    bool neox = false;
+    const float* cs = nullptr;  // per token: cos of the n_rot/2 pairs, then their sin
+    void* k_cache = nullptr;
+    void* v_cache = nullptr;
+    bool f16 = true;
+    int64_t n_kv_dim = 0;
+    const int32_t* cells = nullptr;
+};
+void rope_kv_store(const RopeKvArgs& a, int n_tok, cudaStream_t stream);
 // Rows of src go to rows cells[t] of dst ((n_cells, n_kv_dim) of F16 or F32).
 void kv_store(void* dst, bool f16, int64_t n_kv_dim, const Act& src, const int32_t* cells, cudaStream_t stream);
-void swiglu(const Act& gate, const Act& up, Act out, cudaStream_t stream);
+void swiglu(const Act& gate, const Act& up, Act out, cudaStream_t stream, int8_t* xq = nullptr, float4* xs = nullptr);
 void add(const Act& a, const Act& b, Act out, cudaStream_t stream);
 void softmax(Act x, cudaStream_t stream);
 void copy_rows(const Act& src, const int32_t* rows, int n_rows, Act out, cudaStream_t stream);
@@ -67,6 +107,9 @@ struct AttentionArgs {
     int n_split = 1;
     float* partial = nullptr;  // (n_tok, n_head, n_split, head_dim + 2) when n_split > 1
 };
+// Batches of this many tokens or more take the tiled kernel (K/V tiles shared by
+// 32 queries; give them n_split 1); fewer take the per-query kernel with splits.
+inline constexpr int kAttentionTiledMinTokens = 16;
 // Splits worth using for this shape on a GPU with n_sm multiprocessors.
 int attention_splits(int n_tok, int n_head, int n_scan, int n_sm);
 inline constexpr int kAttentionMaxHeadDim = 256;

@@ -5,6 +5,7 @@
 
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/q8_act.cuh"
 #include "kernels/cuda/quant_chunk.cuh"
 
 namespace kiln::cuda {
@@ -37,6 +38,54 @@ __global__ void rms_norm_kernel(const float* __restrict__ x, int64_t x_stride, c
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * scale * w[i];
 }
 
+// The common case: rows of whole float4s, held in registers between the sum of
+// squares and the scaling, so each thread issues its loads together (the loop
+// above waits out one load latency per element).
+// With xq set (decode, n a multiple of 32) the output is also written quantized
+// for the matrix-vector kernel, which then need not quantize it.
+// With res set, x += res first (written back: the residual stream) and the sum is normed.
+template <int kVecs>
+__global__ void rms_norm_vec_kernel(float* x, int64_t x_stride, const float* res, int64_t res_stride,
+                                    const float* __restrict__ w, int64_t n, float eps, float* out, int64_t out_stride,
+                                    int8_t* xq, float4* xs) {
+    __shared__ float scratch[32];
+    float4* xr = reinterpret_cast<float4*>(x + int64_t(blockIdx.x) * x_stride);
+    const float4* rr = reinterpret_cast<const float4*>(res + int64_t(blockIdx.x) * res_stride);
+    const int n4 = int(n / 4);
+    float4 v[kVecs];
+    float ss = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kVecs; ++k) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (i < n4) {
+            v[k] = xr[i];
+            if (res) {
+                const float4 b = rr[i];
+                v[k] = make_float4(v[k].x + b.x, v[k].y + b.y, v[k].z + b.z, v[k].w + b.w);
+                xr[i] = v[k];
+            }
+            ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+        }
+    }
+    ss = block_sum(ss, scratch);
+    const float scale = 1.0f / sqrtf(ss / float(n) + eps);
+    float4* o = reinterpret_cast<float4*>(out + int64_t(blockIdx.x) * out_stride);
+    const float4* w4 = reinterpret_cast<const float4*>(w);
+#pragma unroll
+    for (int k = 0; k < kVecs; ++k) {
+        const int i = threadIdx.x + k * blockDim.x;
+        float4 r = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (i < n4) {
+            const float4 g = w4[i];
+            r = make_float4(v[k].x * scale * g.x, v[k].y * scale * g.y, v[k].z * scale * g.z, v[k].w * scale * g.w);
+            o[i] = r;
+        }
+        if (xq)  // uniform: every lane of the warp takes part in the shuffles
+            q8_store_float4(r, threadIdx.x & 31, i < n4, xq + blockIdx.x * n + 4 * int64_t(i),
+                            xs + blockIdx.x * (n / 32) + i / 8);
+    }
+}
+
 // Thread per (head, pair) of one token.
 __global__ void rope_kernel(float* x, int64_t x_stride, int n_head, int head_dim, int n_rot, bool neox,
                             const float* __restrict__ cs) {
@@ -51,6 +100,60 @@ __global__ void rope_kernel(float* x, int64_t x_stride, int n_head, int head_dim
     const float x0 = v[a], x1 = v[b];
     v[a] = x0 * c - x1 * s;
     v[b] = x0 * s + x1 * c;
+}
+
+// rope on q and k, k and v into cache cells, for one token per blockIdx.y. Threads
+// cover, in order: q's rotated pairs, k's rotated pairs, k's unrotated dimensions
+// and v's values; rotated k values go to the cache as they are computed.
+__device__ __forceinline__ void rope_pair(float* v, int i, int half, bool neox, float c, float s, float& r0, float& r1,
+                                          int& a, int& b) {
+    a = neox ? i : 2 * i;
+    b = neox ? i + half : 2 * i + 1;
+    const float x0 = v[a], x1 = v[b];
+    r0 = x0 * c - x1 * s;
+    r1 = x0 * s + x1 * c;
+    v[a] = r0;
+    v[b] = r1;
+}
+__device__ __forceinline__ void cache_put(void* dst, bool f16, int64_t at, float v) {
+    if (f16)
+        static_cast<__half*>(dst)[at] = __float2half_rn(v);
+    else
+        static_cast<float*>(dst)[at] = v;
+}
+
+__global__ void rope_kv_store_kernel(RopeKvArgs a) {
+    const int half = a.n_rot / 2;
+    const int n_head_kv = int(a.n_kv_dim / a.head_dim);
+    const int nq = a.n_head * half, nk = n_head_kv * half, nk_rest = n_head_kv * (a.head_dim - a.n_rot);
+    const int64_t t = blockIdx.y;
+    const float* cs = a.cs + t * a.n_rot;
+    const int64_t row = int64_t(a.cells[t]) * a.n_kv_dim;
+    int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    float r0, r1;
+    int ia, ib;
+    if (idx < nq) {
+        const int h = idx / half, i = idx % half;
+        rope_pair(a.q + t * a.q_stride + int64_t(h) * a.head_dim, i, half, a.neox, cs[i], cs[half + i], r0, r1, ia, ib);
+        return;
+    }
+    idx -= nq;
+    if (idx < nk) {
+        const int h = idx / half, i = idx % half;
+        rope_pair(a.k + t * a.k_stride + int64_t(h) * a.head_dim, i, half, a.neox, cs[i], cs[half + i], r0, r1, ia, ib);
+        cache_put(a.k_cache, a.f16, row + int64_t(h) * a.head_dim + ia, r0);
+        cache_put(a.k_cache, a.f16, row + int64_t(h) * a.head_dim + ib, r1);
+        return;
+    }
+    idx -= nk;
+    if (idx < nk_rest) {
+        const int rest = a.head_dim - a.n_rot;
+        const int h = idx / rest, d = a.n_rot + idx % rest;
+        cache_put(a.k_cache, a.f16, row + int64_t(h) * a.head_dim + d, a.k[t * a.k_stride + int64_t(h) * a.head_dim + d]);
+        return;
+    }
+    idx -= nk_rest;
+    if (idx < a.n_kv_dim) cache_put(a.v_cache, a.f16, row + idx, a.v[t * a.v_stride + idx]);
 }
 
 __global__ void kv_store_kernel(void* dst, bool f16, int64_t n_kv_dim, const float* __restrict__ src,
@@ -73,6 +176,18 @@ __global__ void swiglu_kernel(const float* g, int64_t g_stride, const float* u, 
     const int64_t t = blockIdx.y;
     const float gv = g[t * g_stride + i];
     o[t * o_stride + i] = gv / (1.0f + expf(-gv)) * u[t * u_stride + i];
+}
+
+// Decode: also writes the output quantized (n a multiple of 32: a warp is one block).
+__global__ void swiglu_q8_kernel(const float* g, int64_t g_stride, const float* u, int64_t u_stride, float* o,
+                                 int64_t o_stride, int64_t n, int8_t* xq, float4* xs) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n) return;  // whole warps: n is a multiple of 32
+    const int64_t t = blockIdx.y;
+    const float gv = g[t * g_stride + i];
+    const float v = gv / (1.0f + expf(-gv)) * u[t * u_stride + i];
+    o[t * o_stride + i] = v;
+    q8_store_warp(v, threadIdx.x & 31, xq + t * n + (i & ~int64_t(31)), xs + t * (n / 32) + i / 32);
 }
 
 __global__ void add_kernel(const float* a, int64_t a_stride, const float* b, int64_t b_stride, float* o,
@@ -119,7 +234,35 @@ void get_rows(const DevWeight& table, const int32_t* ids, int n_ids, Act out, cu
     });
 }
 
-void rms_norm(const Act& x, const float* weight, float eps, Act out, cudaStream_t stream) {
+bool rms_norm_can_quantize(int64_t n_cols) { return n_cols % 32 == 0 && n_cols <= 8 * 4 * kThreads; }
+bool rms_norm_can_fuse_add(int64_t n_cols) { return n_cols % 4 == 0 && n_cols <= 8 * 4 * kThreads; }
+
+namespace {
+// Rows of whole float4s: the register kernel (with an optional residual add).
+void rms_norm_vec(const Act& x, const Act* res, const float* weight, float eps, Act out, cudaStream_t stream,
+                  int8_t* xq, float4* xs) {
+    const float* r = res ? res->data : nullptr;
+    const int64_t rs = res ? res->stride : 0;
+    if (x.n_cols <= 4 * 4 * kThreads)
+        rms_norm_vec_kernel<4><<<unsigned(x.n_rows), kThreads, 0, stream>>>(x.data, x.stride, r, rs, weight, x.n_cols,
+                                                                          eps, out.data, out.stride, xq, xs);
+    else
+        rms_norm_vec_kernel<8><<<unsigned(x.n_rows), kThreads, 0, stream>>>(x.data, x.stride, r, rs, weight, x.n_cols,
+                                                                          eps, out.data, out.stride, xq, xs);
+}
+}  // namespace
+
+void add_rms_norm(Act x, const Act& b, const float* weight, float eps, Act out, cudaStream_t stream, int8_t* xq,
+                  float4* xs) {
+    rms_norm_vec(x, &b, weight, eps, out, stream, xq, xs);
+}
+
+void rms_norm(const Act& x, const float* weight, float eps, Act out, cudaStream_t stream, int8_t* xq, float4* xs) {
+    // Act rows are 16-byte aligned (cuda_ops.h), weights start allocations.
+    if (rms_norm_can_fuse_add(x.n_cols)) {
+        rms_norm_vec(x, nullptr, weight, eps, out, stream, xq, xs);
+        return;
+    }
     rms_norm_kernel<<<unsigned(x.n_rows), kThreads, 0, stream>>>(x.data, x.stride, weight, x.n_cols, eps, out.data,
                                                                  out.stride);
 }
@@ -129,13 +272,26 @@ void rope(Act x, int n_head, int head_dim, int n_rot, bool neox, const float* cs
     rope_kernel<<<grid, 128, 0, stream>>>(x.data, x.stride, n_head, head_dim, n_rot, neox, cs);
 }
 
+void rope_kv_store(const RopeKvArgs& a, int n_tok, cudaStream_t stream) {
+    const int64_t n_head_kv = a.n_kv_dim / a.head_dim;
+    const int64_t work = int64_t(a.n_head) * (a.n_rot / 2) + n_head_kv * (a.n_rot / 2) +
+                         n_head_kv * (a.head_dim - a.n_rot) + a.n_kv_dim;
+    const dim3 grid(grid_1d(work, kThreads), unsigned(n_tok));
+    rope_kv_store_kernel<<<grid, kThreads, 0, stream>>>(a);
+}
+
 void kv_store(void* dst, bool f16, int64_t n_kv_dim, const Act& src, const int32_t* cells, cudaStream_t stream) {
     const dim3 grid(grid_1d(n_kv_dim, kThreads), unsigned(src.n_rows));
     kv_store_kernel<<<grid, kThreads, 0, stream>>>(dst, f16, n_kv_dim, src.data, src.stride, cells);
 }
 
-void swiglu(const Act& gate, const Act& up, Act out, cudaStream_t stream) {
+void swiglu(const Act& gate, const Act& up, Act out, cudaStream_t stream, int8_t* xq, float4* xs) {
     const dim3 grid(grid_1d(gate.n_cols, kThreads), unsigned(gate.n_rows));
+    if (xq) {
+        swiglu_q8_kernel<<<grid, kThreads, 0, stream>>>(gate.data, gate.stride, up.data, up.stride, out.data,
+                                                        out.stride, gate.n_cols, xq, xs);
+        return;
+    }
     swiglu_kernel<<<grid, kThreads, 0, stream>>>(gate.data, gate.stride, up.data, up.stride, out.data, out.stride,
                                                  gate.n_cols);
 }

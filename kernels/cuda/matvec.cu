@@ -5,6 +5,7 @@
 // for every token of the batch.
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/q8_act.cuh"
 #include "kernels/cuda/quant_chunk.cuh"
 
 namespace kiln::cuda {
@@ -13,6 +14,29 @@ namespace {
 
 constexpr int kWarps = 4;  // rows per block
 
+struct GroupRow {
+    int w;        // index in the group; -1: past the last row
+    int64_t row;  // row of that weight
+};
+
+// Up to kMatvecMaxGroup weights of one type and row length whose rows are
+// stacked into one launch (Q, K and V; gate and up): a launch per 9 MB weight
+// spends a good part of its time filling and draining the GPU.
+struct MatvecGroup {
+    const uint8_t* w[kMatvecMaxGroup];
+    size_t row_bytes[kMatvecMaxGroup];
+    float* y[kMatvecMaxGroup];
+    int64_t y_stride[kMatvecMaxGroup];
+    int64_t row0[kMatvecMaxGroup + 1];  // first stacked row of each weight; row0[n] = all rows
+    int n;
+    __device__ GroupRow find(int64_t gr) const {
+        if (gr >= row0[n]) return {-1, 0};
+        int i = 0;
+        while (i + 1 < n && gr >= row0[i + 1]) ++i;
+        return {i, gr - row0[i]};
+    }
+};
+
 // One warp per 32-element chunk of one token.
 __global__ void quantize_q8_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_chunks, int64_t n_tok,
                                    int8_t* __restrict__ xq, float4* __restrict__ xs) {
@@ -20,28 +44,20 @@ __global__ void quantize_q8_kernel(const float* __restrict__ x, int64_t x_stride
     const int lane = threadIdx.x & 31;
     if (gw >= n_chunks * n_tok) return;
     const int64_t t = gw / n_chunks, c = gw % n_chunks;
-    const float v = x[t * x_stride + c * 32 + lane];
-    const float amax = warp_max(fabsf(v));
-    const float d = amax / 127.0f;
-    const int q = amax == 0.0f ? 0 : __float2int_rn(v / d);
-    xq[t * n_chunks * 32 + c * 32 + lane] = int8_t(q);
-    // Sums of each 16-lane half.
-    float s = float(q);
-#pragma unroll
-    for (int o = 8; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    const float s_hi = __shfl_sync(0xffffffffu, s, 16);
-    if (lane == 0) xs[t * n_chunks + c] = make_float4(d, d * s, d * s_hi, 0.0f);
+    q8_store_warp(x[t * x_stride + c * 32 + lane], lane, xq + t * n_chunks * 32 + c * 32, xs + t * n_chunks + c);
 }
 
 template <class T, int kMaxTok>
 __global__ void __launch_bounds__(kWarps * 32)
-    matvec_q8_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t n_out,
-                     const int8_t* __restrict__ xq, const float4* __restrict__ xs, int n_tok, float* __restrict__ y,
-                     int64_t y_stride) {
-    const int64_t row = int64_t(blockIdx.x) * kWarps + threadIdx.y;
+    matvec_q8_kernel(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq, const float4* __restrict__ xs,
+                     int n_tok) {
+    const GroupRow r = g.find(int64_t(blockIdx.x) * kWarps + threadIdx.y);
+    if (r.w < 0) return;
+    const int64_t row = r.row;
+    float* __restrict__ y = g.y[r.w];
+    const int64_t y_stride = g.y_stride[r.w];
     const int lane = threadIdx.x;
-    if (row >= n_out) return;
-    const uint8_t* wr = w + row * row_bytes;
+    const uint8_t* wr = g.w[r.w] + row * g.row_bytes[r.w];
     constexpr int kChunks = T::kBlock / 32;
     float acc[kMaxTok];
 #pragma unroll
@@ -66,6 +82,89 @@ __global__ void __launch_bounds__(kWarps * 32)
             const float4 ds = xs[t * n_chunks + c];
             acc[t] += ds.x * (a[0] * float(s0) + a[1] * float(s1)) + o[0] * ds.y + o[1] * ds.z;
         }
+    }
+#pragma unroll
+    for (int t = 0; t < kMaxTok; ++t) {
+        if (t >= n_tok) break;
+        const float s = warp_sum(acc[t]);
+        if (lane == 0) y[t * y_stride + row] = s;
+    }
+}
+
+// The same product with the row read through shared memory: each warp copies a
+// segment of its row (4096 elements) with 16-byte loads, all issued before any
+// is used, then decodes the chunks from shared memory. Blocks are only 2-byte
+// aligned (18 bytes for Q4_0), so direct loads are 2-byte pieces with one
+// chunk in flight per lane; the copy keeps a whole segment in flight per warp,
+// which is what reading at the memory's rate needs.
+template <class T>
+struct Segment {
+    static constexpr int kBlocks = 4096 / T::kBlock;
+    static constexpr int kBytes = kBlocks * T::kBytes;
+    static constexpr int kVecs = kBytes / 16 + 2;  // 16-byte pieces, with the alignment skew
+    static constexpr int kVecsPerLane = (kVecs + 31) / 32;
+};
+
+template <class T, int kMaxTok>
+__global__ void __launch_bounds__(kWarps * 32)
+    matvec_q8_staged_kernel(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq,
+                            const float4* __restrict__ xs, int n_tok) {
+    using Seg = Segment<T>;
+    __shared__ uint4 seg_buf[kWarps][Seg::kVecsPerLane * 32];
+    const GroupRow r = g.find(int64_t(blockIdx.x) * kWarps + threadIdx.y);
+    if (r.w < 0) return;  // the whole warp: only warp-level syncs below
+    const int64_t row = r.row;
+    float* __restrict__ y = g.y[r.w];
+    const int64_t y_stride = g.y_stride[r.w];
+    const uint8_t* w = g.w[r.w];
+    const size_t row_bytes = g.row_bytes[r.w];
+    const int lane = threadIdx.x;
+    constexpr int kChunks = T::kBlock / 32;
+    const int64_t n_blocks = n_chunks / kChunks;
+    uint4* buf = seg_buf[threadIdx.y];
+    float acc[kMaxTok];
+#pragma unroll
+    for (int t = 0; t < kMaxTok; ++t) acc[t] = 0.0f;
+    for (int64_t b0 = 0; b0 < n_blocks; b0 += Seg::kBlocks) {
+        const int nb = int(min(int64_t(Seg::kBlocks), n_blocks - b0));
+        const uint8_t* seg = w + row * row_bytes + b0 * T::kBytes;
+        // The aligned 16-byte pieces covering the segment; the first and last may hold
+        // bytes of neighbouring rows (never outside the allocation's pages).
+        const int skew = int(reinterpret_cast<uintptr_t>(seg) & 15u);
+        const uint4* src = reinterpret_cast<const uint4*>(seg - skew);
+        const int n_vec = (skew + nb * T::kBytes + 15) / 16;
+        uint4 r[Seg::kVecsPerLane];
+#pragma unroll
+        for (int k = 0; k < Seg::kVecsPerLane; ++k)
+            if (lane + 32 * k < n_vec) r[k] = src[lane + 32 * k];
+#pragma unroll
+        for (int k = 0; k < Seg::kVecsPerLane; ++k)
+            if (lane + 32 * k < n_vec) buf[lane + 32 * k] = r[k];
+        __syncwarp();
+        const uint8_t* sb = reinterpret_cast<const uint8_t*>(buf) + skew;
+        for (int cl = lane; cl < nb * kChunks; cl += 32) {
+            int q[8];
+            float a[2], o[2];
+            T::chunk(sb + (cl / kChunks) * T::kBytes, cl % kChunks, q, a, o);
+            const int64_t c = b0 * kChunks + cl;
+#pragma unroll
+            for (int t = 0; t < kMaxTok; ++t) {
+                if (t >= n_tok) break;
+                const int4* xp = reinterpret_cast<const int4*>(xq + (t * n_chunks + c) * 32);
+                const int4 x0 = xp[0], x1 = xp[1];
+                int s0 = __dp4a(q[0], x0.x, 0);
+                s0 = __dp4a(q[1], x0.y, s0);
+                s0 = __dp4a(q[2], x0.z, s0);
+                s0 = __dp4a(q[3], x0.w, s0);
+                int s1 = __dp4a(q[4], x1.x, 0);
+                s1 = __dp4a(q[5], x1.y, s1);
+                s1 = __dp4a(q[6], x1.z, s1);
+                s1 = __dp4a(q[7], x1.w, s1);
+                const float4 ds = xs[t * n_chunks + c];
+                acc[t] += ds.x * (a[0] * float(s0) + a[1] * float(s1)) + o[0] * ds.y + o[1] * ds.z;
+            }
+        }
+        __syncwarp();  // the buffer is rewritten by the next segment
     }
 #pragma unroll
     for (int t = 0; t < kMaxTok; ++t) {
@@ -170,18 +269,37 @@ void quantize_act_q8(const Act& x, int8_t* xq, float4* xs, cudaStream_t stream) 
     quantize_q8_kernel<<<grid_1d(threads, 256), 256, 0, stream>>>(x.data, x.stride, n_chunks, x.n_rows, xq, xs);
 }
 
-void matvec_q8(const DevWeight& w, const int8_t* xq, const float4* xs, int n_tok, Act y, cudaStream_t stream) {
-    const dim3 block(32, kWarps), grid(grid_1d(w.n_out, kWarps));
-    const auto* wd = static_cast<const uint8_t*>(w.data);
-    dispatch_weight_type(w.type, [&](auto tag) {
+void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, const float4* xs, int n_tok,
+               cudaStream_t stream) {
+    MatvecGroup g{};
+    g.n = n;
+    g.row0[0] = 0;
+    for (int i = 0; i < g.n; ++i) {
+        g.w[i] = static_cast<const uint8_t*>(ws[i].data);
+        g.row_bytes[i] = ws[i].row_bytes;
+        g.y[i] = ys[i].data;
+        g.y_stride[i] = ys[i].stride;
+        g.row0[i + 1] = g.row0[i] + ws[i].n_out;
+    }
+    const dim3 block(32, kWarps), grid(grid_1d(g.row0[g.n], kWarps));
+    const int64_t n_chunks = ws[0].n_in / 32;
+    dispatch_weight_type(ws[0].type, [&](auto tag) {
         using T = typename decltype(tag)::type;
         if constexpr (kBlockQuant<T>) {
-            if (n_tok == 1)
-                matvec_q8_kernel<T, 1><<<grid, block, 0, stream>>>(wd, w.row_bytes, w.n_in / 32, w.n_out, xq, xs, 1,
-                                                                   y.data, y.stride);
-            else
-                matvec_q8_kernel<T, kMatvecMaxTokens><<<grid, block, 0, stream>>>(
-                    wd, w.row_bytes, w.n_in / 32, w.n_out, xq, xs, n_tok, y.data, y.stride);
+            // K-quant blocks (144..210 bytes) are read piecewise by each lane: staging the row
+            // through shared memory pays for them (H200, 7B head Q6_K: 62 -> 47 us) but not for
+            // the small legacy blocks (Q4_0 11008x4096: 12.5 us direct, 15.5 staged).
+            if constexpr (T::kBlock == 256) {
+                if (n_tok == 1)
+                    matvec_q8_staged_kernel<T, 1><<<grid, block, 0, stream>>>(g, n_chunks, xq, xs, 1);
+                else
+                    matvec_q8_staged_kernel<T, kMatvecMaxTokens><<<grid, block, 0, stream>>>(g, n_chunks, xq, xs, n_tok);
+            } else {
+                if (n_tok == 1)
+                    matvec_q8_kernel<T, 1><<<grid, block, 0, stream>>>(g, n_chunks, xq, xs, 1);
+                else
+                    matvec_q8_kernel<T, kMatvecMaxTokens><<<grid, block, 0, stream>>>(g, n_chunks, xq, xs, n_tok);
+            }
         }
     });
 }

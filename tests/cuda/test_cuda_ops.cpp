@@ -102,9 +102,116 @@ TEST_CASE("cuda: matmul of every weight type, decode (1..8 tokens) and batch (te
         check_matmul(*cb, t, n_in, 130, 1);
         check_matmul(*cb, t, n_in, 130, 65);
     }
+    // Many tiles of the 128-token-wide kernel (over 64 tokens), with tails in outputs and tokens.
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::F16}) check_matmul(*cb, t, 256, 1000, 300);
     // Float rows whose length is no multiple of 8 or 32 (stories260K's 172).
     for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
         for (int64_t n_tok : {1, 5, 33}) check_matmul(*cb, t, 172, 64, n_tok);
+}
+
+// Decode: rms_norm and swiglu hand the next matmul their output already quantized;
+// the product must be bit for bit what it is when the matmul quantizes the same rows.
+TEST_CASE("cuda: rms_norm and swiglu outputs quantized on the way feed matmul as the quantize kernel would") {
+    auto cb = cuda_backend();
+    if (!cb) return;
+    for (int64_t cols : {4096, 96, 5120})
+        for (int64_t rows : {1, 3, 8}) {
+            const HostWeight hw = make_weight(GgmlType::Q4_K, cols < 256 ? 256 : cols, 40, 3);
+            const HostWeight hq = make_weight(GgmlType::Q4_0, cols, 40, 4);
+            const Weight w = cb->upload_weight((cols < 256 ? hq : hw).view);
+            auto x = random_floats(size_t(rows * cols), 5, -4.0f, 4.0f), u = random_floats(size_t(rows * cols), 6);
+            auto wv = random_floats(size_t(cols), 2);
+            TensorView wt;
+            wt.data = wv.data();
+            wt.ne[0] = cols;
+            wt.nb[0] = 4;
+            wt.nb[1] = wt.nb[2] = wt.nb[3] = size_t(cols) * 4;
+            const Weight norm = cb->upload_weight(wt);
+            auto dx = device_act(*cb, rows, cols, &x), du = device_act(*cb, rows, cols, &u);
+            auto dn = device_act(*cb, rows, cols), dcopy = device_act(*cb, rows, cols);
+            auto y_fused = device_act(*cb, rows, 40), y_plain = device_act(*cb, rows, 40);
+            std::vector<int32_t> all;
+            for (int64_t r = 0; r < rows; ++r) all.push_back(int32_t(r));
+            const std::string what = std::to_string(rows) + "x" + std::to_string(cols);
+            for (bool swiglu : {false, true}) {
+                if (swiglu)
+                    cb->swiglu(dx.act(), du.act(), dn.act());
+                else
+                    cb->rms_norm(dx.act(), norm, 1e-5f, dn.act());
+                cb->matmul(w, dn.act(), y_fused.act());
+                cb->copy_rows(dn.act(), all, dcopy.act());
+                cb->matmul(w, dcopy.act(), y_plain.act());
+                const auto a = read(*cb, y_fused.act()), b = read(*cb, y_plain.act());
+                CHECK_MESSAGE(std::memcmp(a.data(), b.data(), a.size() * 4) == 0, (swiglu ? "swiglu " : "rms_norm ") << what);
+            }
+        }
+}
+
+// matmul_n stacks runs of one weight type into one launch: each output must be
+// bit for bit the separate matmul's, for decode and prompt batches.
+TEST_CASE("cuda: matmul_n (stacked launches) equals separate matmuls") {
+    auto cb = cuda_backend();
+    if (!cb) return;
+    const HostWeight a = make_weight(GgmlType::Q4_K, 512, 48, 1), b = make_weight(GgmlType::Q4_K, 512, 17, 2),
+                     c = make_weight(GgmlType::Q6_K, 512, 33, 3), d = make_weight(GgmlType::Q4_0, 512, 40, 4),
+                     e = make_weight(GgmlType::F16, 512, 9, 5);
+    const Weight wa = cb->upload_weight(a.view), wb = cb->upload_weight(b.view), wc = cb->upload_weight(c.view),
+                 wd = cb->upload_weight(d.view), we = cb->upload_weight(e.view);
+    const std::vector<std::vector<const Weight*>> groups = {
+        {&wa, &wb, &wc}, {&wd, &wd, &wd}, {&wa, &wb, &wa}, {&wd, &we}, {&wc}};
+    for (int64_t n_tok : {1, 5, 8, 40})
+        for (const auto& g : groups) {
+            auto x = random_floats(size_t(n_tok * 512), 8 + uint32_t(n_tok));
+            auto dx = device_act(*cb, n_tok, 512, &x);
+            std::vector<ActBuffer> fused, plain;
+            std::vector<Act> outs;
+            for (const Weight* w : g) {
+                fused.push_back(device_act(*cb, n_tok, w->n_out()));
+                plain.push_back(device_act(*cb, n_tok, w->n_out()));
+                outs.push_back(fused.back().act());
+            }
+            cb->matmul_n(dx.act(), g, outs);
+            for (size_t i = 0; i < g.size(); ++i) cb->matmul(*g[i], dx.act(), plain[i].act());
+            for (size_t i = 0; i < g.size(); ++i) {
+                const auto got = read(*cb, fused[i].act()), want = read(*cb, plain[i].act());
+                CHECK_MESSAGE(std::memcmp(got.data(), want.data(), got.size() * 4) == 0,
+                              "output " << i << " of " << g.size() << ", " << n_tok << " tokens");
+            }
+        }
+    auto x = device_act(*cb, 1, 512);
+    auto y = device_act(*cb, 1, 48);
+    const Weight* one[] = {&wa};
+    CHECK_THROWS_AS(cb->matmul_n(x.act(), one, std::vector<Act>{}), BackendError);
+    const Weight* wrong[] = {&wb};
+    CHECK_THROWS_AS(cb->matmul_n(x.act(), wrong, std::vector<Act>{y.act()}), BackendError);
+}
+
+// add_rms_norm is add then rms_norm in one pass: the same bits in x and out.
+TEST_CASE("cuda: add_rms_norm equals add then rms_norm") {
+    auto cb = cuda_backend();
+    if (!cb) return;
+    for (int64_t cols : {4096, 300, 5120, 9000, 7})
+        for (int64_t rows : {1, 8, 37}) {
+            auto x = random_floats(size_t(rows * cols), 1, -4.0f, 4.0f), r = random_floats(size_t(rows * cols), 3);
+            auto wv = random_floats(size_t(cols), 2);
+            TensorView wt;
+            wt.data = wv.data();
+            wt.ne[0] = cols;
+            wt.nb[0] = 4;
+            wt.nb[1] = wt.nb[2] = wt.nb[3] = size_t(cols) * 4;
+            const Weight w = cb->upload_weight(wt);
+            auto x1 = device_act(*cb, rows, cols, &x), x2 = device_act(*cb, rows, cols, &x);
+            auto dr = device_act(*cb, rows, cols, &r);
+            auto o1 = device_act(*cb, rows, cols), o2 = device_act(*cb, rows, cols);
+            cb->add_rms_norm(x1.act(), dr.act(), w, 1e-5f, o1.act());
+            cb->add(x2.act(), dr.act(), x2.act());
+            cb->rms_norm(x2.act(), w, 1e-5f, o2.act());
+            const std::string what = std::to_string(rows) + "x" + std::to_string(cols);
+            const auto a1 = read(*cb, x1.act()), a2 = read(*cb, x2.act()), b1 = read(*cb, o1.act()),
+                       b2 = read(*cb, o2.act());
+            CHECK_MESSAGE(std::memcmp(a1.data(), a2.data(), a1.size() * 4) == 0, "sum " << what);
+            CHECK_MESSAGE(std::memcmp(b1.data(), b2.data(), b1.size() * 4) == 0, "norm " << what);
+        }
 }
 
 TEST_CASE("cuda: get_rows of every weight type") {
@@ -136,7 +243,8 @@ TEST_CASE("cuda: get_rows of every weight type") {
 TEST_CASE("cuda: rms_norm, in place and out of place") {
     auto cb = cuda_backend();
     if (!cb) return;
-    for (int64_t cols : {300, 4096, 7}) {
+    // Registers of 4 and 8 float4s per thread, and the element loop (7; 9000 past the registers).
+    for (int64_t cols : {300, 4096, 5120, 7, 9000}) {
         const int64_t rows = 5;
         auto x = random_floats(size_t(rows * cols), 1, -4.0f, 4.0f);
         auto wv = random_floats(size_t(cols), 2);
@@ -275,6 +383,55 @@ TEST_CASE("cuda: kv_store writes the reference's bits into a device cache") {
     }
 }
 
+// rope_kv_store is rope, rope, kv_store in one launch: the same bits in q, k and the cache.
+TEST_CASE("cuda: rope_kv_store equals rope, rope and kv_store") {
+    auto cb = cuda_backend();
+    if (!cb) return;
+    const int n_head = 6, n_head_kv = 2, head_dim = 16;
+    const int64_t n_cells = 12, dim = n_head_kv * head_dim, q_dim = n_head * head_dim;
+    for (GgmlType t : {GgmlType::F16, GgmlType::F32})
+        for (auto mode : {RopeParams::Mode::Normal, RopeParams::Mode::Neox})
+            for (int n_rot : {16, 10})
+                for (int64_t n_tok : {1, 5}) {
+                    RopeParams p;
+                    p.mode = mode;
+                    p.n_rot = n_rot;
+                    std::vector<int32_t> pos, cells;
+                    for (int64_t i = 0; i < n_tok; ++i) {
+                        pos.push_back(int32_t(3 + 7 * i));
+                        cells.push_back(int32_t((11 - 2 * i) % n_cells));
+                    }
+                    auto qx = random_floats(size_t(n_tok * q_dim), 31), kx = random_floats(size_t(n_tok * dim), 32),
+                         vx = random_floats(size_t(n_tok * dim), 33);
+                    const int64_t floats = n_cells * dim / (t == GgmlType::F16 ? 2 : 1);
+                    HostKv meta(t, n_cells, dim, 1);
+                    ActBuffer caches[4] = {device_act(*cb, 1, floats), device_act(*cb, 1, floats),
+                                           device_act(*cb, 1, floats), device_act(*cb, 1, floats)};
+                    const std::vector<KvLayerView> la = {{caches[0].act().data, caches[1].act().data}};
+                    const std::vector<KvLayerView> lb = {{caches[2].act().data, caches[3].act().data}};
+                    const KvView ka{t, n_cells, dim, la, meta.cell_pos.data(), meta.cell_seqs.data(), n_cells};
+                    const KvView kb{t, n_cells, dim, lb, meta.cell_pos.data(), meta.cell_seqs.data(), n_cells};
+                    auto qa = device_act(*cb, n_tok, q_dim, &qx), qb = device_act(*cb, n_tok, q_dim, &qx);
+                    auto k_a = device_act(*cb, n_tok, dim, &kx), k_b = device_act(*cb, n_tok, dim, &kx);
+                    auto dv = device_act(*cb, n_tok, dim, &vx);
+                    cb->rope_kv_store(qa.act(), k_a.act(), dv.act(), n_head, head_dim, pos, p, ka, 0, cells);
+                    cb->rope(qb.act(), n_head, head_dim, pos, p);
+                    cb->rope(k_b.act(), n_head_kv, head_dim, pos, p);
+                    cb->kv_store(kb, 0, k_b.act(), dv.act(), cells);
+                    const std::string what = std::string(t == GgmlType::F16 ? "f16" : "f32") +
+                                             (mode == RopeParams::Mode::Neox ? " neox" : " normal") + " n_rot " +
+                                             std::to_string(n_rot) + " n_tok " + std::to_string(n_tok);
+                    auto same = [&](const Act& a, const Act& b) {
+                        const auto x = read(*cb, a), y = read(*cb, b);
+                        return std::memcmp(x.data(), y.data(), x.size() * 4) == 0;
+                    };
+                    CHECK_MESSAGE(same(qa.act(), qb.act()), "q " << what);
+                    CHECK_MESSAGE(same(k_a.act(), k_b.act()), "k " << what);
+                    CHECK_MESSAGE(same(caches[0].act(), caches[2].act()), "k cache " << what);
+                    CHECK_MESSAGE(same(caches[1].act(), caches[3].act()), "v cache " << what);
+                }
+}
+
 TEST_CASE("cuda: attention over a host cache: GQA, two sequences, empty cells, head sizes, decode and prefill") {
     auto cb = cuda_backend();
     if (!cb) return;
@@ -317,6 +474,24 @@ TEST_CASE("cuda: attention over a host cache: GQA, two sequences, empty cells, h
             const std::string what = "attention " + std::to_string(sh.n_head) + "/" + std::to_string(sh.n_head_kv) + "x" +
                                      std::to_string(sh.head_dim) + (f16 ? " f16" : " f32");
             check_close(read(*cb, dout.act()), want, 1e-5f, 1e-4f, what);
+
+            // A prompt-sized batch takes the tiled kernel: 45 tokens (a partial tile of 32), both
+            // sequences interleaved, one token of a sequence with no cells (sees nothing).
+            {
+                std::vector<int32_t> bpos, bseq;
+                for (int i = 0; i < 45; ++i) {
+                    bseq.push_back(i == 17 ? 9 : i % 3 == 0);
+                    bpos.push_back(bseq.back() == 1 ? 100 + (i * 7) % 40 : (i * 37) % 200);
+                }
+                const int64_t bn = int64_t(bpos.size());
+                auto bq = random_floats(size_t(bn * q_dim), 24, -3.0f, 3.0f);
+                std::vector<float> bwant(bq.size());
+                ref::attention(host_act(bq, bn, q_dim), view, 1, p, bpos, bseq, host_act(bwant, bn, q_dim));
+                auto dbq = device_act(*cb, bn, q_dim, &bq);
+                auto dbout = device_act(*cb, bn, q_dim);
+                cb->attention(dbq.act(), view, 1, p, bpos, bseq, dbout.act());
+                check_close(read(*cb, dbout.act()), bwant, 1e-5f, 1e-4f, what + " tiled batch");
+            }
 
             std::vector<float> want1(static_cast<size_t>(q_dim));
             auto q1 = std::vector<float>(q.begin(), q.begin() + q_dim);
