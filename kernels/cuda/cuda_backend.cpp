@@ -144,7 +144,10 @@ void* CudaBackend::device_alloc(size_t bytes, const char* what) {
     return p;
 }
 
-void CudaBackend::check_launch(const char* op) const { check(cudaGetLastError(), op); }
+void CudaBackend::check_launch(const char* op) {
+    check(cudaGetLastError(), op);
+    graph_.op_done(stream_);
+}
 
 void* CudaBackend::stage(const void* src, size_t bytes) {
     const size_t need = (bytes + kStageAlign - 1) / kStageAlign * kStageAlign;
@@ -183,8 +186,9 @@ Weight CudaBackend::upload_weight(const TensorView& host) {
     require(has_kernels(host.type), "upload_weight",
             std::string("no CUDA kernels for weight type ") + quant_traits(host.type).name);
     const size_t bytes = host.nb[1] * size_t(host.n_rows());
-    // Whole 16-byte pieces: the matrix-vector kernel reads rows in aligned 16-byte loads.
-    void* d = device_alloc((bytes + 15) / 16 * 16, "a weight");
+    // Slack: the kernels read whole aligned 16-byte pieces (staged rows) and 4-byte words
+    // (blocks) that may end past the last block.
+    void* d = device_alloc((bytes + 15) / 16 * 16 + 16, "a weight");
     weights_.push_back(d);
     check(cudaMemcpy(d, host.data, bytes, cudaMemcpyHostToDevice), "uploading a weight");
     return Weight{host, d};

@@ -83,7 +83,7 @@ private:
     void* device_alloc(size_t bytes, const char* what);
     // Launches any recorded work, then waits for the stream.
     void sync_stream(const char* what);
-    void check_launch(const char* op) const;
+    void check_launch(const char* op);  // after each op's launches
     struct KvLayer {
         void* k;
         void* v;

@@ -47,47 +47,66 @@ __global__ void quantize_q8_kernel(const float* __restrict__ x, int64_t x_stride
     q8_store_warp(x[t * x_stride + c * 32 + lane], lane, xq + t * n_chunks * 32 + c * 32, xs + t * n_chunks + c);
 }
 
+// Each warp takes two rows, so the activation loads (three per chunk and token)
+// serve two rows' weights.
+constexpr int kRowsPerWarp = 2;
+
 template <class T, int kMaxTok>
 __global__ void __launch_bounds__(kWarps * 32)
     matvec_q8_kernel(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq, const float4* __restrict__ xs,
                      int n_tok) {
-    const GroupRow r = g.find(int64_t(blockIdx.x) * kWarps + threadIdx.y);
-    if (r.w < 0) return;
-    const int64_t row = r.row;
-    float* __restrict__ y = g.y[r.w];
-    const int64_t y_stride = g.y_stride[r.w];
-    const int lane = threadIdx.x;
-    const uint8_t* wr = g.w[r.w] + row * g.row_bytes[r.w];
-    constexpr int kChunks = T::kBlock / 32;
-    float acc[kMaxTok];
+    const int64_t first = (int64_t(blockIdx.x) * kWarps + threadIdx.y) * kRowsPerWarp;
+    GroupRow r[kRowsPerWarp];
+    const uint8_t* wr[kRowsPerWarp];
 #pragma unroll
-    for (int t = 0; t < kMaxTok; ++t) acc[t] = 0.0f;
+    for (int k = 0; k < kRowsPerWarp; ++k) {
+        r[k] = g.find(first + k);
+        // A missing second row reads the first row's weights and stores nothing.
+        wr[k] = r[k].w < 0 ? wr[0] : g.w[r[k].w] + r[k].row * g.row_bytes[r[k].w];
+    }
+    if (r[0].w < 0) return;
+    const int lane = threadIdx.x;
+    constexpr int kChunks = T::kBlock / 32;
+    float acc[kRowsPerWarp][kMaxTok];
+#pragma unroll
+    for (int k = 0; k < kRowsPerWarp; ++k)
+#pragma unroll
+        for (int t = 0; t < kMaxTok; ++t) acc[k][t] = 0.0f;
     for (int64_t c = lane; c < n_chunks; c += 32) {
-        int q[8];
-        float a[2], o[2];
-        T::chunk(wr + (c / kChunks) * T::kBytes, int(c % kChunks), q, a, o);
+        int q[kRowsPerWarp][8];
+        float a[kRowsPerWarp][2], o[kRowsPerWarp][2];
+#pragma unroll
+        for (int k = 0; k < kRowsPerWarp; ++k)
+            T::chunk(wr[k] + (c / kChunks) * T::kBytes, int(c % kChunks), q[k], a[k], o[k]);
 #pragma unroll
         for (int t = 0; t < kMaxTok; ++t) {
             if (t >= n_tok) break;
             const int4* xp = reinterpret_cast<const int4*>(xq + (t * n_chunks + c) * 32);
             const int4 x0 = xp[0], x1 = xp[1];
-            int s0 = __dp4a(q[0], x0.x, 0);
-            s0 = __dp4a(q[1], x0.y, s0);
-            s0 = __dp4a(q[2], x0.z, s0);
-            s0 = __dp4a(q[3], x0.w, s0);
-            int s1 = __dp4a(q[4], x1.x, 0);
-            s1 = __dp4a(q[5], x1.y, s1);
-            s1 = __dp4a(q[6], x1.z, s1);
-            s1 = __dp4a(q[7], x1.w, s1);
             const float4 ds = xs[t * n_chunks + c];
-            acc[t] += ds.x * (a[0] * float(s0) + a[1] * float(s1)) + o[0] * ds.y + o[1] * ds.z;
+#pragma unroll
+            for (int k = 0; k < kRowsPerWarp; ++k) {
+                int s0 = __dp4a(q[k][0], x0.x, 0);
+                s0 = __dp4a(q[k][1], x0.y, s0);
+                s0 = __dp4a(q[k][2], x0.z, s0);
+                s0 = __dp4a(q[k][3], x0.w, s0);
+                int s1 = __dp4a(q[k][4], x1.x, 0);
+                s1 = __dp4a(q[k][5], x1.y, s1);
+                s1 = __dp4a(q[k][6], x1.z, s1);
+                s1 = __dp4a(q[k][7], x1.w, s1);
+                acc[k][t] += ds.x * (a[k][0] * float(s0) + a[k][1] * float(s1)) + o[k][0] * ds.y + o[k][1] * ds.z;
+            }
         }
     }
 #pragma unroll
-    for (int t = 0; t < kMaxTok; ++t) {
-        if (t >= n_tok) break;
-        const float s = warp_sum(acc[t]);
-        if (lane == 0) y[t * y_stride + row] = s;
+    for (int k = 0; k < kRowsPerWarp; ++k) {
+        if (r[k].w < 0) break;
+#pragma unroll
+        for (int t = 0; t < kMaxTok; ++t) {
+            if (t >= n_tok) break;
+            const float s = warp_sum(acc[k][t]);
+            if (lane == 0) g.y[r[k].w][t * g.y_stride[r[k].w] + r[k].row] = s;
+        }
     }
 }
 
@@ -281,19 +300,22 @@ void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, cons
         g.y_stride[i] = ys[i].stride;
         g.row0[i + 1] = g.row0[i] + ws[i].n_out;
     }
-    const dim3 block(32, kWarps), grid(grid_1d(g.row0[g.n], kWarps));
+    const dim3 block(32, kWarps), grid(grid_1d(g.row0[g.n], kWarps * kRowsPerWarp));
     const int64_t n_chunks = ws[0].n_in / 32;
     dispatch_weight_type(ws[0].type, [&](auto tag) {
         using T = typename decltype(tag)::type;
         if constexpr (kBlockQuant<T>) {
             // K-quant blocks (144..210 bytes) are read piecewise by each lane: staging the row
-            // through shared memory pays for them (H200, 7B head Q6_K: 62 -> 47 us) but not for
-            // the small legacy blocks (Q4_0 11008x4096: 12.5 us direct, 15.5 staged).
+            // through shared memory pays for them (H200, 7B head Q6_K: 62 -> 47 us; 7B Q4_K_M
+            // tg128 the same as two rows per warp, 183 vs 182 t/s) but not for the small
+            // legacy blocks (Q4_0 11008x4096: 12.5 us direct, 15.5 staged).
             if constexpr (T::kBlock == 256) {
+                const dim3 staged_grid(grid_1d(g.row0[g.n], kWarps));
                 if (n_tok == 1)
-                    matvec_q8_staged_kernel<T, 1><<<grid, block, 0, stream>>>(g, n_chunks, xq, xs, 1);
+                    matvec_q8_staged_kernel<T, 1><<<staged_grid, block, 0, stream>>>(g, n_chunks, xq, xs, 1);
                 else
-                    matvec_q8_staged_kernel<T, kMatvecMaxTokens><<<grid, block, 0, stream>>>(g, n_chunks, xq, xs, n_tok);
+                    matvec_q8_staged_kernel<T, kMatvecMaxTokens><<<staged_grid, block, 0, stream>>>(g, n_chunks, xq, xs,
+                                                                                                   n_tok);
             } else {
                 if (n_tok == 1)
                     matvec_q8_kernel<T, 1><<<grid, block, 0, stream>>>(g, n_chunks, xq, xs, 1);

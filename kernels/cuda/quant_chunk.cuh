@@ -27,6 +27,28 @@ __device__ __forceinline__ uint32_t ld32(const uint8_t* p) {
 __device__ __forceinline__ float ldh(const uint8_t* p) {
     return __half2float(*reinterpret_cast<const __half*>(p));
 }
+// A block of kBytes starting 2-byte aligned, as the aligned 32-bit words that
+// cover it: kBytes / 4 + 1 loads instead of kBytes / 2 half-word loads (the
+// decode kernels are bound by load instructions, not bytes). The last word may
+// reach 2 bytes past the block (weights are allocated with slack).
+template <int kBytes>
+struct BlockWords {
+    static constexpr int kWords = kBytes / 4 + 1;
+    uint32_t w[kWords];
+    int shift;  // bits from word 0's start to the block's first byte: 0 or 16
+    __device__ __forceinline__ explicit BlockWords(const uint8_t* b) {
+        const uintptr_t addr = reinterpret_cast<uintptr_t>(b);
+        const uint32_t* p = reinterpret_cast<const uint32_t*>(addr & ~uintptr_t(3));
+        shift = int(addr & 3u) * 8;
+#pragma unroll
+        for (int i = 0; i < kWords; ++i) w[i] = p[i];
+    }
+    // The 32 bits at byte 2 + 4i of the block (i + 1 < kWords).
+    __device__ __forceinline__ uint32_t word_at2(int i) const { return __funnelshift_rc(w[i], w[i + 1], shift + 16); }
+    __device__ __forceinline__ float half_at0() const {
+        return __half2float(__ushort_as_half(uint16_t(__funnelshift_r(w[0], w[1], shift))));
+    }
+};
 // Bits 0..3 of h to bit 4 of bytes 0..3 (the fifth bit of Q5 quants).
 __device__ __forceinline__ uint32_t spread4(uint32_t h) {
     return ((h & 1u) << 4) | ((h & 2u) << 11) | ((h & 4u) << 18) | ((h & 8u) << 25);
@@ -37,10 +59,11 @@ __device__ __forceinline__ int sub4(uint32_t x, uint32_t y) { return int(__vsub4
 struct Q4_0 {
     static constexpr int kBlock = 32, kBytes = 18;
     __device__ static void chunk(const uint8_t* b, int, int (&w)[8], float (&a)[2], float (&o)[2]) {
-        const float d = ldh(b);
+        const BlockWords<kBytes> bw(b);
+        const float d = bw.half_at0();
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-            const uint32_t u = ld32(b + 2 + 4 * i);
+            const uint32_t u = bw.word_at2(i);
             w[i] = sub4(u & 0x0F0F0F0Fu, 0x08080808u);
             w[4 + i] = sub4((u >> 4) & 0x0F0F0F0Fu, 0x08080808u);
         }
@@ -99,9 +122,10 @@ struct Q5_1 {
 struct Q8_0 {
     static constexpr int kBlock = 32, kBytes = 34;
     __device__ static void chunk(const uint8_t* b, int, int (&w)[8], float (&a)[2], float (&o)[2]) {
+        const BlockWords<kBytes> bw(b);
 #pragma unroll
-        for (int i = 0; i < 8; ++i) w[i] = int(ld32(b + 2 + 4 * i));
-        a[0] = a[1] = ldh(b);
+        for (int i = 0; i < 8; ++i) w[i] = int(bw.word_at2(i));
+        a[0] = a[1] = bw.half_at0();
         o[0] = o[1] = 0.0f;
     }
 };

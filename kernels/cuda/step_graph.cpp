@@ -24,7 +24,8 @@ StepGraph::StepGraph() {
 }
 
 StepGraph::~StepGraph() {
-    if (exec_) cudaGraphExecDestroy(exec_);
+    for (CUgraphExec_st* e : execs_)
+        if (e) cudaGraphExecDestroy(e);
 }
 
 void StepGraph::begin(CUstream_st* stream) {
@@ -32,34 +33,52 @@ void StepGraph::begin(CUstream_st* stream) {
     // Relaxed: the host may still allocate while recording (allocations flush first anyway).
     check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed), "cudaStreamBeginCapture");
     recording_ = true;
+    segment_ = 0;
+    ops_ = 0;
+}
+
+void StepGraph::op_done(CUstream_st* stream) {
+    if (!recording_ || ++ops_ < kOpsPerSegment) return;
+    recording_ = false;
+    launch_segment(stream);
+    ++segment_;
+    ops_ = 0;
+    check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed), "cudaStreamBeginCapture");
+    recording_ = true;
 }
 
 void StepGraph::flush(CUstream_st* stream) {
     if (!recording_) return;
     recording_ = false;
+    launch_segment(stream);
+}
+
+void StepGraph::launch_segment(CUstream_st* stream) {
     cudaGraph_t graph = nullptr;
     check(cudaStreamEndCapture(stream, &graph), "recording a step (cudaStreamEndCapture)");
     if (!graph) return;
+    if (execs_.size() <= segment_) execs_.resize(segment_ + 1, nullptr);
+    CUgraphExec_st*& exec = execs_[segment_];
     bool updated = false;
-    if (exec_) {
+    if (exec) {
         cudaGraphExecUpdateResultInfo info{};
-        updated = cudaGraphExecUpdate(exec_, graph, &info) == cudaSuccess;
+        updated = cudaGraphExecUpdate(exec, graph, &info) == cudaSuccess;
         if (!updated) {
             cudaGetLastError();  // a different shape of step: instantiate anew
-            cudaGraphExecDestroy(exec_);
-            exec_ = nullptr;
+            cudaGraphExecDestroy(exec);
+            exec = nullptr;
         }
     }
     if (!updated) {
-        const cudaError_t e = cudaGraphInstantiate(&exec_, graph, 0);
+        const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
         if (e != cudaSuccess) {
             cudaGraphDestroy(graph);
-            exec_ = nullptr;
+            exec = nullptr;
             check(e, "cudaGraphInstantiate");
         }
         ++instantiations_;
     }
-    const cudaError_t e = cudaGraphLaunch(exec_, stream);
+    const cudaError_t e = cudaGraphLaunch(exec, stream);
     cudaGraphDestroy(graph);
     check(e, "cudaGraphLaunch");
     ++launches_;
