@@ -38,15 +38,23 @@ struct ChunkRegs<T, true> {
         T::chunk(row + (cc / kChunks) * T::kBytes, int(cc % kChunks), q, a, o);
         if (!valid) a[0] = a[1] = o[0] = o[1] = 0.0f;
     }
+    // Two quants at a time in half2 arithmetic: the biased byte v + 128 under the
+    // exponent of 1024 is the half 1024 + 128 + v, so one subtraction gives v exactly
+    // and one fma the weight (a and o rounded to half: 2^-11 relative, below the
+    // rounding of the F16 tile itself).
     __device__ __forceinline__ void to_half(uint4 (&h)[4]) const {
-        uint32_t* hw = reinterpret_cast<uint32_t*>(h);
+        __half2* hw = reinterpret_cast<__half2*>(h);
+        const __half2 bias = __float2half2_rn(1152.0f);
+        const __half2 a2[2] = {__float2half2_rn(a[0]), __float2half2_rn(a[1])};
+        const __half2 o2[2] = {__float2half2_rn(o[0]), __float2half2_rn(o[1])};
 #pragma unroll
-        for (int j = 0; j < 16; ++j) {  // elements 2j, 2j + 1
-            const int w = q[j >> 1], s = (j & 1) * 16, half = j >> 3;
-            const float v0 = float(int(uint32_t(w) << (24 - s)) >> 24) * a[half] + o[half];
-            const float v1 = float(int(uint32_t(w) << (16 - s)) >> 24) * a[half] + o[half];
-            const __half2 p = __floats2half2_rn(v0, v1);
-            hw[j] = *reinterpret_cast<const uint32_t*>(&p);
+        for (int i = 0; i < 8; ++i) {  // word i: elements 4i..4i+3, of half i / 4
+            const uint32_t x = uint32_t(q[i]) ^ 0x80808080u;
+            const uint32_t lo = __byte_perm(x, 0x64646464u, 0x4140), hi = __byte_perm(x, 0x64646464u, 0x4342);
+            const __half2 v0 = __hsub2(*reinterpret_cast<const __half2*>(&lo), bias);
+            const __half2 v1 = __hsub2(*reinterpret_cast<const __half2*>(&hi), bias);
+            hw[2 * i] = __hfma2(v0, a2[i >> 2], o2[i >> 2]);
+            hw[2 * i + 1] = __hfma2(v1, a2[i >> 2], o2[i >> 2]);
         }
     }
 };

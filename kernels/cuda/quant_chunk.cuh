@@ -45,6 +45,8 @@ struct BlockWords {
     }
     // The 32 bits at byte 2 + 4i of the block (i + 1 < kWords).
     __device__ __forceinline__ uint32_t word_at2(int i) const { return __funnelshift_rc(w[i], w[i + 1], shift + 16); }
+    // The 32 bits at byte 4i of the block (i + 1 < kWords).
+    __device__ __forceinline__ uint32_t word_at0(int i) const { return __funnelshift_r(w[i], w[i + 1], shift); }
     __device__ __forceinline__ float half_at0() const {
         return __half2float(__ushort_as_half(uint16_t(__funnelshift_r(w[0], w[1], shift))));
     }
@@ -188,15 +190,21 @@ __device__ __forceinline__ void scale_min_k4(int j, const uint8_t* q, float* sc,
 // Chunk c: nibble (c odd: high) of qs[32 * (c / 2) + l]; x = d*sc*q - dmin*m.
 struct Q4_K {
     static constexpr int kBlock = 256, kBytes = 144;
+    // Blocks of 144 bytes start 16-byte aligned in every CUDA buffer (rows are whole
+    // blocks, buffers start allocations or 16-byte shared memory pieces): the 32
+    // quant bytes of a chunk are two 16-byte loads.
     __device__ static void chunk(const uint8_t* b, int c, int (&w)[8], float (&a)[2], float (&o)[2]) {
-        const uint8_t* qs = b + 16 + 32 * (c >> 1);
+        const uint4* qs = reinterpret_cast<const uint4*>(b + 16 + 32 * (c >> 1));
+        const uint4 u0 = qs[0], u1 = qs[1];
+        const uint32_t u[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
         const int s = 4 * (c & 1);
 #pragma unroll
-        for (int i = 0; i < 8; ++i) w[i] = int((ld32(qs + 4 * i) >> s) & 0x0F0F0F0Fu);
+        for (int i = 0; i < 8; ++i) w[i] = int((u[i] >> s) & 0x0F0F0F0Fu);
         float sc, m;
         scale_min_k4(c, b + 4, &sc, &m);
-        a[0] = a[1] = ldh(b) * sc;
-        o[0] = o[1] = -ldh(b + 2) * m;
+        const __half2 dm = *reinterpret_cast<const __half2*>(b);
+        a[0] = a[1] = __low2float(dm) * sc;
+        o[0] = o[1] = -__high2float(dm) * m;
     }
 };
 
@@ -227,10 +235,12 @@ struct Q6_K {
         const uint8_t* ql = b + 64 * h + 32 * (k & 1);
         const uint8_t* qh = b + 128 + 32 * h;
         const int sl = 4 * (k >> 1), shh = 2 * k;
+        // 210-byte blocks start only 2-byte aligned: aligned words and funnel shifts.
+        const BlockWords<32> lw(ql), hw(qh);
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
-            const uint32_t low = (ld32(ql + 4 * i) >> sl) & 0x0F0F0F0Fu;
-            const uint32_t high = ((ld32(qh + 4 * i) >> shh) & 0x03030303u) << 4;
+            const uint32_t low = (lw.word_at0(i) >> sl) & 0x0F0F0F0Fu;
+            const uint32_t high = ((hw.word_at0(i) >> shh) & 0x03030303u) << 4;
             w[i] = sub4(low | high, 0x20202020u);
         }
         const float d = ldh(b + 208);
