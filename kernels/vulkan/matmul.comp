@@ -1,7 +1,8 @@
 #version 450
 // kiln:per-weight-type
 // y[t, o] = sum_i x[t, i] * W[o, i], the prompt-batch matmul as a tiled GEMM
-// in float arithmetic. Per step of BK = 32 elements of i, the workgroup
+// in float arithmetic (the path every device has; matmul_cm.comp is the
+// cooperative-matrix one). Per step of BK = 32 elements of i, the workgroup
 // dequantizes its 64 weight rows four elements at a time (dequant4.glsl) and
 // copies its 64 activation rows into shared memory; each of the 128
 // invocations then accumulates an 8-row x 4-token register block from them.

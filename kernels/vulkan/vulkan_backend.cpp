@@ -54,7 +54,7 @@ void split_groups(uint64_t n, uint32_t* gx, uint32_t* gy) {
 }  // namespace
 
 VulkanBackend::VulkanBackend(const VulkanOptions& options)
-    : dev_(std::make_shared<VulkanDevice>(options.device, options.allow_subgroups)) {}
+    : dev_(std::make_shared<VulkanDevice>(options.device, options.allow_subgroups, options.allow_coopmat)) {}
 
 VulkanBackend::~VulkanBackend() {
     try {
@@ -160,7 +160,7 @@ void VulkanBackend::matmul(const Weight& w, const Act& x, Act y) {
     uint32_t gx, gy;
     split_groups(uint64_t((w.n_out() + kRows - 1) / kRows), &gx, &gy);
     dev_->reserve(0, 1);
-    dev_->dispatch(variant("matmul", w.type(), false).c_str(), b, pc, sizeof pc, gx, gy,
+    dev_->dispatch(variant(dev_->coopmat() ? "matmul_cm" : "matmul", w.type(), false).c_str(), b, pc, sizeof pc, gx, gy,
                    u32((x.n_rows + kTokens - 1) / kTokens));
 }
 

@@ -50,10 +50,29 @@ void check_matmul(vk::VulkanBackend& vb, GgmlType type, int64_t n_in, int64_t n_
     const Act xa = dx.act().rows(2, n_tok), ya = dy.act().rows(2, n_tok);
     vb.write_act(xa, x.data());
     vb.matmul(w, xa, ya);
-    // Sums of n_in products in another order: bound by the magnitude of the terms.
-    check_close(read(vb, ya), want, 2e-5f * float(n_in), 1e-4f,
-                std::string("matmul ") + quant_traits(type).name + " n_in " + std::to_string(n_in) + " n_out " +
-                    std::to_string(n_out) + " n_tok " + std::to_string(n_tok));
+    const auto got = read(vb, ya);
+    const std::string what = std::string(vb.device().coopmat() ? "coopmat " : "") + "matmul " + quant_traits(type).name +
+                             " n_in " + std::to_string(n_in) + " n_out " + std::to_string(n_out) + " n_tok " +
+                             std::to_string(n_tok);
+    if (vb.device().coopmat()) {
+        // Weights and activations rounded to f16 (relative error 2^-11 each):
+        // each product is off by at most 2^-10 of |w x|, so bound the error of
+        // each output by that share of sum |w| |x|, plus float summation.
+        const auto wf = dequantize(type, hw.bytes.data(), n_in * n_out);
+        for (int64_t t = 0; t < n_tok; ++t)
+            for (int64_t o = 0; o < n_out; ++o) {
+                double mag = 0;
+                for (int64_t i = 0; i < n_in; ++i) mag += std::fabs(double(wf[size_t(o * n_in + i)]) * x[size_t(t * n_in + i)]);
+                const size_t k = size_t(t * n_out + o);
+                if (!(std::fabs(got[k] - want[k]) <= 2e-5 * double(n_in) + 1.5 * std::ldexp(mag, -10))) {
+                    FAIL_CHECK(what << ": element " << k << " is " << got[k] << ", expected " << want[k]);
+                    return;
+                }
+            }
+    } else {
+        // Sums of n_in products in another order: bound by the magnitude of the terms.
+        check_close(got, want, 2e-5f * float(n_in), 1e-4f, what);
+    }
     // Rows around the range stay untouched.
     const auto all = read(vb, dy.act());
     const auto zero = [](float v) { return v == 0.0f; };
@@ -83,21 +102,28 @@ TEST_CASE("vulkan: a missing device index is an error naming the count") {
     }
 }
 
-TEST_CASE("vulkan: matmul of every weight type, full and partial tiles, both reductions") {
-    for (bool sg : {true, false}) {
-        auto vb = vulkan_backend(sg);
-        if (!vb) return;
-        for (GgmlType t : kWeightTypes) {
-            const int64_t bs = quant_traits(t).block_size;
-            // Rows not a multiple of the 32-element step for the float types, an
-            // odd block count for the 32-blocks; K-quants need whole 256-blocks.
-            const int64_t n_in = bs == 256 ? 512 : (bs == 1 ? 163 : 96);
-            // Tokens: one, a partial tile, a full 64-token tile, one past it, two
-            // and a bit; rows: a partial 64-row tile, and two full ones plus a tail.
-            for (int64_t n_tok : {1, 7, 64, 65, 130}) check_matmul(*vb, t, n_in, 37, n_tok);
-            check_matmul(*vb, t, n_in, 131, 65);
+// Both matmul shaders: the float tiles everywhere, the cooperative-matrix one
+// where the device offers it (NVIDIA; not lavapipe, so CI runs only the first).
+TEST_CASE("vulkan: matmul of every weight type, full and partial tiles, float and cooperative-matrix shaders") {
+    for (bool sg : {true, false})
+        for (bool cm : {false, true}) {
+            auto vb = vulkan_backend(sg, cm);
+            if (!vb) return;
+            if (cm && !vb->device().coopmat()) {
+                if (sg) MESSAGE("matmul_cm.comp not tested on " << vb->device().name() << ": " << vb->device().coopmat_missing());
+                continue;
+            }
+            for (GgmlType t : kWeightTypes) {
+                const int64_t bs = quant_traits(t).block_size;
+                // Rows not a multiple of the 32-element step for the float types, an
+                // odd block count for the 32-blocks; K-quants need whole 256-blocks.
+                const int64_t n_in = bs == 256 ? 512 : (bs == 1 ? 163 : 96);
+                // Tokens: one, a partial tile, a full 64-token tile, one past it, two
+                // and a bit; rows: a partial 64-row tile, and two full ones plus a tail.
+                for (int64_t n_tok : {1, 7, 64, 65, 130}) check_matmul(*vb, t, n_in, 37, n_tok);
+                check_matmul(*vb, t, n_in, 131, 65);
+            }
         }
-    }
 }
 
 TEST_CASE("vulkan: get_rows of every weight type") {
