@@ -1,68 +1,66 @@
 #version 450
 // kiln:per-weight-type
-// kiln:subgroup-variant
-// y[t, o] = sum_i x[t, i] * W[o, i]. One workgroup per output row and tile of
-// up to TILE tokens: each weight element is dequantized once per tile, so the
-// same shader is the matrix-vector product (decode, one token) and the
-// matrix-matrix product (prompt batches).
+// y[t, o] = sum_i x[t, i] * W[o, i], the prompt-batch matmul as a tiled GEMM
+// in float arithmetic (the path every device has; matmul_cm.comp is the
+// cooperative-matrix one). Per step of BK = 32 elements of i, the workgroup
+// dequantizes its 64 weight rows four elements at a time (dequant4.glsl) and
+// copies its 64 activation rows into shared memory; each of the 128
+// invocations then accumulates an 8-row x 4-token register block from them.
 #extension GL_GOOGLE_include_directive : require
-#ifdef USE_SUBGROUP
-#extension GL_KHR_shader_subgroup_basic : require
-#extension GL_KHR_shader_subgroup_arithmetic : require
-#endif
-#include "dequant.glsl"
+#include "matmul_tiles.glsl"
 
-#define WG 128u
-#define TILE 8u
-layout(local_size_x = 128) in;
-layout(std430, binding = 1) readonly buffer XBuf { float x[]; };
-layout(std430, binding = 2) buffer YBuf { float y[]; };
-layout(push_constant) uniform Params {
-    uint n_in, n_out, n_tok, w_row_bytes, x_off, x_stride, y_off, y_stride;
-} p;
+#define BK 32u
+#define TM 8u   // rows per invocation: tx + 8 * m
+#define TN 4u   // tokens per invocation: ty + 16 * n
+#define BK4 (BK / 4u)
 
-#ifdef USE_SUBGROUP
-shared float red[TILE][WG];  // one partial per subgroup
-#else
-shared float red[TILE][WG];  // one partial per invocation
-#endif
+// Tiles with i contiguous, as vec4s: As[r][q] = W[o0 + r, k0 + 4q .. 4q + 3].
+// One vec4 of padding per row (36 floats) puts the 8 rows (or 4 tokens) that
+// a warp reads at one q on distinct banks, and the 8 vec4s of one row that
+// the loaders write too.
+shared vec4 As[BM][BK4 + 1u];
+shared vec4 Bs[BN][BK4 + 1u];
 
 void main() {
-    const uint o = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
-    if (o >= p.n_out) return;  // uniform across the workgroup
+    const uint o0 = row_tile() * BM;
+    if (o0 >= p.n_out) return;  // a spare group of the x*y split: uniform across the workgroup
+    const uint t0 = gl_WorkGroupID.z * BN;
     const uint tid = gl_LocalInvocationID.x;
-    const uint t0 = gl_WorkGroupID.z * TILE;
-    const uint nt = min(TILE, p.n_tok - t0);
-    const uint row = o * p.w_row_bytes;
-    const uint xb = p.x_off + t0 * p.x_stride;
+    const uint tx = tid % 8u, ty = tid / 8u;
 
-    float acc[TILE];
-    for (uint t = 0u; t < TILE; ++t) acc[t] = 0.0;
-    for (uint i = tid; i < p.n_in; i += WG) {
-        const float w = dq(row + (i / BLOCK_SIZE) * BLOCK_BYTES, i % BLOCK_SIZE);
-        for (uint t = 0u; t < TILE; ++t)
-            if (t < nt) acc[t] += w * x[xb + t * p.x_stride + i];
-    }
+    float acc[TM][TN];
+    for (uint m = 0u; m < TM; ++m)
+        for (uint n = 0u; n < TN; ++n) acc[m][n] = 0.0;
 
-#ifdef USE_SUBGROUP
-    for (uint t = 0u; t < TILE; ++t) {
-        const float s = subgroupAdd(acc[t]);
-        if (subgroupElect()) red[t][gl_SubgroupID] = s;
-    }
-    barrier();
-    if (tid < nt) {
-        float s = 0.0;
-        for (uint g = 0u; g < gl_NumSubgroups; ++g) s += red[tid][g];
-        y[p.y_off + (t0 + tid) * p.y_stride + o] = s;
-    }
-#else
-    for (uint t = 0u; t < TILE; ++t) red[t][tid] = acc[t];
-    barrier();
-    for (uint s = WG / 2u; s > 0u; s >>= 1) {
-        if (tid < s)
-            for (uint t = 0u; t < TILE; ++t) red[t][tid] += red[t][tid + s];
+    for (uint k0 = 0u; k0 < p.n_in; k0 += BK) {
+        // Eight neighbouring invocations read one row's BK elements: one block
+        // of the 32-element formats, a contiguous run of the others.
+        for (uint l = 0u; l < BM * BK4 / WG; ++l) {
+            const uint idx = tid + l * WG, r = idx / BK4, q = idx % BK4;
+            As[r][q] = load_w4(o0 + r, k0 + 4u * q);
+        }
+        for (uint l = 0u; l < BN * BK4 / WG; ++l) {
+            const uint idx = tid + l * WG, r = idx / BK4, q = idx % BK4;
+            Bs[r][q] = load_x4(t0 + r, k0 + 4u * q);
+        }
+        barrier();
+        for (uint q = 0u; q < BK4; ++q) {
+            vec4 a[TM], b[TN];
+            for (uint m = 0u; m < TM; ++m) a[m] = As[tx + 8u * m][q];
+            for (uint n = 0u; n < TN; ++n) b[n] = Bs[ty + 16u * n][q];
+            for (uint m = 0u; m < TM; ++m)
+                for (uint n = 0u; n < TN; ++n)
+                    acc[m][n] = fma(a[m].w, b[n].w, fma(a[m].z, b[n].z, fma(a[m].y, b[n].y, fma(a[m].x, b[n].x, acc[m][n]))));
+        }
         barrier();
     }
-    if (tid < nt) y[p.y_off + (t0 + tid) * p.y_stride + o] = red[tid][0];
-#endif
+
+    for (uint n = 0u; n < TN; ++n) {
+        const uint t = t0 + ty + 16u * n;
+        if (t >= p.n_tok) continue;
+        for (uint m = 0u; m < TM; ++m) {
+            const uint o = o0 + tx + 8u * m;
+            if (o < p.n_out) y[p.y_off + t * p.y_stride + o] = acc[m][n];
+        }
+    }
 }

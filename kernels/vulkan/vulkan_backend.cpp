@@ -54,7 +54,7 @@ void split_groups(uint64_t n, uint32_t* gx, uint32_t* gy) {
 }  // namespace
 
 VulkanBackend::VulkanBackend(const VulkanOptions& options)
-    : dev_(std::make_shared<VulkanDevice>(options.device, options.allow_subgroups)) {}
+    : dev_(std::make_shared<VulkanDevice>(options.device, options.allow_subgroups, options.allow_coopmat)) {}
 
 VulkanBackend::~VulkanBackend() {
     try {
@@ -155,12 +155,13 @@ void VulkanBackend::matmul(const Weight& w, const Act& x, Act y) {
     const uint32_t pc[] = {u32(w.n_in()), u32(w.n_out()), u32(x.n_rows), u32(int64_t(w.host.nb[1])),
                            xb.off, xb.stride, yb.off, yb.stride};
     const VkBuffer b[kMaxBindings] = {bind_weight(w, "matmul"), xb.buf, yb.buf};
+    // Tiles of 64 output rows x 64 tokens (BM, BN in matmul_tiles.glsl).
+    constexpr int64_t kRows = 64, kTokens = 64;
     uint32_t gx, gy;
-    split_groups(uint64_t(w.n_out()), &gx, &gy);
-    constexpr int64_t kTile = 8;  // tokens per workgroup: TILE in matmul.comp
+    split_groups(uint64_t((w.n_out() + kRows - 1) / kRows), &gx, &gy);
     dev_->reserve(0, 1);
-    dev_->dispatch(variant("matmul", w.type(), dev_->subgroups()).c_str(), b, pc, sizeof pc, gx, gy,
-                   u32((x.n_rows + kTile - 1) / kTile));
+    dev_->dispatch(variant(dev_->coopmat() ? "matmul_cm" : "matmul", w.type(), false).c_str(), b, pc, sizeof pc, gx, gy,
+                   u32((x.n_rows + kTokens - 1) / kTokens));
 }
 
 void VulkanBackend::rms_norm(const Act& x, const Weight& weight, float eps, Act out) {

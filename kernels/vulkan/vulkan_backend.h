@@ -20,6 +20,7 @@ namespace kiln::vk {
 struct VulkanOptions {
     int device = 0;               // index in vulkan_list_devices()
     bool allow_subgroups = true;  // false: shared-memory reductions only
+    bool allow_coopmat = true;    // false: the float tiled matmul even where cooperative matrices exist
 };
 
 class VulkanBackend final : public Backend {

@@ -3,10 +3,12 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "kernels/vulkan/spirv_table.h"
 #include "kernels/vulkan/vulkan_check.h"
+#include "kernels/vulkan/vulkan_coopmat.h"
 
 namespace kiln::vk {
 
@@ -20,7 +22,7 @@ constexpr double kHeapShare = 0.9;
 std::string mib(uint64_t b) { return std::to_string((b + (1u << 20) - 1) >> 20) + " MiB"; }
 }  // namespace
 
-VulkanDevice::VulkanDevice(int index, bool allow_subgroups) {
+VulkanDevice::VulkanDevice(int index, bool allow_subgroups, bool allow_coopmat) {
     const auto infos = vulkan_list_devices();
     if (infos.empty())
         throw VulkanError("vulkan: no Vulkan device found; install a Vulkan driver (Debian: mesa-vulkan-drivers) "
@@ -69,6 +71,22 @@ VulkanDevice::VulkanDevice(int index, bool allow_subgroups) {
     VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
     dci.queueCreateInfoCount = 1;
     dci.pQueueCreateInfos = &qci;
+    // KILN_VULKAN_COOPMAT=0 keeps the float matmul where cooperative matrices exist (to compare the two).
+    const char* cm_env = std::getenv("KILN_VULKAN_COOPMAT");
+    CoopmatSupport cm;
+    if (!allow_coopmat)
+        cm.missing = "turned off by the caller";
+    else if (cm_env && std::strcmp(cm_env, "0") == 0)
+        cm.missing = "turned off by KILN_VULKAN_COOPMAT=0";
+    else
+        cm = query_coopmat(instance_, phys_);
+    coopmat_ = cm.usable;
+    coopmat_missing_ = cm.missing;
+    if (coopmat_) {
+        dci.enabledExtensionCount = uint32_t(cm.extensions.size());
+        dci.ppEnabledExtensionNames = cm.extensions.data();
+        dci.pNext = cm.chain(nullptr);
+    }
     check(vkCreateDevice(phys_, &dci, nullptr, &device_), "vkCreateDevice");
     vkGetDeviceQueue(device_, queue_family_, 0, &queue_);
 

@@ -31,14 +31,19 @@ inline constexpr uint32_t kPushBytes = 128;
 class VulkanDevice : public std::enable_shared_from_this<VulkanDevice> {
 public:
     // Device `index` of vulkan_list_devices(); allow_subgroups = false forces
-    // the shared-memory shader variants (tests run both).
-    VulkanDevice(int index, bool allow_subgroups);
+    // the shared-memory shader variants, allow_coopmat = false the float
+    // matmul where cooperative matrices exist (tests run both).
+    VulkanDevice(int index, bool allow_subgroups, bool allow_coopmat);
     ~VulkanDevice();
     VulkanDevice(const VulkanDevice&) = delete;
     VulkanDevice& operator=(const VulkanDevice&) = delete;
 
     const std::string& name() const { return name_; }
     bool subgroups() const { return subgroups_; }
+    // The prompt matmul runs on cooperative matrices (matmul_cm.comp); else
+    // coopmat_missing() says why not.
+    bool coopmat() const { return coopmat_; }
+    const std::string& coopmat_missing() const { return coopmat_missing_; }
     uint64_t max_buffer_bytes() const { return max_buffer_bytes_; }
 
     // ---- memory ------------------------------------------------------------
@@ -97,6 +102,8 @@ private:
     uint32_t queue_family_ = 0;
     std::string name_;
     bool subgroups_ = false;
+    bool coopmat_ = false;
+    std::string coopmat_missing_;
     uint64_t max_buffer_bytes_ = 0;
     VkPhysicalDeviceMemoryProperties mem_props_{};
     std::vector<uint64_t> heap_used_;  // bytes kiln allocated per memory heap

@@ -1,6 +1,7 @@
 // Every Vulkan shader against the CPU reference op (kernels/cpu/ops_ref) on
 // random inputs whose sizes leave tails (rows not a multiple of the workgroup,
 // token counts not a multiple of the matmul tile, cells past one attention chunk).
+#include <algorithm>
 #include <cstring>
 
 #include "formats/fp16.h"
@@ -36,18 +37,47 @@ HostWeight make_weight(GgmlType type, int64_t n_in, int64_t n_out, uint32_t seed
     return w;
 }
 
+// x and y are row ranges of larger buffers (from row 2 of each), so the
+// shader's row offsets and strides are exercised along with the tails.
 void check_matmul(vk::VulkanBackend& vb, GgmlType type, int64_t n_in, int64_t n_out, int64_t n_tok) {
     const HostWeight hw = make_weight(type, n_in, n_out, 7 + uint32_t(type));
     const Weight w = vb.upload_weight(hw.view);
     auto x = random_floats(size_t(n_tok * n_in), 11);
     std::vector<float> want(size_t(n_tok * n_out));
     ref::matmul(hw.view, host_act(x, n_tok, n_in), host_act(want, n_tok, n_out));
-    auto dx = device_act(vb, n_tok, n_in, &x);
-    auto dy = device_act(vb, n_tok, n_out);
-    vb.matmul(w, dx.act(), dy.act());
-    // Sums of n_in products in another order: bound by the magnitude of the terms.
-    check_close(read(vb, dy.act()), want, 2e-5f * float(n_in), 1e-4f,
-                std::string("matmul ") + quant_traits(type).name + " n_tok " + std::to_string(n_tok));
+    auto dx = device_act(vb, n_tok + 3, n_in);
+    auto dy = device_act(vb, n_tok + 3, n_out);
+    const Act xa = dx.act().rows(2, n_tok), ya = dy.act().rows(2, n_tok);
+    vb.write_act(xa, x.data());
+    vb.matmul(w, xa, ya);
+    const auto got = read(vb, ya);
+    const std::string what = std::string(vb.device().coopmat() ? "coopmat " : "") + "matmul " + quant_traits(type).name +
+                             " n_in " + std::to_string(n_in) + " n_out " + std::to_string(n_out) + " n_tok " +
+                             std::to_string(n_tok);
+    if (vb.device().coopmat()) {
+        // Weights and activations rounded to f16 (relative error 2^-11 each):
+        // each product is off by at most 2^-10 of |w x|, so bound the error of
+        // each output by that share of sum |w| |x|, plus float summation.
+        const auto wf = dequantize(type, hw.bytes.data(), n_in * n_out);
+        for (int64_t t = 0; t < n_tok; ++t)
+            for (int64_t o = 0; o < n_out; ++o) {
+                double mag = 0;
+                for (int64_t i = 0; i < n_in; ++i) mag += std::fabs(double(wf[size_t(o * n_in + i)]) * x[size_t(t * n_in + i)]);
+                const size_t k = size_t(t * n_out + o);
+                if (!(std::fabs(got[k] - want[k]) <= 2e-5 * double(n_in) + 1.5 * std::ldexp(mag, -10))) {
+                    FAIL_CHECK(what << ": element " << k << " is " << got[k] << ", expected " << want[k]);
+                    return;
+                }
+            }
+    } else {
+        // Sums of n_in products in another order: bound by the magnitude of the terms.
+        check_close(got, want, 2e-5f * float(n_in), 1e-4f, what);
+    }
+    // Rows around the range stay untouched.
+    const auto all = read(vb, dy.act());
+    const auto zero = [](float v) { return v == 0.0f; };
+    CHECK(std::all_of(all.begin(), all.begin() + 2 * n_out, zero));
+    CHECK(std::all_of(all.end() - n_out, all.end(), zero));
 }
 
 }  // namespace
@@ -72,18 +102,28 @@ TEST_CASE("vulkan: a missing device index is an error naming the count") {
     }
 }
 
-TEST_CASE("vulkan: matmul of every weight type, decode and batch, both reductions") {
-    for (bool sg : {true, false}) {
-        auto vb = vulkan_backend(sg);
-        if (!vb) return;
-        for (GgmlType t : kWeightTypes) {
-            const int64_t bs = quant_traits(t).block_size;
-            // A row length that is not a multiple of the 128-wide workgroup for the
-            // 32-blocks; K-quants need whole 256-blocks.
-            const int64_t n_in = bs == 256 ? 512 : (bs == 1 ? 163 : 96);
-            for (int64_t n_tok : {1, 11}) check_matmul(*vb, t, n_in, 37, n_tok);
+// Both matmul shaders: the float tiles everywhere, the cooperative-matrix one
+// where the device offers it (NVIDIA; not lavapipe, so CI runs only the first).
+TEST_CASE("vulkan: matmul of every weight type, full and partial tiles, float and cooperative-matrix shaders") {
+    for (bool sg : {true, false})
+        for (bool cm : {false, true}) {
+            auto vb = vulkan_backend(sg, cm);
+            if (!vb) return;
+            if (cm && !vb->device().coopmat()) {
+                if (sg) MESSAGE("matmul_cm.comp not tested on " << vb->device().name() << ": " << vb->device().coopmat_missing());
+                continue;
+            }
+            for (GgmlType t : kWeightTypes) {
+                const int64_t bs = quant_traits(t).block_size;
+                // Rows not a multiple of the 32-element step for the float types, an
+                // odd block count for the 32-blocks; K-quants need whole 256-blocks.
+                const int64_t n_in = bs == 256 ? 512 : (bs == 1 ? 163 : 96);
+                // Tokens: one, a partial tile, a full 64-token tile, one past it, two
+                // and a bit; rows: a partial 64-row tile, and two full ones plus a tail.
+                for (int64_t n_tok : {1, 7, 64, 65, 130}) check_matmul(*vb, t, n_in, 37, n_tok);
+                check_matmul(*vb, t, n_in, 131, 65);
+            }
         }
-    }
 }
 
 TEST_CASE("vulkan: get_rows of every weight type") {

@@ -16,9 +16,9 @@ namespace kiln::test {
 
 // The backend on device 0, or nullptr (after failing the test) when Vulkan is
 // missing; with KILN_VULKAN_OPTIONAL=1 a missing device only skips.
-inline std::unique_ptr<vk::VulkanBackend> vulkan_backend(bool subgroups = true) {
+inline std::unique_ptr<vk::VulkanBackend> vulkan_backend(bool subgroups = true, bool coopmat = true) {
     try {
-        return std::make_unique<vk::VulkanBackend>(vk::VulkanOptions{0, subgroups});
+        return std::make_unique<vk::VulkanBackend>(vk::VulkanOptions{0, subgroups, coopmat});
     } catch (const VulkanError& e) {
         const char* opt = std::getenv("KILN_VULKAN_OPTIONAL");
         if (opt && std::string(opt) == "1") {
