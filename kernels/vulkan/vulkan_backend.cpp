@@ -156,9 +156,16 @@ void VulkanBackend::matmul(const Weight& w, const Act& x, Act y) {
                            xb.off, xb.stride, yb.off, yb.stride};
     const VkBuffer b[kMaxBindings] = {bind_weight(w, "matmul"), xb.buf, yb.buf};
     uint32_t gx, gy;
+    dev_->reserve(0, 1);
+    // A few tokens (decode): matvec.comp, which reads x as vec4s.
+    constexpr int64_t kMatvecMaxTokens = 4, kMatvecRows = 2;  // NT and NROWS in matvec.comp
+    if (x.n_rows <= kMatvecMaxTokens && xb.off % 4 == 0 && xb.stride % 4 == 0) {
+        split_groups(uint64_t((w.n_out() + kMatvecRows - 1) / kMatvecRows), &gx, &gy);
+        dev_->dispatch(variant("matvec", w.type(), dev_->subgroups()).c_str(), b, pc, sizeof pc, gx, gy, 1);
+        return;
+    }
     split_groups(uint64_t(w.n_out()), &gx, &gy);
     constexpr int64_t kTile = 8;  // tokens per workgroup: TILE in matmul.comp
-    dev_->reserve(0, 1);
     dev_->dispatch(variant("matmul", w.type(), dev_->subgroups()).c_str(), b, pc, sizeof pc, gx, gy,
                    u32((x.n_rows + kTile - 1) / kTile));
 }

@@ -283,3 +283,51 @@ TEST_CASE("vulkan: attention over a host cache: GQA, two sequences, empty cells,
         for (float x : read(*vb, dout2.act())) CHECK(x == 0.0f);
     }
 }
+
+namespace {
+// y = x W^T for n_tok tokens read from x at `x_col` floats past the start of
+// each row of a wider activation (x_col % 4 != 0 makes the backend take the
+// batch shader, whose reads need no vec4 alignment).
+void check_matvec(vk::VulkanBackend& vb, GgmlType type, int64_t n_in, int64_t n_out, int64_t n_tok, int64_t x_col = 0) {
+    const HostWeight hw = make_weight(type, n_in, n_out, 31 + uint32_t(n_in));
+    const Weight w = vb.upload_weight(hw.view);
+    auto wide = random_floats(size_t(n_tok * (n_in + x_col)), 17 + uint32_t(n_tok));
+    std::vector<float> x(size_t(n_tok * n_in));
+    for (int64_t t = 0; t < n_tok; ++t)
+        std::memcpy(&x[size_t(t * n_in)], &wide[size_t(t * (n_in + x_col) + x_col)], size_t(n_in) * 4);
+    std::vector<float> want(size_t(n_tok * n_out));
+    ref::matmul(hw.view, host_act(x, n_tok, n_in), host_act(want, n_tok, n_out));
+    auto dx = device_act(vb, n_tok, n_in + x_col, &wide);
+    Act xa = dx.act();
+    xa.data += x_col;
+    xa.n_cols = n_in;
+    auto dy = device_act(vb, n_tok, n_out);
+    vb.matmul(w, xa, dy.act());
+    // The reference sums in order: its rounding error grows about as sqrt(n_in)
+    // times the partial sums; one wrong nibble moves a result by ~0.1.
+    check_close(read(vb, dy.act()), want, 1e-6f * float(n_in), 1e-5f,
+                std::string("matvec ") + quant_traits(type).name + " n_in " + std::to_string(n_in) + " n_tok " +
+                    std::to_string(n_tok) + " x_col " + std::to_string(x_col));
+}
+}  // namespace
+
+TEST_CASE("vulkan: matvec (1..4 tokens) of every weight type: odd row counts, rows of several passes, both reductions") {
+    for (bool sg : {true, false}) {
+        auto vb = vulkan_backend(sg);
+        if (!vb) return;
+        for (GgmlType t : kWeightTypes) {
+            const int64_t bs = quant_traits(t).block_size;
+            // Three blocks (Q4_0, Q5_0, Q8_0, Q3_K, Q6_K rows then start at odd
+            // multiples of 2 bytes), and more parts than a workgroup has
+            // invocations; float rows end in a tail shorter than 8.
+            const int64_t small = bs == 1 ? 163 : 3 * bs, large = bs == 1 ? 1027 : (bs == 256 ? 17 : 129) * bs;
+            for (int64_t n_tok = 1; n_tok <= 4; ++n_tok) {
+                check_matvec(*vb, t, small, 37, n_tok);
+                check_matvec(*vb, t, large, 5, n_tok);
+            }
+        }
+        // Activations not on a vec4 boundary, and a column offset on one.
+        check_matvec(*vb, GgmlType::Q4_0, 96, 9, 2, 1);
+        check_matvec(*vb, GgmlType::Q6_K, 256, 9, 3, 4);
+    }
+}
