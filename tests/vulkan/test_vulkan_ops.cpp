@@ -6,6 +6,8 @@
 #include "formats/fp16.h"
 #include "formats/quant_traits.h"
 #include "kernels/cpu/ops_ref.h"
+#include "kernels/vulkan/spirv_bindings.h"
+#include "kernels/vulkan/spirv_table.h"
 #include "vulkan_test_util.h"
 
 using namespace kiln;
@@ -330,4 +332,31 @@ TEST_CASE("vulkan: matvec (1..4 tokens) of every weight type: odd row counts, ro
         check_matvec(*vb, GgmlType::Q4_0, 96, 9, 2, 1);
         check_matvec(*vb, GgmlType::Q6_K, 256, 9, 3, 4);
     }
+}
+
+TEST_CASE("vulkan: the bindings each shader writes, read off its SPIR-V (the stream's barriers rest on them)") {
+    auto written = [](const char* name) -> uint32_t {
+        for (const vk::SpirvModule& m : vk::spirv_modules())
+            if (std::string(m.name) == name) return vk::spirv_written_bindings(m.words, m.n_words);
+        FAIL_CHECK("no embedded shader " << name);
+        return 0;
+    };
+    CHECK(written("matvec_q4_0") == 1u << 2);
+    CHECK(written("matvec_q6_k_sg") == 1u << 2);
+    CHECK(written("rms_norm") == 1u << 2);
+    CHECK(written("rope") == 1u << 1);
+    CHECK(written("kv_store") == 1u << 3);
+    CHECK(written("attention") == 1u << 5);
+    CHECK(written("add") == 1u << 3);
+    // Every shader writes something, and none writes the weights (binding 0).
+    for (const vk::SpirvModule& m : vk::spirv_modules()) {
+        const uint32_t w = vk::spirv_written_bindings(m.words, m.n_words);
+        CHECK_MESSAGE(w != 0u, m.name);
+        CHECK_MESSAGE((w & 1u) == 0u, m.name);
+    }
+    // A truncated module reads as writing everything (more barriers, never fewer).
+    const vk::SpirvModule& any = vk::spirv_modules()[0];
+    std::vector<uint32_t> cut(any.words, any.words + any.n_words);
+    cut[5] = (cut[5] & 0xFFFFu) | (uint32_t(any.n_words) << 16);
+    CHECK(vk::spirv_written_bindings(cut.data(), cut.size()) == ~0u);
 }
