@@ -28,11 +28,14 @@ uint ld_any(uint b) {
 uint ld_aligned(uint b) { return w_words[b >> 2]; }
 
 // The four bytes of q, each shifted right by s and masked: one element per byte.
-vec4 fields(uint q, uint s, uint mask) { return vec4((uvec4(q, q >> 8, q >> 16, q >> 24) >> s) & mask); }
+uvec4 fields(uint q, uint s, uint mask) { return (uvec4(q, q >> 8, q >> 16, q >> 24) >> s) & mask; }
 // Bits s..s+3 of q, one per element.
-vec4 bits(uint q, uint s) { return vec4((uvec4(q) >> (uvec4(0u, 1u, 2u, 3u) + s)) & 1u); }
-// The four signed bytes of q.
-vec4 sbytes(uint q) { return vec4(ivec4(uvec4(q << 24, q << 16, q << 8, q)) >> 24); }
+uvec4 bits(uint q, uint s) { return (uvec4(q) >> (uvec4(0u, 1u, 2u, 3u) + s)) & 1u; }
+// n - bias for n < 2^23 without an int-to-float conversion (an eighth- or
+// quarter-rate instruction on many GPUs, and this shader converts every weight):
+// the float with bits 0x4B000000 | n is 2^23 + n, so subtracting 2^23 + bias
+// (an integer, exact in a float) is exact.
+vec4 to_float(uvec4 n, float bias) { return uintBitsToFloat(n | 0x4B000000u) - (8388608.0 + bias); }
 
 #if defined(WTYPE_F32) || defined(WTYPE_F16) || defined(WTYPE_BF16)
 // Float rows go by 8 elements; the n_in % 8 elements at the end of a row are
@@ -75,8 +78,8 @@ void mv_part(uint b, uint pi, out vec4 w[MV_NV]) {
     const float d = w_f16(b);
     for (uint k = 0u; k < 4u; ++k) {
         const uint q = ld_any(b + 2u + 4u * k);
-        w[k] = (fields(q, 0u, 15u) - 8.0) * d;
-        w[k + 4u] = (fields(q, 4u, 15u) - 8.0) * d;
+        w[k] = to_float(fields(q, 0u, 15u), 8.0) * d;
+        w[k + 4u] = to_float(fields(q, 4u, 15u), 8.0) * d;
     }
 }
 #elif defined(WTYPE_Q4_1)
@@ -84,8 +87,8 @@ void mv_part(uint b, uint pi, out vec4 w[MV_NV]) {
     const vec2 dm = unpackHalf2x16(ld_aligned(b));
     for (uint k = 0u; k < 4u; ++k) {
         const uint q = ld_aligned(b + 4u + 4u * k);
-        w[k] = fields(q, 0u, 15u) * dm.x + dm.y;
-        w[k + 4u] = fields(q, 4u, 15u) * dm.x + dm.y;
+        w[k] = to_float(fields(q, 0u, 15u), 0.0) * dm.x + dm.y;
+        w[k + 4u] = to_float(fields(q, 4u, 15u), 0.0) * dm.x + dm.y;
     }
 }
 #elif defined(WTYPE_Q5_0)
@@ -94,8 +97,8 @@ void mv_part(uint b, uint pi, out vec4 w[MV_NV]) {
     const uint qh = ld_any(b + 2u);
     for (uint k = 0u; k < 4u; ++k) {
         const uint q = ld_any(b + 6u + 4u * k);
-        w[k] = (fields(q, 0u, 15u) + 16.0 * bits(qh, 4u * k) - 16.0) * d;
-        w[k + 4u] = (fields(q, 4u, 15u) + 16.0 * bits(qh, 16u + 4u * k) - 16.0) * d;
+        w[k] = to_float(fields(q, 0u, 15u) | (bits(qh, 4u * k) << 4), 16.0) * d;
+        w[k + 4u] = to_float(fields(q, 4u, 15u) | (bits(qh, 16u + 4u * k) << 4), 16.0) * d;
     }
 }
 #elif defined(WTYPE_Q5_1)
@@ -104,14 +107,15 @@ void mv_part(uint b, uint pi, out vec4 w[MV_NV]) {
     const uint qh = ld_aligned(b + 4u);
     for (uint k = 0u; k < 4u; ++k) {
         const uint q = ld_aligned(b + 8u + 4u * k);
-        w[k] = (fields(q, 0u, 15u) + 16.0 * bits(qh, 4u * k)) * dm.x + dm.y;
-        w[k + 4u] = (fields(q, 4u, 15u) + 16.0 * bits(qh, 16u + 4u * k)) * dm.x + dm.y;
+        w[k] = to_float(fields(q, 0u, 15u) | (bits(qh, 4u * k) << 4), 0.0) * dm.x + dm.y;
+        w[k + 4u] = to_float(fields(q, 4u, 15u) | (bits(qh, 16u + 4u * k) << 4), 0.0) * dm.x + dm.y;
     }
 }
 #else  // Q8_0
 void mv_part(uint b, uint pi, out vec4 w[MV_NV]) {
     const float d = w_f16(b);
-    for (uint k = 0u; k < 8u; ++k) w[k] = sbytes(ld_any(b + 2u + 4u * k)) * d;
+    // Signed bytes biased by 128 (the top bit flipped) are unsigned.
+    for (uint k = 0u; k < 8u; ++k) w[k] = to_float(fields(ld_any(b + 2u + 4u * k) ^ 0x80808080u, 0u, 255u), 128.0) * d;
 }
 #endif
 
@@ -139,7 +143,7 @@ void mv_part(uint b, uint pi, out vec4 w[MV_NV]) {
         const uint sc = w_u8(b + 8u * h + 2u * k + lh);
         const float scale = dm.x * float(sc & 15u), mn = dm.y * float(sc >> 4);
         for (uint c = 0u; c < 4u; ++c)
-            w[4u * kk + c] = fields(ld_aligned(b + 16u + 32u * h + 16u * lh + 4u * c), 2u * k, 3u) * scale - mn;
+            w[4u * kk + c] = to_float(fields(ld_aligned(b + 16u + 32u * h + 16u * lh + 4u * c), 2u * k, 3u), 0.0) * scale - mn;
     }
 }
 #else
@@ -155,9 +159,9 @@ void mv_part(uint b, uint pi, out vec4 w[MV_NV]) {
         const uint high = (w_u8(b + 104u + (s & 3u)) >> (2u * (s >> 2))) & 3u;
         const float scale = d * float(int(low | (high << 4)) - 32);
         for (uint c = 0u; c < 4u; ++c) {
-            const vec4 q = fields(ld_any(b + 32u + 32u * h + 16u * lh + 4u * c), 2u * k, 3u);
-            const vec4 hb = fields(ld_any(b + 16u * lh + 4u * c), 4u * h + k, 1u);
-            w[4u * kk + c] = (q - 4.0 + 4.0 * hb) * scale;
+            const uvec4 q = fields(ld_any(b + 32u + 32u * h + 16u * lh + 4u * c), 2u * k, 3u);
+            const uvec4 hb = fields(ld_any(b + 16u * lh + 4u * c), 4u * h + k, 1u);
+            w[4u * kk + c] = to_float(q | (hb << 2), 4.0) * scale;
         }
     }
 }
@@ -177,14 +181,14 @@ void mv_part(uint b, uint pi, out vec4 w[MV_NV]) {
     for (uint c = 0u; c < 4u; ++c) {
 #if defined(WTYPE_Q4_K)
         const uint q = ld_aligned(b + 16u + 32u * g + 16u * hf + 4u * c);
-        w[c] = fields(q, 0u, 15u) * d0 - mn0;
-        w[c + 4u] = fields(q, 4u, 15u) * d1 - mn1;
+        w[c] = to_float(fields(q, 0u, 15u), 0.0) * d0 - mn0;
+        w[c + 4u] = to_float(fields(q, 4u, 15u), 0.0) * d1 - mn1;
 #else
         // qh[32] @16: bit e/32 of qh[e % 32] is element e's fifth bit; qs @48.
         const uint q = ld_aligned(b + 48u + 32u * g + 16u * hf + 4u * c);
         const uint qh = ld_aligned(b + 16u + 16u * hf + 4u * c);
-        w[c] = (fields(q, 0u, 15u) + 16.0 * fields(qh, 2u * g, 1u)) * d0 - mn0;
-        w[c + 4u] = (fields(q, 4u, 15u) + 16.0 * fields(qh, 2u * g + 1u, 1u)) * d1 - mn1;
+        w[c] = to_float(fields(q, 0u, 15u) | (fields(qh, 2u * g, 1u) << 4), 0.0) * d0 - mn0;
+        w[c + 4u] = to_float(fields(q, 4u, 15u) | (fields(qh, 2u * g + 1u, 1u) << 4), 0.0) * d1 - mn1;
 #endif
     }
 }
@@ -205,8 +209,8 @@ void mv_part(uint b, uint pi, out vec4 w[MV_NV]) {
     for (uint c = 0u; c < 4u; ++c) {
         const uint ql = ld_any(b + 16u * pi + 4u * c);
         const uint qh = ld_any(b + 128u + 32u * h + 16u * lh + 4u * c);
-        w[c] = (fields(ql, 0u, 15u) + 16.0 * fields(qh, 2u * kp, 3u) - 32.0) * d0;
-        w[c + 4u] = (fields(ql, 4u, 15u) + 16.0 * fields(qh, 2u * kp + 4u, 3u) - 32.0) * d1;
+        w[c] = to_float(fields(ql, 0u, 15u) | (fields(qh, 2u * kp, 3u) << 4), 32.0) * d0;
+        w[c + 4u] = to_float(fields(ql, 4u, 15u) | (fields(qh, 2u * kp + 4u, 3u) << 4), 32.0) * d1;
     }
 }
 #endif
