@@ -215,3 +215,70 @@ void mv_part(uint b, uint pi, out vec4 w[MV_NV]) {
 }
 #endif
 #endif
+
+#ifdef USE_INT_DOT
+// The 32-element formats against q8 activations (quantize_q8.comp): a block's
+// quants as packed int8, element 4j + i in byte i of q[j], and dm such that
+//   sum_i w_i x_i = dm.x * d_x * dot(q, q_x) + dm.y * d_x * sum(q_x).
+#extension GL_EXT_spirv_intrinsics : require
+// OpSDot (SPV_KHR_integer_dot_product) on four packed signed bytes; glslc
+// here predates GL_EXT_integer_dot_product, so the instruction is named by
+// its opcode: capabilities DotProduct and DotProductInput4x8BitPacked.
+spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
+int sdot4x8(uint a, uint b, spirv_literal int packed_vector_format);
+int sdot(uint a, uint b) { return sdot4x8(a, b, 0); }  // PackedVectorFormat4x8Bit
+
+// Bits s..s+3 of qh moved to bit 4 of each byte (the fifth bit of Q5 quants).
+uint high_bits(uint qh, uint s) {
+    const uint b = qh >> s;
+    return ((b & 1u) << 4) | ((b & 2u) << 11) | ((b & 4u) << 18) | ((b & 8u) << 25);
+}
+#if defined(WTYPE_Q4_0)
+void mv_block_q8(uint b, out uint q[8], out vec2 dm) {
+    const float d = w_f16(b);
+    dm = vec2(d, -8.0 * d);
+    for (uint k = 0u; k < 4u; ++k) {
+        const uint w = ld_any(b + 2u + 4u * k);
+        q[k] = w & 0x0F0F0F0Fu;
+        q[k + 4u] = (w >> 4) & 0x0F0F0F0Fu;
+    }
+}
+#elif defined(WTYPE_Q4_1)
+void mv_block_q8(uint b, out uint q[8], out vec2 dm) {
+    dm = unpackHalf2x16(ld_aligned(b));
+    for (uint k = 0u; k < 4u; ++k) {
+        const uint w = ld_aligned(b + 4u + 4u * k);
+        q[k] = w & 0x0F0F0F0Fu;
+        q[k + 4u] = (w >> 4) & 0x0F0F0F0Fu;
+    }
+}
+#elif defined(WTYPE_Q5_0)
+void mv_block_q8(uint b, out uint q[8], out vec2 dm) {
+    const float d = w_f16(b);
+    dm = vec2(d, -16.0 * d);
+    const uint qh = ld_any(b + 2u);
+    for (uint k = 0u; k < 4u; ++k) {
+        const uint w = ld_any(b + 6u + 4u * k);
+        q[k] = (w & 0x0F0F0F0Fu) | high_bits(qh, 4u * k);
+        q[k + 4u] = ((w >> 4) & 0x0F0F0F0Fu) | high_bits(qh, 16u + 4u * k);
+    }
+}
+#elif defined(WTYPE_Q5_1)
+void mv_block_q8(uint b, out uint q[8], out vec2 dm) {
+    dm = unpackHalf2x16(ld_aligned(b));
+    const uint qh = ld_aligned(b + 4u);
+    for (uint k = 0u; k < 4u; ++k) {
+        const uint w = ld_aligned(b + 8u + 4u * k);
+        q[k] = (w & 0x0F0F0F0Fu) | high_bits(qh, 4u * k);
+        q[k + 4u] = ((w >> 4) & 0x0F0F0F0Fu) | high_bits(qh, 16u + 4u * k);
+    }
+}
+#elif defined(WTYPE_Q8_0)
+void mv_block_q8(uint b, out uint q[8], out vec2 dm) {
+    dm = vec2(w_f16(b), 0.0);
+    for (uint k = 0u; k < 8u; ++k) q[k] = ld_any(b + 2u + 4u * k);
+}
+#else
+#error "USE_INT_DOT is for the 32-element formats"
+#endif
+#endif

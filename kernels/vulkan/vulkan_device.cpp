@@ -26,7 +26,7 @@ constexpr double kHeapShare = 0.9;
 std::string mib(uint64_t b) { return std::to_string((b + (1u << 20) - 1) >> 20) + " MiB"; }
 }  // namespace
 
-VulkanDevice::VulkanDevice(int index, bool allow_subgroups) {
+VulkanDevice::VulkanDevice(int index, bool allow_subgroups, bool allow_int_dot) {
     const auto infos = vulkan_list_devices();
     if (infos.empty())
         throw VulkanError("vulkan: no Vulkan device found; install a Vulkan driver (Debian: mesa-vulkan-drivers) "
@@ -67,6 +67,23 @@ VulkanDevice::VulkanDevice(int index, bool allow_subgroups) {
             family = int(i);
     queue_family_ = uint32_t(family);
 
+    // 8-bit dot products: core in Vulkan 1.3, but kiln's instance asks for 1.1,
+    // so through the extension.
+    uint32_t n_ext = 0;
+    check(vkEnumerateDeviceExtensionProperties(phys_, nullptr, &n_ext, nullptr), "vkEnumerateDeviceExtensionProperties");
+    std::vector<VkExtensionProperties> exts(n_ext);
+    check(vkEnumerateDeviceExtensionProperties(phys_, nullptr, &n_ext, exts.data()), "vkEnumerateDeviceExtensionProperties");
+    bool has_int_dot_ext = false;
+    for (const auto& e : exts) has_int_dot_ext |= std::strcmp(e.extensionName, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME) == 0;
+    VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR idp{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR};
+    if (has_int_dot_ext) {
+        VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+        f2.pNext = &idp;
+        vkGetPhysicalDeviceFeatures2(phys_, &f2);
+    }
+    int_dot_ = allow_int_dot && has_int_dot_ext && idp.shaderIntegerDotProduct;
+    const char* int_dot_ext = VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME;
+
     const float prio = 1.0f;
     VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
     qci.queueFamilyIndex = queue_family_;
@@ -75,6 +92,12 @@ VulkanDevice::VulkanDevice(int index, bool allow_subgroups) {
     VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
     dci.queueCreateInfoCount = 1;
     dci.pQueueCreateInfos = &qci;
+    if (int_dot_) {
+        idp.pNext = nullptr;
+        dci.pNext = &idp;
+        dci.enabledExtensionCount = 1;
+        dci.ppEnabledExtensionNames = &int_dot_ext;
+    }
     check(vkCreateDevice(phys_, &dci, nullptr, &device_), "vkCreateDevice");
     vkGetDeviceQueue(device_, queue_family_, 0, &queue_);
 
@@ -251,6 +274,7 @@ void VulkanDevice::release(DeviceBuffer* b) {
     if (b->buf) vkDestroyBuffer(device_, b->buf, nullptr);
     if (b->mem) {
         vkFreeMemory(device_, b->mem, nullptr);
+        last_write_.erase(b->buf);
         heap_used_[b->heap] -= std::min(heap_used_[b->heap], b->size);
     }
     delete b;
@@ -386,10 +410,12 @@ void VulkanDevice::barrier_if_hazard(const BindingSet& b, uint32_t written) {
     if (hazard) barrier();
     for (uint32_t i = 0; i < kMaxBindings; ++i) {
         if (b[i] == dummy_.buf) continue;
-        if ((written >> i) & 1u)
+        if ((written >> i) & 1u) {
             written_since_barrier_.push_back(b[i]);
-        else
+            mark_written(b[i]);
+        } else {
             read_since_barrier_.push_back(b[i]);
+        }
     }
 }
 
@@ -449,6 +475,7 @@ void VulkanDevice::copy(VkBuffer src, VkBuffer dst, const VkBufferCopy* regions,
     barrier();
     vkCmdCopyBuffer(cmd_, src, dst, n, regions);
     barrier();
+    mark_written(dst);
 }
 
 void VulkanDevice::fill_zero(VkBuffer dst, uint64_t offset, uint64_t bytes) {
@@ -456,6 +483,7 @@ void VulkanDevice::fill_zero(VkBuffer dst, uint64_t offset, uint64_t bytes) {
     barrier();
     vkCmdFillBuffer(cmd_, dst, offset, bytes / 4 * 4, 0);
     barrier();
+    mark_written(dst);
 }
 
 const uint8_t* VulkanDevice::read_back(VkBuffer src, const VkBufferCopy* regions, uint32_t n, uint64_t total_bytes) {
@@ -467,6 +495,11 @@ const uint8_t* VulkanDevice::read_back(VkBuffer src, const VkBufferCopy* regions
     copy(src, readback_.buf, regions, n);
     flush();
     return readback_.mapped;
+}
+
+uint64_t VulkanDevice::last_write(VkBuffer b) const {
+    const auto it = last_write_.find(b);
+    return it == last_write_.end() ? UINT64_MAX : it->second;
 }
 
 void VulkanDevice::flush() {

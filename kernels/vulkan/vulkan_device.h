@@ -40,14 +40,17 @@ inline constexpr uint32_t kPushBytes = 128;
 class VulkanDevice : public std::enable_shared_from_this<VulkanDevice> {
 public:
     // Device `index` of vulkan_list_devices(); allow_subgroups = false forces
-    // the shared-memory shader variants (tests run both).
-    VulkanDevice(int index, bool allow_subgroups);
+    // the shared-memory shader variants, allow_int_dot = false the float
+    // matrix-vector products (tests run both).
+    VulkanDevice(int index, bool allow_subgroups, bool allow_int_dot = true);
     ~VulkanDevice();
     VulkanDevice(const VulkanDevice&) = delete;
     VulkanDevice& operator=(const VulkanDevice&) = delete;
 
     const std::string& name() const { return name_; }
     bool subgroups() const { return subgroups_; }
+    // 8-bit integer dot products in shaders (VK_KHR_shader_integer_dot_product), enabled.
+    bool int_dot() const { return int_dot_; }
     uint64_t max_buffer_bytes() const { return max_buffer_bytes_; }
 
     // ---- memory ------------------------------------------------------------
@@ -82,6 +85,11 @@ public:
     const uint8_t* read_back(VkBuffer src, const VkBufferCopy* regions, uint32_t n, uint64_t total_bytes);
     // Submits what is recorded and waits for it.
     void flush();
+    // A clock that ticks at every recorded command writing a buffer, and its
+    // time at the last recorded write of b (UINT64_MAX when not known): a
+    // result derived from b at time T is still current while last_write(b) < T.
+    uint64_t write_clock() const { return write_clock_; }
+    uint64_t last_write(VkBuffer b) const;
 
 private:
     friend struct DeviceBuffer;
@@ -118,6 +126,7 @@ private:
     uint32_t queue_family_ = 0;
     std::string name_;
     bool subgroups_ = false;
+    bool int_dot_ = false;
     uint64_t max_buffer_bytes_ = 0;
     VkPhysicalDeviceMemoryProperties mem_props_{};
     std::vector<uint64_t> heap_used_;  // bytes kiln allocated per memory heap
@@ -132,6 +141,9 @@ private:
     bool recording_ = false;
     // Buffers written / only read by commands recorded since the last barrier.
     std::vector<VkBuffer> written_since_barrier_, read_since_barrier_;
+    uint64_t write_clock_ = 0;
+    std::unordered_map<VkBuffer, uint64_t> last_write_;
+    void mark_written(VkBuffer b) { last_write_[b] = ++write_clock_; }
     VkDescriptorSetLayout set_layout_ = VK_NULL_HANDLE;
     VkPipelineLayout pipeline_layout_ = VK_NULL_HANDLE;
     VkDescriptorPool desc_pool_ = VK_NULL_HANDLE;
