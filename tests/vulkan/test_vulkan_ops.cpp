@@ -465,3 +465,35 @@ TEST_CASE("vulkan: integer-dot matvec quantizes an input once while it is unchan
     for (float& v : x2) v *= 2.0f;
     check_close(read(*vb, y4.act()), want(h1, x2), tol, 1e-5f, "after add");
 }
+
+TEST_CASE("vulkan: attention with head sizes off the 16-byte key loads (scalar keys) and on them") {
+    auto vb = vulkan_backend();
+    if (!vb) return;
+    // head_dim 6: no vector loads; 4: F32 keys by vec4, F16 keys one by one; 40: both vectorized.
+    for (int head_dim : {6, 4, 40})
+        for (GgmlType t : {GgmlType::F16, GgmlType::F32}) {
+            const AttentionParams p{6, 3, head_dim, 0.3f};
+            const int64_t dim = p.n_head_kv * p.head_dim, n_cells = 140, n_tok = 2;
+            HostKv kv(t, n_cells, dim, 1);
+            for (int64_t c = 0; c < n_cells; ++c) {
+                kv.cell_pos[size_t(c)] = int32_t(c);
+                kv.cell_seqs[size_t(c)] = 1u;
+            }
+            auto keys = random_floats(size_t(n_cells * dim), 31), vals = random_floats(size_t(n_cells * dim), 32);
+            std::vector<int32_t> all(static_cast<size_t>(n_cells));
+            for (int64_t c = 0; c < n_cells; ++c) all[size_t(c)] = int32_t(c);
+            const KvView view = kv.view(n_cells);
+            ref::kv_store(view, 0, host_act(keys, n_cells, dim), host_act(vals, n_cells, dim), all);
+            auto dk = device_act(*vb, n_cells, dim, &keys), dvv = device_act(*vb, n_cells, dim, &vals);
+            vb->kv_store(view, 0, dk.act(), dvv.act(), all);
+            const std::vector<int32_t> pos = {139, 70}, seq = {0, 0};
+            auto q = random_floats(size_t(n_tok * p.n_head * head_dim), 33, -3.0f, 3.0f);
+            std::vector<float> want(q.size());
+            ref::attention(host_act(q, n_tok, p.n_head * head_dim), view, 0, p, pos, seq, host_act(want, n_tok, p.n_head * head_dim));
+            auto dq = device_act(*vb, n_tok, p.n_head * head_dim, &q);
+            auto dout = device_act(*vb, n_tok, p.n_head * head_dim);
+            vb->attention(dq.act(), view, 0, p, pos, seq, dout.act());
+            check_close(read(*vb, dout.act()), want, 1e-5f, 1e-4f,
+                        "attention head_dim " + std::to_string(head_dim) + (t == GgmlType::F16 ? " f16" : " f32"));
+        }
+}
