@@ -60,7 +60,7 @@ void split_groups(uint64_t n, uint32_t* gx, uint32_t* gy) {
 }  // namespace
 
 VulkanBackend::VulkanBackend(const VulkanOptions& options)
-    : dev_(std::make_shared<VulkanDevice>(options.device, options.allow_subgroups, options.allow_int_dot)) {}
+    : dev_(std::make_shared<VulkanDevice>(options.device, options.allow_subgroups, options.int_dot)) {}
 
 VulkanBackend::~VulkanBackend() {
     try {

@@ -20,7 +20,7 @@ namespace kiln::vk {
 struct VulkanOptions {
     int device = 0;               // index in vulkan_list_devices()
     bool allow_subgroups = true;  // false: shared-memory reductions only
-    bool allow_int_dot = true;    // false: float matrix-vector products only
+    IntDot int_dot = IntDot::Auto;  // 8-bit dot products in matrix-vector products (vulkan_device.h)
 };
 
 class VulkanBackend final : public Backend {

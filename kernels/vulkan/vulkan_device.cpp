@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "kernels/vulkan/spirv_bindings.h"
@@ -26,7 +27,7 @@ constexpr double kHeapShare = 0.9;
 std::string mib(uint64_t b) { return std::to_string((b + (1u << 20) - 1) >> 20) + " MiB"; }
 }  // namespace
 
-VulkanDevice::VulkanDevice(int index, bool allow_subgroups, bool allow_int_dot) {
+VulkanDevice::VulkanDevice(int index, bool allow_subgroups, IntDot int_dot) {
     const auto infos = vulkan_list_devices();
     if (infos.empty())
         throw VulkanError("vulkan: no Vulkan device found; install a Vulkan driver (Debian: mesa-vulkan-drivers) "
@@ -76,12 +77,23 @@ VulkanDevice::VulkanDevice(int index, bool allow_subgroups, bool allow_int_dot) 
     bool has_int_dot_ext = false;
     for (const auto& e : exts) has_int_dot_ext |= std::strcmp(e.extensionName, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME) == 0;
     VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR idp{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR};
+    VkPhysicalDeviceShaderIntegerDotProductPropertiesKHR idp_props{
+        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_PROPERTIES_KHR};
     if (has_int_dot_ext) {
         VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
         f2.pNext = &idp;
         vkGetPhysicalDeviceFeatures2(phys_, &f2);
+        VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+        p2.pNext = &idp_props;
+        vkGetPhysicalDeviceProperties2(phys_, &p2);
     }
-    int_dot_ = allow_int_dot && has_int_dot_ext && idp.shaderIntegerDotProduct;
+    if (int_dot == IntDot::Auto) {
+        const char* env = std::getenv("KILN_VK_INT_DOT");
+        if (env && std::strcmp(env, "0") == 0) int_dot = IntDot::Off;
+        else if (env && std::strcmp(env, "1") == 0) int_dot = IntDot::On;
+        else if (!idp_props.integerDotProduct4x8BitPackedSignedAccelerated) int_dot = IntDot::Off;
+    }
+    int_dot_ = int_dot != IntDot::Off && has_int_dot_ext && idp.shaderIntegerDotProduct;
     const char* int_dot_ext = VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME;
 
     const float prio = 1.0f;

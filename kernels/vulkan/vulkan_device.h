@@ -37,19 +37,24 @@ struct DeviceBuffer;
 inline constexpr uint32_t kMaxBindings = 6;
 inline constexpr uint32_t kPushBytes = 128;
 
+// 8-bit integer dot products for the matrix-vector shader (q8 activations).
+// Auto: where the device reports them accelerated (not on lavapipe, which
+// emulates them), or as the environment says: KILN_VK_INT_DOT=0 never,
+// KILN_VK_INT_DOT=1 whenever the device has them. On / Off: tests.
+enum class IntDot { Auto, Off, On };
+
 class VulkanDevice : public std::enable_shared_from_this<VulkanDevice> {
 public:
     // Device `index` of vulkan_list_devices(); allow_subgroups = false forces
-    // the shared-memory shader variants, allow_int_dot = false the float
-    // matrix-vector products (tests run both).
-    VulkanDevice(int index, bool allow_subgroups, bool allow_int_dot = true);
+    // the shared-memory shader variants (tests run both), int_dot as above.
+    VulkanDevice(int index, bool allow_subgroups, IntDot int_dot = IntDot::Auto);
     ~VulkanDevice();
     VulkanDevice(const VulkanDevice&) = delete;
     VulkanDevice& operator=(const VulkanDevice&) = delete;
 
     const std::string& name() const { return name_; }
     bool subgroups() const { return subgroups_; }
-    // 8-bit integer dot products in shaders (VK_KHR_shader_integer_dot_product), enabled.
+    // 8-bit integer dot products in shaders (VK_KHR_shader_integer_dot_product) enabled and used.
     bool int_dot() const { return int_dot_; }
     uint64_t max_buffer_bytes() const { return max_buffer_bytes_; }
 
