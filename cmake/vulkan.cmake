@@ -4,7 +4,10 @@
 # A shader whose first line is `// kiln:per-weight-type` is compiled once per
 # weight type (-DWTYPE_<TYPE>); a line `// kiln:subgroup-variant` adds a second
 # build with -DUSE_SUBGROUP (picked at run time when the device has subgroup
-# arithmetic). Shared GLSL lives in kernels/vulkan/*.glsl.
+# arithmetic). A line `// kiln:int-dot-variant <types>` adds, for those weight
+# types, builds with -DUSE_INT_DOT (8-bit integer dot products on q8
+# activations, picked when the device has VK_KHR_shader_integer_dot_product),
+# named <shader>_<type>_dp[_sg]. Shared GLSL lives in kernels/vulkan/*.glsl.
 file(GLOB KILN_VK_SHADERS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/kernels/vulkan/*.comp)
 file(GLOB KILN_VK_INCLUDES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/kernels/vulkan/*.glsl)
 file(GLOB KILN_VK_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/kernels/vulkan/*.cpp)
@@ -36,7 +39,7 @@ endfunction()
 
 foreach(src ${KILN_VK_SHADERS})
   get_filename_component(base ${src} NAME_WE)
-  file(STRINGS ${src} _head LIMIT_COUNT 3)
+  file(STRINGS ${src} _head LIMIT_COUNT 4)
   set(_types "")
   if(_head MATCHES "kiln:per-weight-type")
     set(_types ${KILN_VK_WEIGHT_TYPES})
@@ -45,12 +48,22 @@ foreach(src ${KILN_VK_SHADERS})
   if(_head MATCHES "kiln:subgroup-variant")
     set(_sg ON)
   endif()
+  set(_dp_types "")
+  if(_head MATCHES "kiln:int-dot-variant ([a-z0-9_ ]+)")
+    string(REPLACE " " ";" _dp_types "${CMAKE_MATCH_1}")
+  endif()
   if(_types)
     foreach(t ${_types})
       string(TOUPPER ${t} T)
       _kiln_vk_variant(${src} ${base}_${t} "-DWTYPE_${T}=1")
       if(_sg)
         _kiln_vk_variant(${src} ${base}_${t}_sg "-DWTYPE_${T}=1;-DUSE_SUBGROUP=1")
+      endif()
+      if(t IN_LIST _dp_types)
+        _kiln_vk_variant(${src} ${base}_${t}_dp "-DWTYPE_${T}=1;-DUSE_INT_DOT=1")
+        if(_sg)
+          _kiln_vk_variant(${src} ${base}_${t}_dp_sg "-DWTYPE_${T}=1;-DUSE_INT_DOT=1;-DUSE_SUBGROUP=1")
+        endif()
       endif()
     endforeach()
   else()

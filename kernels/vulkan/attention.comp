@@ -3,7 +3,10 @@
 // [0, n_scan) of one layer's KV cache. Cells go by in chunks of 128 (one per
 // invocation for the score) with a running max and sum (online softmax), so no
 // scratch grows with the context; invocation d accumulates output dimensions
-// d and d + 128 (head_dim <= 256).
+// d and d + 128 (head_dim <= 256). A score reads its key row 16 bytes at a time
+// when rows start on 16 bytes (head_dim and n_kv_dim multiples of 8 halves or
+// 4 floats): one load per 8 (4) elements instead of one per element, which
+// made decode steps wait on 128 loads in a row per cell.
 //
 // arena: cell_pos[n_scan] (int, -1 empty), cell_seqs[n_scan] (two words each,
 // bit s = sequence s), then per token its position and sequence.
@@ -11,6 +14,7 @@ layout(local_size_x = 128) in;
 layout(std430, binding = 1) readonly buffer QBuf { float q[]; };
 layout(std430, binding = 2) readonly buffer Arena { int arena[]; };
 layout(std430, binding = 3) readonly buffer KBuf { uint kw[]; };
+layout(std430, binding = 3) readonly buffer KBuf4 { uvec4 kw4[]; };
 layout(std430, binding = 4) readonly buffer VBuf { uint vw[]; };
 layout(std430, binding = 5) writeonly buffer OutBuf { float outv[]; };
 layout(push_constant) uniform Params {
@@ -22,6 +26,24 @@ layout(push_constant) uniform Params {
 shared float qh[256];
 shared float pr[128];
 shared float red[128];
+
+// q . K[kb .. kb + head_dim), kb a multiple of 8 (F16) or 4 (F32).
+float k_dot_vec(uint kb) {
+    float sum = 0.0;
+    if (p.f16 != 0u) {
+        for (uint d = 0u; d < p.head_dim; d += 8u) {
+            const uvec4 w = kw4[(kb + d) >> 3];
+            sum += qh[d] * unpackHalf2x16(w.x).x + qh[d + 1u] * unpackHalf2x16(w.x).y +
+                   qh[d + 2u] * unpackHalf2x16(w.y).x + qh[d + 3u] * unpackHalf2x16(w.y).y +
+                   qh[d + 4u] * unpackHalf2x16(w.z).x + qh[d + 5u] * unpackHalf2x16(w.z).y +
+                   qh[d + 6u] * unpackHalf2x16(w.w).x + qh[d + 7u] * unpackHalf2x16(w.w).y;
+        }
+    } else {
+        for (uint d = 0u; d < p.head_dim; d += 4u)
+            sum += dot(vec4(qh[d], qh[d + 1u], qh[d + 2u], qh[d + 3u]), uintBitsToFloat(kw4[(kb + d) >> 2]));
+    }
+    return sum;
+}
 
 float k_at(uint idx) {
     if (p.f16 != 0u) return unpackHalf2x16(kw[idx >> 1])[idx & 1u];
@@ -41,6 +63,8 @@ void main() {
     for (uint d = tid; d < p.head_dim; d += 128u) qh[d] = q[qbase + d];
     barrier();
 
+    const uint align = p.f16 != 0u ? 8u : 4u;
+    const bool vec_keys = p.head_dim % align == 0u && p.n_kv_dim % align == 0u;  // uniform
     const float NEG_INF = -1.0 / 0.0;
     float m = NEG_INF, l = 0.0, acc0 = 0.0, acc1 = 0.0;
     for (uint c0 = 0u; c0 < p.n_scan; c0 += 128u) {
@@ -52,7 +76,11 @@ void main() {
             if (cp >= 0 && cp <= pos && ((word >> (seq & 31u)) & 1u) != 0u) {
                 const uint kb = c * p.n_kv_dim + kv_off;
                 float dot = 0.0;
-                for (uint d = 0u; d < p.head_dim; ++d) dot += qh[d] * k_at(kb + d);
+                if (vec_keys) {
+                    dot = k_dot_vec(kb);
+                } else {
+                    for (uint d = 0u; d < p.head_dim; ++d) dot += qh[d] * k_at(kb + d);
+                }
                 s = dot * p.scale;
             }
         }

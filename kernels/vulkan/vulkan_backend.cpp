@@ -37,10 +37,16 @@ bool has_shader(GgmlType t) {
     }
 }
 
-std::string variant(const char* shader, GgmlType t, bool sg) {
+std::string variant(const char* shader, GgmlType t, bool sg, bool int_dot = false) {
     std::string n = std::string(shader) + "_" + quant_traits(t).name;
     std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    if (int_dot) n += "_dp";
     return sg ? n + "_sg" : n;
+}
+
+// Weight types with an integer-dot matvec (matvec.comp's kiln:int-dot-variant list).
+bool has_int_dot_matvec(GgmlType t) {
+    return t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || t == GgmlType::Q5_0 || t == GgmlType::Q5_1 || t == GgmlType::Q8_0;
 }
 
 uint32_t u32(int64_t v) { return uint32_t(v); }
@@ -54,7 +60,8 @@ void split_groups(uint64_t n, uint32_t* gx, uint32_t* gy) {
 }  // namespace
 
 VulkanBackend::VulkanBackend(const VulkanOptions& options)
-    : dev_(std::make_shared<VulkanDevice>(options.device, options.allow_subgroups, options.allow_coopmat)) {}
+    : dev_(std::make_shared<VulkanDevice>(options.device, options.allow_subgroups, options.allow_coopmat,
+                                          options.int_dot)) {}
 
 VulkanBackend::~VulkanBackend() {
     try {
@@ -152,16 +159,48 @@ void VulkanBackend::matmul(const Weight& w, const Act& x, Act y) {
             "x " + shape(x) + " and y " + shape(y) + " do not fit weight [" + std::to_string(w.n_out()) + ", " +
                 std::to_string(w.n_in()) + "]");
     const Bound xb = bind(x, "matmul"), yb = bind(y, "matmul");
-    const uint32_t pc[] = {u32(w.n_in()), u32(w.n_out()), u32(x.n_rows), u32(int64_t(w.host.nb[1])),
-                           xb.off, xb.stride, yb.off, yb.stride};
-    const VkBuffer b[kMaxBindings] = {bind_weight(w, "matmul"), xb.buf, yb.buf};
-    // Tiles of 64 output rows x 64 tokens (BM, BN in matmul_tiles.glsl).
-    constexpr int64_t kRows = 64, kTokens = 64;
+    uint32_t pc[] = {u32(w.n_in()), u32(w.n_out()), u32(x.n_rows), u32(int64_t(w.host.nb[1])),
+                     xb.off, xb.stride, yb.off, yb.stride, 0};
+    VkBuffer b[kMaxBindings] = {bind_weight(w, "matmul"), xb.buf, yb.buf};
     uint32_t gx, gy;
+    // A few tokens (decode): matvec.comp, which reads x as vec4s.
+    constexpr int64_t kMatvecMaxTokens = 4, kMatvecRows = 2;  // NT and NROWS in matvec.comp
+    if (x.n_rows <= kMatvecMaxTokens && xb.off % 4 == 0 && xb.stride % 4 == 0) {
+        const bool int_dot = dev_->int_dot() && has_int_dot_matvec(w.type()) && w.n_in() % 32 == 0;
+        if (int_dot) b[3] = quantize_q8(x, xb, &pc[8]);
+        dev_->reserve(0, 1);
+        split_groups(uint64_t((w.n_out() + kMatvecRows - 1) / kMatvecRows), &gx, &gy);
+        dev_->dispatch(variant("matvec", w.type(), dev_->subgroups(), int_dot).c_str(), b, pc, sizeof pc, gx, gy, 1);
+        return;
+    }
+    // Tiles of 64 output rows x 64 tokens (BM, BN in matmul_tiles.glsl); the shaders read
+    // the first 8 push constants.
+    constexpr int64_t kRows = 64, kTokens = 64;
     split_groups(uint64_t((w.n_out() + kRows - 1) / kRows), &gx, &gy);
     dev_->reserve(0, 1);
     dev_->dispatch(variant(dev_->coopmat() ? "matmul_cm" : "matmul", w.type(), false).c_str(), b, pc, sizeof pc, gx, gy,
                    u32((x.n_rows + kTokens - 1) / kTokens));
+}
+
+VkBuffer VulkanBackend::quantize_q8(const Act& x, const Bound& xb, uint32_t* q_stride) {
+    // Per token: n_cols / 4 words of int8, then a (d, d * sum) float pair per block.
+    const uint32_t stride = u32((x.n_cols / 4 + x.n_cols / 16 + 3) / 4 * 4);
+    *q_stride = stride;
+    const uint64_t bytes = uint64_t(stride) * 4 * 4;  // room for kMatvecMaxTokens
+    Q8Source& s = q8_source_;
+    if (!q8_ || q8_->size < bytes) {
+        q8_ = dev_->alloc(bytes, "quantized activations");
+        s = {};
+    }
+    if (s.buf == xb.buf && s.off == xb.off && s.stride == xb.stride && s.n_rows == x.n_rows && s.n_cols == x.n_cols &&
+        dev_->last_write(xb.buf) < s.at)
+        return q8_->buf;
+    const uint32_t pc[] = {u32(x.n_cols), u32(x.n_rows), xb.off, xb.stride, stride};
+    const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, xb.buf, VK_NULL_HANDLE, q8_->buf};
+    dev_->reserve(0, 1);
+    dev_->dispatch("quantize_q8", b, pc, sizeof pc, u32((x.n_cols / 32 + 63) / 64), u32(x.n_rows), 1);
+    s = {xb.buf, xb.off, xb.stride, x.n_rows, x.n_cols, dev_->write_clock()};
+    return q8_->buf;
 }
 
 void VulkanBackend::rms_norm(const Act& x, const Weight& weight, float eps, Act out) {

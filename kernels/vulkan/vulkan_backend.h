@@ -21,6 +21,7 @@ struct VulkanOptions {
     int device = 0;               // index in vulkan_list_devices()
     bool allow_subgroups = true;  // false: shared-memory reductions only
     bool allow_coopmat = true;    // false: the float tiled matmul even where cooperative matrices exist
+    IntDot int_dot = IntDot::Auto;  // 8-bit dot products in matrix-vector products (vulkan_device.h)
 };
 
 class VulkanBackend final : public Backend {
@@ -62,6 +63,10 @@ private:
         VkBuffer k, v;
     };
     KvLayerBuffers bind_kv(const KvView& kv, int layer, const char* op);
+    // x (at most 4 tokens) as q8 blocks in q8_ for the integer-dot matvec; the
+    // words per token go to *q_stride. Reuses the last quantization while x is
+    // unchanged (Q, K and V, or gate and up, read one input).
+    VkBuffer quantize_q8(const Act& x, const Bound& xb, uint32_t* q_stride);
 
     std::shared_ptr<VulkanDevice> dev_;
     std::vector<std::shared_ptr<DeviceBuffer>> weights_;
@@ -76,6 +81,13 @@ private:
     std::map<const void*, KvMirror> kv_mirrors_;
     uint64_t kv_clock_ = 0;
     std::vector<float> rope_cs_;  // host scratch for the rope table
+    std::shared_ptr<DeviceBuffer> q8_;
+    struct Q8Source {
+        VkBuffer buf = VK_NULL_HANDLE;
+        uint32_t off = 0, stride = 0;
+        int64_t n_rows = 0, n_cols = 0;
+        uint64_t at = 0;  // VulkanDevice::write_clock() when quantized
+    } q8_source_;
 };
 
 }  // namespace kiln::vk

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/vulkan/spirv_bindings.h"
 #include "kernels/vulkan/spirv_table.h"
 #include "kernels/vulkan/vulkan_check.h"
 #include "kernels/vulkan/vulkan_coopmat.h"
@@ -14,7 +15,12 @@ namespace kiln::vk {
 
 namespace {
 constexpr uint64_t kArenaBytes = 16ull << 20;
-constexpr uint32_t kMaxSets = 2048;
+// Distinct binding tuples kept as descriptor sets (a 7B decode step uses ~300).
+constexpr uint32_t kMaxSets = 4096;
+// Dispatches per command buffer handed to the queue while recording goes on:
+// small enough that the GPU starts early in a forward pass (~500 dispatches
+// per token for a 7B), large enough that submits stay rare.
+constexpr uint32_t kDispatchesPerSubmit = 64;
 // Leave a tenth of each heap to the driver and other programs: allocating to
 // the last byte makes drivers fail later in unhelpful places.
 constexpr double kHeapShare = 0.9;
@@ -22,7 +28,7 @@ constexpr double kHeapShare = 0.9;
 std::string mib(uint64_t b) { return std::to_string((b + (1u << 20) - 1) >> 20) + " MiB"; }
 }  // namespace
 
-VulkanDevice::VulkanDevice(int index, bool allow_subgroups, bool allow_coopmat) {
+VulkanDevice::VulkanDevice(int index, bool allow_subgroups, bool allow_coopmat, IntDot int_dot) {
     const auto infos = vulkan_list_devices();
     if (infos.empty())
         throw VulkanError("vulkan: no Vulkan device found; install a Vulkan driver (Debian: mesa-vulkan-drivers) "
@@ -63,6 +69,34 @@ VulkanDevice::VulkanDevice(int index, bool allow_subgroups, bool allow_coopmat) 
             family = int(i);
     queue_family_ = uint32_t(family);
 
+    // 8-bit dot products: core in Vulkan 1.3, but kiln's instance asks for 1.1,
+    // so through the extension.
+    uint32_t n_ext = 0;
+    check(vkEnumerateDeviceExtensionProperties(phys_, nullptr, &n_ext, nullptr), "vkEnumerateDeviceExtensionProperties");
+    std::vector<VkExtensionProperties> exts(n_ext);
+    check(vkEnumerateDeviceExtensionProperties(phys_, nullptr, &n_ext, exts.data()), "vkEnumerateDeviceExtensionProperties");
+    bool has_int_dot_ext = false;
+    for (const auto& e : exts) has_int_dot_ext |= std::strcmp(e.extensionName, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME) == 0;
+    VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR idp{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR};
+    VkPhysicalDeviceShaderIntegerDotProductPropertiesKHR idp_props{
+        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_PROPERTIES_KHR};
+    if (has_int_dot_ext) {
+        VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+        f2.pNext = &idp;
+        vkGetPhysicalDeviceFeatures2(phys_, &f2);
+        VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+        p2.pNext = &idp_props;
+        vkGetPhysicalDeviceProperties2(phys_, &p2);
+    }
+    if (int_dot == IntDot::Auto) {
+        const char* env = std::getenv("KILN_VK_INT_DOT");
+        if (env && std::strcmp(env, "0") == 0) int_dot = IntDot::Off;
+        else if (env && std::strcmp(env, "1") == 0) int_dot = IntDot::On;
+        else if (!idp_props.integerDotProduct4x8BitPackedSignedAccelerated) int_dot = IntDot::Off;
+    }
+    int_dot_ = int_dot != IntDot::Off && has_int_dot_ext && idp.shaderIntegerDotProduct;
+    const char* int_dot_ext = VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME;
+
     const float prio = 1.0f;
     VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
     qci.queueFamilyIndex = queue_family_;
@@ -82,11 +116,21 @@ VulkanDevice::VulkanDevice(int index, bool allow_subgroups, bool allow_coopmat) 
         cm = query_coopmat(instance_, phys_);
     coopmat_ = cm.usable;
     coopmat_missing_ = cm.missing;
-    if (coopmat_) {
-        dci.enabledExtensionCount = uint32_t(cm.extensions.size());
-        dci.ppEnabledExtensionNames = cm.extensions.data();
-        dci.pNext = cm.chain(nullptr);
+    // The extensions and feature chains of both optional paths.
+    std::vector<const char*> extensions;
+    void* features = nullptr;
+    if (int_dot_) {
+        idp.pNext = nullptr;
+        features = &idp;
+        extensions.push_back(int_dot_ext);
     }
+    if (coopmat_) {
+        extensions.insert(extensions.end(), cm.extensions.begin(), cm.extensions.end());
+        features = cm.chain(features);
+    }
+    dci.enabledExtensionCount = uint32_t(extensions.size());
+    dci.ppEnabledExtensionNames = extensions.data();
+    dci.pNext = features;
     check(vkCreateDevice(phys_, &dci, nullptr, &device_), "vkCreateDevice");
     vkGetDeviceQueue(device_, queue_family_, 0, &queue_);
 
@@ -94,11 +138,6 @@ VulkanDevice::VulkanDevice(int index, bool allow_subgroups, bool allow_coopmat) 
     pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
     pci.queueFamilyIndex = queue_family_;
     check(vkCreateCommandPool(device_, &pci, nullptr, &cmd_pool_), "vkCreateCommandPool");
-    VkCommandBufferAllocateInfo cai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
-    cai.commandPool = cmd_pool_;
-    cai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-    cai.commandBufferCount = 1;
-    check(vkAllocateCommandBuffers(device_, &cai, &cmd_), "vkAllocateCommandBuffers");
     VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     check(vkCreateFence(device_, &fci, nullptr, &fence_), "vkCreateFence");
 
@@ -118,6 +157,7 @@ VulkanDevice::VulkanDevice(int index, bool allow_subgroups, bool allow_coopmat) 
     check(vkCreatePipelineLayout(device_, &plci, nullptr, &pipeline_layout_), "vkCreatePipelineLayout");
     VkDescriptorPoolSize ps{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kMaxSets * kMaxBindings};
     VkDescriptorPoolCreateInfo dpci{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
+    dpci.flags = VK_DESCRIPTOR_POOL_CREATE_FREE_DESCRIPTOR_SET_BIT;  // sets of released buffers go
     dpci.maxSets = kMaxSets;
     dpci.poolSizeCount = 1;
     dpci.pPoolSizes = &ps;
@@ -137,7 +177,7 @@ VulkanDevice::~VulkanDevice() {
         free_host_buffer(arena_);
         free_host_buffer(readback_);
         free_host_buffer(dummy_);
-        for (auto& [name, p] : pipelines_) vkDestroyPipeline(device_, p, nullptr);
+        for (auto& [name, p] : pipelines_) vkDestroyPipeline(device_, p.pipeline, nullptr);
         vkDestroyDescriptorPool(device_, desc_pool_, nullptr);
         vkDestroyPipelineLayout(device_, pipeline_layout_, nullptr);
         vkDestroyDescriptorSetLayout(device_, set_layout_, nullptr);
@@ -252,6 +292,14 @@ void VulkanDevice::release(DeviceBuffer* b) {
         flush();
     } catch (...) {
     }
+    for (auto it = sets_.begin(); it != sets_.end();) {
+        if (std::find(it->first.begin(), it->first.end(), b->buf) != it->first.end()) {
+            vkFreeDescriptorSets(device_, desc_pool_, 1, &it->second);
+            it = sets_.erase(it);
+        } else {
+            ++it;
+        }
+    }
     if (b->address) {
         by_address_.erase(reinterpret_cast<uintptr_t>(b->address));
         munmap(b->address, b->reserved);
@@ -259,6 +307,7 @@ void VulkanDevice::release(DeviceBuffer* b) {
     if (b->buf) vkDestroyBuffer(device_, b->buf, nullptr);
     if (b->mem) {
         vkFreeMemory(device_, b->mem, nullptr);
+        last_write_.erase(b->buf);
         heap_used_[b->heap] -= std::min(heap_used_[b->heap], b->size);
     }
     delete b;
@@ -299,7 +348,11 @@ void VulkanDevice::upload_now(const DeviceBuffer& dst, uint64_t offset, const vo
 
 void VulkanDevice::reserve(uint64_t words, uint32_t sets) {
     if (words * 4 > kArenaBytes) throw VulkanError("vulkan: an op needs " + mib(words * 4) + " of host inputs, more than the arena holds");
-    if ((arena_used_ + words) * 4 > kArenaBytes || sets_used_ + sets > kMaxSets) flush();
+    if ((arena_used_ + words) * 4 > kArenaBytes || sets_.size() + sets > kMaxSets) flush();
+    if (sets_.size() + sets > kMaxSets) {  // recorded work is done: the sets can go
+        check(vkResetDescriptorPool(device_, desc_pool_, 0), "vkResetDescriptorPool");
+        sets_.clear();
+    }
 }
 
 uint32_t* VulkanDevice::arena(uint64_t words, uint32_t* word_offset) {
@@ -313,7 +366,7 @@ uint32_t* VulkanDevice::arena(uint64_t words, uint32_t* word_offset) {
 
 VkBuffer VulkanDevice::arena_buffer() const { return arena_.buf; }
 
-VkPipeline VulkanDevice::pipeline(const char* shader) {
+const VulkanDevice::Pipeline& VulkanDevice::pipeline(const char* shader) {
     auto it = pipelines_.find(shader);
     if (it != pipelines_.end()) return it->second;
     const SpirvModule* mod = nullptr;
@@ -335,18 +388,42 @@ VkPipeline VulkanDevice::pipeline(const char* shader) {
     const VkResult r = vkCreateComputePipelines(device_, VK_NULL_HANDLE, 1, &cpci, nullptr, &p);
     vkDestroyShaderModule(device_, sm, nullptr);
     check(r, (std::string("creating the pipeline of shader ") + shader).c_str());
-    pipelines_.emplace(shader, p);
-    return p;
+    return pipelines_.emplace(shader, Pipeline{p, spirv_written_bindings(mod->words, mod->n_words)}).first->second;
 }
 
 void VulkanDevice::begin_if_needed() {
     if (recording_) return;
+    if (n_cmd_used_ == cmds_.size()) {
+        VkCommandBufferAllocateInfo cai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+        cai.commandPool = cmd_pool_;
+        cai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+        cai.commandBufferCount = 1;
+        VkCommandBuffer c;
+        check(vkAllocateCommandBuffers(device_, &cai, &c), "vkAllocateCommandBuffers");
+        cmds_.push_back(c);
+    }
+    cmd_ = cmds_[n_cmd_used_++];
     VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
     check(vkBeginCommandBuffer(cmd_, &bi), "vkBeginCommandBuffer");
     recording_ = true;
+    cmd_dispatches_ = 0;
 }
 
+void VulkanDevice::submit_recorded(VkFence fence) {
+    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+    if (recording_) {
+        recording_ = false;
+        check(vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
+        si.commandBufferCount = 1;
+        si.pCommandBuffers = &cmd_;
+    }
+    check(vkQueueSubmit(queue_, 1, &si, fence), "vkQueueSubmit");
+    submitted_unwaited_ = true;
+}
+
+// One barrier orders everything recorded before it (in this command buffer and
+// in those submitted earlier to the queue) before everything after it.
 void VulkanDevice::barrier() {
     VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
     mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
@@ -354,25 +431,47 @@ void VulkanDevice::barrier() {
                        VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_HOST_READ_BIT;
     const VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
     vkCmdPipelineBarrier(cmd_, stages, stages | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, nullptr, 0, nullptr);
+    written_since_barrier_.clear();
+    read_since_barrier_.clear();
 }
 
-void VulkanDevice::dispatch(const char* shader, const VkBuffer (&bindings)[kMaxBindings], const void* push,
-                            uint32_t push_bytes, uint32_t gx, uint32_t gy, uint32_t gz) {
-    if (gx == 0 || gy == 0 || gz == 0) return;
-    const VkPipeline p = pipeline(shader);
-    if (sets_used_ + 1 > kMaxSets) flush();
-    begin_if_needed();
+void VulkanDevice::barrier_if_hazard(const BindingSet& b, uint32_t written) {
+    auto in = [](const std::vector<VkBuffer>& v, VkBuffer x) { return std::find(v.begin(), v.end(), x) != v.end(); };
+    bool hazard = false;
+    for (uint32_t i = 0; i < kMaxBindings && !hazard; ++i)
+        hazard = in(written_since_barrier_, b[i]) || ((written >> i) & 1u && in(read_since_barrier_, b[i]));
+    if (hazard) barrier();
+    for (uint32_t i = 0; i < kMaxBindings; ++i) {
+        if (b[i] == dummy_.buf) continue;
+        if ((written >> i) & 1u) {
+            written_since_barrier_.push_back(b[i]);
+            mark_written(b[i]);
+        } else {
+            read_since_barrier_.push_back(b[i]);
+        }
+    }
+}
+
+size_t VulkanDevice::BindingSetHash::operator()(const BindingSet& b) const {
+    size_t h = 0;
+    for (VkBuffer x : b) h = h * 0x9E3779B97F4A7C15ull + std::hash<VkBuffer>()(x);
+    return h;
+}
+
+VkDescriptorSet VulkanDevice::descriptor_set(const BindingSet& b) {
+    auto it = sets_.find(b);
+    if (it != sets_.end()) return it->second;
+    if (sets_.size() >= kMaxSets) reserve(0, 1);  // frees them all once the recorded work is done
     VkDescriptorSetAllocateInfo dsai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
     dsai.descriptorPool = desc_pool_;
     dsai.descriptorSetCount = 1;
     dsai.pSetLayouts = &set_layout_;
     VkDescriptorSet set;
     check(vkAllocateDescriptorSets(device_, &dsai, &set), "vkAllocateDescriptorSets");
-    ++sets_used_;
     VkDescriptorBufferInfo info[kMaxBindings];
     VkWriteDescriptorSet w[kMaxBindings];
     for (uint32_t i = 0; i < kMaxBindings; ++i) {
-        info[i] = {bindings[i] ? bindings[i] : dummy_.buf, 0, VK_WHOLE_SIZE};
+        info[i] = {b[i], 0, VK_WHOLE_SIZE};
         w[i] = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
         w[i].dstSet = set;
         w[i].dstBinding = i;
@@ -381,24 +480,43 @@ void VulkanDevice::dispatch(const char* shader, const VkBuffer (&bindings)[kMaxB
         w[i].pBufferInfo = &info[i];
     }
     vkUpdateDescriptorSets(device_, kMaxBindings, w, 0, nullptr);
-    vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, p);
+    sets_.emplace(b, set);
+    return set;
+}
+
+void VulkanDevice::dispatch(const char* shader, const VkBuffer (&bindings)[kMaxBindings], const void* push,
+                            uint32_t push_bytes, uint32_t gx, uint32_t gy, uint32_t gz) {
+    if (gx == 0 || gy == 0 || gz == 0) return;
+    const Pipeline& p = pipeline(shader);
+    BindingSet b;
+    for (uint32_t i = 0; i < kMaxBindings; ++i) b[i] = bindings[i] ? bindings[i] : dummy_.buf;
+    const VkDescriptorSet set = descriptor_set(b);
+    if (recording_ && cmd_dispatches_ >= kDispatchesPerSubmit) submit_recorded(VK_NULL_HANDLE);
+    begin_if_needed();
+    barrier_if_hazard(b, p.written);
+    vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);
     vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline_layout_, 0, 1, &set, 0, nullptr);
     vkCmdPushConstants(cmd_, pipeline_layout_, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_bytes, push);
     vkCmdDispatch(cmd_, gx, gy, gz);
-    barrier();
+    ++cmd_dispatches_;
 }
 
+// Transfers are rare (uploads, read-back): a barrier on each side.
 void VulkanDevice::copy(VkBuffer src, VkBuffer dst, const VkBufferCopy* regions, uint32_t n) {
     if (n == 0) return;
     begin_if_needed();
+    barrier();
     vkCmdCopyBuffer(cmd_, src, dst, n, regions);
     barrier();
+    mark_written(dst);
 }
 
 void VulkanDevice::fill_zero(VkBuffer dst, uint64_t offset, uint64_t bytes) {
     begin_if_needed();
+    barrier();
     vkCmdFillBuffer(cmd_, dst, offset, bytes / 4 * 4, 0);
     barrier();
+    mark_written(dst);
 }
 
 const uint8_t* VulkanDevice::read_back(VkBuffer src, const VkBufferCopy* regions, uint32_t n, uint64_t total_bytes) {
@@ -412,23 +530,24 @@ const uint8_t* VulkanDevice::read_back(VkBuffer src, const VkBufferCopy* regions
     return readback_.mapped;
 }
 
+uint64_t VulkanDevice::last_write(VkBuffer b) const {
+    const auto it = last_write_.find(b);
+    return it == last_write_.end() ? UINT64_MAX : it->second;
+}
+
 void VulkanDevice::flush() {
-    if (recording_) {
-        recording_ = false;
-        check(vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
-        VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
-        si.commandBufferCount = 1;
-        si.pCommandBuffers = &cmd_;
-        check(vkQueueSubmit(queue_, 1, &si, fence_), "vkQueueSubmit");
+    if (recording_ || submitted_unwaited_) {
+        // The fence of the last submit also covers every earlier one on the queue.
+        submit_recorded(fence_);
         const VkResult r = vkWaitForFences(device_, 1, &fence_, VK_TRUE, UINT64_MAX);
         check(vkResetFences(device_, 1, &fence_), "vkResetFences");
         check(r, "waiting for the GPU");
-        check(vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
+        submitted_unwaited_ = false;
+        check(vkResetCommandPool(device_, cmd_pool_, 0), "vkResetCommandPool");
+        n_cmd_used_ = 0;
     }
-    if (sets_used_ > 0) {
-        check(vkResetDescriptorPool(device_, desc_pool_, 0), "vkResetDescriptorPool");
-        sets_used_ = 0;
-    }
+    // What was written stays in written_since_barrier_: the next command
+    // buffer's first reader still needs a barrier to see it.
     arena_used_ = 0;
 }
 

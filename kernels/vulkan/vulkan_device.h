@@ -1,8 +1,16 @@
 #pragma once
 // One logical Vulkan device as kiln drives it: a compute queue, memory-heap
 // aware buffer allocation, a pipeline per embedded shader, and a "stream":
-// one command buffer that collects every op until someone needs results
-// (read_act / synchronize), so a forward pass is normally one submit.
+// command buffers that collect every op until someone needs results
+// (read_act / synchronize). The stream hands the GPU a command buffer every
+// kDispatchesPerSubmit dispatches without waiting, so the GPU runs the start of
+// a forward pass while the rest is recorded; only flush() waits.
+//
+// Per dispatch the stream records no more than the work needs: a barrier only
+// when the dispatch touches a buffer that a dispatch since the last barrier
+// wrote (or writes one that such a dispatch read), knowing which bindings a
+// shader writes from its SPIR-V; and descriptor sets made once per tuple of
+// buffers and reused (a decode step binds the same buffers every token).
 //
 // Device buffers have addresses: each allocation reserves an inaccessible
 // range of host address space (PROT_NONE) of its size, and Act::data /
@@ -12,6 +20,7 @@
 #include <vulkan/vulkan.h>
 
 #include <cstdint>
+#include <array>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,12 +37,18 @@ struct DeviceBuffer;
 inline constexpr uint32_t kMaxBindings = 6;
 inline constexpr uint32_t kPushBytes = 128;
 
+// 8-bit integer dot products for the matrix-vector shader (q8 activations).
+// Auto: where the device reports them accelerated (not on lavapipe, which
+// emulates them), or as the environment says: KILN_VK_INT_DOT=0 never,
+// KILN_VK_INT_DOT=1 whenever the device has them. On / Off: tests.
+enum class IntDot { Auto, Off, On };
+
 class VulkanDevice : public std::enable_shared_from_this<VulkanDevice> {
 public:
     // Device `index` of vulkan_list_devices(); allow_subgroups = false forces
     // the shared-memory shader variants, allow_coopmat = false the float
-    // matmul where cooperative matrices exist (tests run both).
-    VulkanDevice(int index, bool allow_subgroups, bool allow_coopmat);
+    // matmul where cooperative matrices exist (tests run both), int_dot as above.
+    VulkanDevice(int index, bool allow_subgroups, bool allow_coopmat = true, IntDot int_dot = IntDot::Auto);
     ~VulkanDevice();
     VulkanDevice(const VulkanDevice&) = delete;
     VulkanDevice& operator=(const VulkanDevice&) = delete;
@@ -44,6 +59,8 @@ public:
     // coopmat_missing() says why not.
     bool coopmat() const { return coopmat_; }
     const std::string& coopmat_missing() const { return coopmat_missing_; }
+    // 8-bit integer dot products in shaders (VK_KHR_shader_integer_dot_product) enabled and used.
+    bool int_dot() const { return int_dot_; }
     uint64_t max_buffer_bytes() const { return max_buffer_bytes_; }
 
     // ---- memory ------------------------------------------------------------
@@ -78,6 +95,11 @@ public:
     const uint8_t* read_back(VkBuffer src, const VkBufferCopy* regions, uint32_t n, uint64_t total_bytes);
     // Submits what is recorded and waits for it.
     void flush();
+    // A clock that ticks at every recorded command writing a buffer, and its
+    // time at the last recorded write of b (UINT64_MAX when not known): a
+    // result derived from b at time T is still current while last_write(b) < T.
+    uint64_t write_clock() const { return write_clock_; }
+    uint64_t last_write(VkBuffer b) const;
 
 private:
     friend struct DeviceBuffer;
@@ -91,9 +113,21 @@ private:
     HostBuffer make_host_buffer(uint64_t bytes, VkBufferUsageFlags usage, bool cached);
     void free_host_buffer(HostBuffer& b);
     void release(DeviceBuffer* b);
-    VkPipeline pipeline(const char* shader);
+    struct Pipeline {
+        VkPipeline pipeline = VK_NULL_HANDLE;
+        uint32_t written = 0;  // bit b: the shader may write binding b
+    };
+    const Pipeline& pipeline(const char* shader);
+    using BindingSet = std::array<VkBuffer, kMaxBindings>;
+    struct BindingSetHash {
+        size_t operator()(const BindingSet& b) const;
+    };
+    VkDescriptorSet descriptor_set(const BindingSet& b);
     void begin_if_needed();
+    // Hands the recorded commands to the queue without waiting.
+    void submit_recorded(VkFence fence);
     void barrier();
+    void barrier_if_hazard(const BindingSet& b, uint32_t written);
 
     VkInstance instance_ = VK_NULL_HANDLE;
     VkPhysicalDevice phys_ = VK_NULL_HANDLE;
@@ -104,19 +138,29 @@ private:
     bool subgroups_ = false;
     bool coopmat_ = false;
     std::string coopmat_missing_;
+    bool int_dot_ = false;
     uint64_t max_buffer_bytes_ = 0;
     VkPhysicalDeviceMemoryProperties mem_props_{};
     std::vector<uint64_t> heap_used_;  // bytes kiln allocated per memory heap
 
     VkCommandPool cmd_pool_ = VK_NULL_HANDLE;
-    VkCommandBuffer cmd_ = VK_NULL_HANDLE;
+    std::vector<VkCommandBuffer> cmds_;  // taken in order; all free again after flush()
+    size_t n_cmd_used_ = 0;
+    VkCommandBuffer cmd_ = VK_NULL_HANDLE;  // the one recording
+    uint32_t cmd_dispatches_ = 0;           // dispatches in cmd_
+    bool submitted_unwaited_ = false;       // command buffers handed over since the last wait
     VkFence fence_ = VK_NULL_HANDLE;
     bool recording_ = false;
+    // Buffers written / only read by commands recorded since the last barrier.
+    std::vector<VkBuffer> written_since_barrier_, read_since_barrier_;
+    uint64_t write_clock_ = 0;
+    std::unordered_map<VkBuffer, uint64_t> last_write_;
+    void mark_written(VkBuffer b) { last_write_[b] = ++write_clock_; }
     VkDescriptorSetLayout set_layout_ = VK_NULL_HANDLE;
     VkPipelineLayout pipeline_layout_ = VK_NULL_HANDLE;
     VkDescriptorPool desc_pool_ = VK_NULL_HANDLE;
-    uint32_t sets_used_ = 0;
-    std::unordered_map<std::string, VkPipeline> pipelines_;
+    std::unordered_map<BindingSet, VkDescriptorSet, BindingSetHash> sets_;
+    std::unordered_map<std::string, Pipeline> pipelines_;
 
     HostBuffer arena_;          // host-visible inputs of recorded ops
     uint64_t arena_used_ = 0;   // words

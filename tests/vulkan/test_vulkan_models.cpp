@@ -4,6 +4,7 @@
 // step require the same greedy pick and logits close to the CPU's.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -136,4 +137,17 @@ TEST_CASE("vulkan model: partial offload (-ngl 3 of 5 layers: CPU first, Vulkan 
     compare("stories260K.gguf", on_vulkan(), on_vulkan(3), 2, kAll, 5e-2f, 0.1f);
     auto m = load_model(test::model_path("stories260K.gguf"), on_vulkan(3));
     CHECK(m->placement_summary().find("3/5 layers") != std::string::npos);
+}
+
+TEST_CASE("vulkan model: 32-element formats with 8-bit integer dot products (KILN_VK_INT_DOT=1), first 16 tokens of 2 prompts") {
+    // lavapipe has the dot products but not accelerated, so Auto leaves them off there.
+    struct EnvGuard {
+        EnvGuard() { setenv("KILN_VK_INT_DOT", "1", 1); }
+        ~EnvGuard() { unsetenv("KILN_VK_INT_DOT"); }
+    } env;
+    auto on = test::vulkan_backend(true, true);
+    if (!on) return;
+    CHECK(vk::VulkanBackend(vk::VulkanOptions{}).device().int_dot() == on->device().int_dot());  // the variable is read
+    on.reset();
+    for (const char* f : {"kiln-test-15m-q8_0.gguf", "kiln-test-15m-q4_0.gguf", "kiln-test-15m-q5_0.gguf"}) check_quantized(f, 2, 16);
 }

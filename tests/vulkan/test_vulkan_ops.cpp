@@ -3,10 +3,13 @@
 // token counts not a multiple of the matmul tile, cells past one attention chunk).
 #include <algorithm>
 #include <cstring>
+#include <random>
 
 #include "formats/fp16.h"
 #include "formats/quant_traits.h"
 #include "kernels/cpu/ops_ref.h"
+#include "kernels/vulkan/spirv_bindings.h"
+#include "kernels/vulkan/spirv_table.h"
 #include "vulkan_test_util.h"
 
 using namespace kiln;
@@ -107,7 +110,7 @@ TEST_CASE("vulkan: a missing device index is an error naming the count") {
 TEST_CASE("vulkan: matmul of every weight type, full and partial tiles, float and cooperative-matrix shaders") {
     for (bool sg : {true, false})
         for (bool cm : {false, true}) {
-            auto vb = vulkan_backend(sg, cm);
+            auto vb = vulkan_backend(sg, false, cm);
             if (!vb) return;
             if (cm && !vb->device().coopmat()) {
                 if (sg) MESSAGE("matmul_cm.comp not tested on " << vb->device().name() << ": " << vb->device().coopmat_missing());
@@ -322,4 +325,215 @@ TEST_CASE("vulkan: attention over a host cache: GQA, two sequences, empty cells,
         vb->attention(dq.act().rows(0, 1), view, 0, p, pos2, seq2, dout2.act());
         for (float x : read(*vb, dout2.act())) CHECK(x == 0.0f);
     }
+}
+
+namespace {
+// y = x W^T for n_tok tokens read from x at `x_col` floats past the start of
+// each row of a wider activation (x_col % 4 != 0 makes the backend take the
+// batch shader, whose reads need no vec4 alignment).
+void check_matvec(vk::VulkanBackend& vb, GgmlType type, int64_t n_in, int64_t n_out, int64_t n_tok, int64_t x_col = 0) {
+    const HostWeight hw = make_weight(type, n_in, n_out, 31 + uint32_t(n_in));
+    const Weight w = vb.upload_weight(hw.view);
+    auto wide = random_floats(size_t(n_tok * (n_in + x_col)), 17 + uint32_t(n_tok));
+    std::vector<float> x(size_t(n_tok * n_in));
+    for (int64_t t = 0; t < n_tok; ++t)
+        std::memcpy(&x[size_t(t * n_in)], &wide[size_t(t * (n_in + x_col) + x_col)], size_t(n_in) * 4);
+    std::vector<float> want(size_t(n_tok * n_out));
+    ref::matmul(hw.view, host_act(x, n_tok, n_in), host_act(want, n_tok, n_out));
+    auto dx = device_act(vb, n_tok, n_in + x_col, &wide);
+    Act xa = dx.act();
+    xa.data += x_col;
+    xa.n_cols = n_in;
+    auto dy = device_act(vb, n_tok, n_out);
+    vb.matmul(w, xa, dy.act());
+    // The reference sums in order: its rounding error grows about as sqrt(n_in)
+    // times the partial sums; one wrong nibble moves a result by ~0.1.
+    check_close(read(vb, dy.act()), want, 1e-6f * float(n_in), 1e-5f,
+                std::string("matvec ") + quant_traits(type).name + " n_in " + std::to_string(n_in) + " n_tok " +
+                    std::to_string(n_tok) + " x_col " + std::to_string(x_col));
+}
+}  // namespace
+
+TEST_CASE("vulkan: matvec (1..4 tokens) of every weight type: odd row counts, rows of several passes, both reductions") {
+    for (bool sg : {true, false}) {
+        auto vb = vulkan_backend(sg);
+        if (!vb) return;
+        for (GgmlType t : kWeightTypes) {
+            const int64_t bs = quant_traits(t).block_size;
+            // Three blocks (Q4_0, Q5_0, Q8_0, Q3_K, Q6_K rows then start at odd
+            // multiples of 2 bytes), and more parts than a workgroup has
+            // invocations; float rows end in a tail shorter than 8.
+            const int64_t small = bs == 1 ? 163 : 3 * bs, large = bs == 1 ? 1027 : (bs == 256 ? 17 : 129) * bs;
+            for (int64_t n_tok = 1; n_tok <= 4; ++n_tok) {
+                check_matvec(*vb, t, small, 37, n_tok);
+                check_matvec(*vb, t, large, 5, n_tok);
+            }
+        }
+        // Activations not on a vec4 boundary, and a column offset on one.
+        check_matvec(*vb, GgmlType::Q4_0, 96, 9, 2, 1);
+        check_matvec(*vb, GgmlType::Q6_K, 256, 9, 3, 4);
+    }
+}
+
+TEST_CASE("vulkan: the bindings each shader writes, read off its SPIR-V (the stream's barriers rest on them)") {
+    auto written = [](const char* name) -> uint32_t {
+        for (const vk::SpirvModule& m : vk::spirv_modules())
+            if (std::string(m.name) == name) return vk::spirv_written_bindings(m.words, m.n_words);
+        FAIL_CHECK("no embedded shader " << name);
+        return 0;
+    };
+    CHECK(written("matvec_q4_0") == 1u << 2);
+    CHECK(written("matvec_q6_k_sg") == 1u << 2);
+    CHECK(written("rms_norm") == 1u << 2);
+    CHECK(written("rope") == 1u << 1);
+    CHECK(written("kv_store") == 1u << 3);
+    CHECK(written("attention") == 1u << 5);
+    CHECK(written("add") == 1u << 3);
+    // Every shader writes something, and none writes the weights (binding 0).
+    for (const vk::SpirvModule& m : vk::spirv_modules()) {
+        const uint32_t w = vk::spirv_written_bindings(m.words, m.n_words);
+        CHECK_MESSAGE(w != 0u, m.name);
+        CHECK_MESSAGE((w & 1u) == 0u, m.name);
+    }
+    // A truncated module reads as writing everything (more barriers, never fewer).
+    const vk::SpirvModule& any = vk::spirv_modules()[0];
+    std::vector<uint32_t> cut(any.words, any.words + any.n_words);
+    cut[5] = (cut[5] & 0xFFFFu) | (uint32_t(any.n_words) << 16);
+    CHECK(vk::spirv_written_bindings(cut.data(), cut.size()) == ~0u);
+}
+
+namespace {
+// Activations that 8-bit blocks hold exactly: per 32 elements a power-of-two
+// step d and integers in [-127, 127], one of them +-127 (so max|x| / 127 = d).
+std::vector<float> q8_exact_floats(size_t n, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int> q(-127, 127), e(3, 9);
+    std::vector<float> v(n);
+    for (size_t b = 0; b < n; b += 32) {
+        const float d = std::ldexp(1.0f, -e(rng));
+        for (size_t i = b; i < b + 32; ++i) v[i] = float(q(rng)) * d;
+        v[b + rng() % 32] = (rng() & 1u ? 127.0f : -127.0f) * d;
+    }
+    return v;
+}
+
+// |got - want| per (token, row) within the float rounding bound, plus with
+// random activations six standard deviations of the q8 rounding: each x_i
+// moves by up to d/2 of its block (uniform, variance d^2 / 12) times w_i.
+void check_q8_result(const std::vector<float>& got, const std::vector<float>& want, const std::vector<float>& x,
+                     const std::vector<float>& wf, int64_t n_in, int64_t n_out, int64_t n_tok, bool exact, const std::string& what) {
+    for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t o = 0; o < n_out; ++o) {
+            double var = 0.0;
+            for (int64_t b = 0; !exact && b < n_in; b += 32) {
+                float amax = 0.0f;
+                for (int64_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(x[size_t(t * n_in + i)]));
+                const double d = amax / 127.0;
+                for (int64_t i = b; i < b + 32; ++i) var += std::pow(wf[size_t(o * n_in + i)] * d, 2) / 12.0;
+            }
+            const size_t k = size_t(t * n_out + o);
+            const double tol = 1e-6 * double(n_in) + 1e-5 * std::fabs(want[k]) + 6.0 * std::sqrt(var);
+            if (!(std::fabs(got[k] - want[k]) <= tol)) {
+                FAIL_CHECK(what << ": token " << t << " row " << o << " is " << got[k] << ", expected " << want[k] << " within " << tol);
+                return;
+            }
+        }
+}
+
+void check_matvec_q8(vk::VulkanBackend& vb, GgmlType type, int64_t n_in, int64_t n_out, int64_t n_tok) {
+    const HostWeight hw = make_weight(type, n_in, n_out, 41 + uint32_t(n_in));
+    const Weight w = vb.upload_weight(hw.view);
+    std::vector<float> wf(size_t(n_in * n_out));
+    std::vector<int32_t> all(static_cast<size_t>(n_out));
+    for (int64_t o = 0; o < n_out; ++o) all[size_t(o)] = int32_t(o);
+    ref::get_rows(hw.view, all, host_act(wf, n_out, n_in));
+    for (bool exact : {true, false}) {
+        auto x = exact ? q8_exact_floats(size_t(n_tok * n_in), 5 + uint32_t(n_tok)) : random_floats(size_t(n_tok * n_in), 6);
+        std::vector<float> want(size_t(n_tok * n_out));
+        ref::matmul(hw.view, host_act(x, n_tok, n_in), host_act(want, n_tok, n_out));
+        auto dx = device_act(vb, n_tok, n_in, &x);
+        auto dy = device_act(vb, n_tok, n_out);
+        vb.matmul(w, dx.act(), dy.act());
+        check_q8_result(read(vb, dy.act()), want, x, wf, n_in, n_out, n_tok, exact,
+                        std::string("int-dot matvec ") + quant_traits(type).name + " n_in " + std::to_string(n_in) + " n_tok " +
+                            std::to_string(n_tok) + (exact ? " (q8-exact x)" : " (random x)"));
+    }
+}
+}  // namespace
+
+TEST_CASE("vulkan: integer-dot matvec (q8 activations) of the 32-element formats, both reductions") {
+    for (bool sg : {true, false}) {
+        auto vb = vulkan_backend(sg, true);
+        if (!vb) return;
+        if (!vb->device().int_dot()) {
+            MESSAGE("skipped: " << vb->device().name() << " lacks VK_KHR_shader_integer_dot_product");
+            return;
+        }
+        for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0})
+            for (int64_t n_tok = 1; n_tok <= 4; ++n_tok) {
+                check_matvec_q8(*vb, t, 96, 37, n_tok);
+                check_matvec_q8(*vb, t, 129 * 32, 5, n_tok);
+            }
+    }
+}
+
+TEST_CASE("vulkan: integer-dot matvec quantizes an input once while it is unchanged, again after any write") {
+    auto vb = vulkan_backend(true, true);
+    if (!vb || !vb->device().int_dot()) return;
+    const int64_t n_in = 256, n_out = 33;
+    const HostWeight h1 = make_weight(GgmlType::Q4_0, n_in, n_out, 1), h2 = make_weight(GgmlType::Q8_0, n_in, n_out, 2);
+    const Weight w1 = vb->upload_weight(h1.view), w2 = vb->upload_weight(h2.view);
+    auto x1 = q8_exact_floats(size_t(n_in), 1), x2 = q8_exact_floats(size_t(n_in), 2);
+    auto want = [&](const HostWeight& h, std::vector<float>& x) {
+        std::vector<float> y(static_cast<size_t>(n_out));
+        ref::matmul(h.view, host_act(x, 1, n_in), host_act(y, 1, n_out));
+        return y;
+    };
+    auto dx = device_act(*vb, 1, n_in, &x1);
+    auto y1 = device_act(*vb, 1, n_out), y2 = device_act(*vb, 1, n_out), y3 = device_act(*vb, 1, n_out),
+         y4 = device_act(*vb, 1, n_out);
+    vb->matmul(w1, dx.act(), y1.act());
+    vb->matmul(w2, dx.act(), y2.act());  // the same input: reuses its q8 blocks
+    vb->write_act(dx.act(), x2.data());  // a host write
+    vb->matmul(w1, dx.act(), y3.act());
+    vb->add(dx.act(), dx.act(), dx.act());  // a shader write: x = 2 * x2, still q8-exact
+    vb->matmul(w1, dx.act(), y4.act());
+    const float tol = 1e-6f * float(n_in);
+    check_close(read(*vb, y1.act()), want(h1, x1), tol, 1e-5f, "first input");
+    check_close(read(*vb, y2.act()), want(h2, x1), tol, 1e-5f, "first input again");
+    check_close(read(*vb, y3.act()), want(h1, x2), tol, 1e-5f, "after write_act");
+    for (float& v : x2) v *= 2.0f;
+    check_close(read(*vb, y4.act()), want(h1, x2), tol, 1e-5f, "after add");
+}
+
+TEST_CASE("vulkan: attention with head sizes off the 16-byte key loads (scalar keys) and on them") {
+    auto vb = vulkan_backend();
+    if (!vb) return;
+    // head_dim 6: no vector loads; 4: F32 keys by vec4, F16 keys one by one; 40: both vectorized.
+    for (int head_dim : {6, 4, 40})
+        for (GgmlType t : {GgmlType::F16, GgmlType::F32}) {
+            const AttentionParams p{6, 3, head_dim, 0.3f};
+            const int64_t dim = p.n_head_kv * p.head_dim, n_cells = 140, n_tok = 2;
+            HostKv kv(t, n_cells, dim, 1);
+            for (int64_t c = 0; c < n_cells; ++c) {
+                kv.cell_pos[size_t(c)] = int32_t(c);
+                kv.cell_seqs[size_t(c)] = 1u;
+            }
+            auto keys = random_floats(size_t(n_cells * dim), 31), vals = random_floats(size_t(n_cells * dim), 32);
+            std::vector<int32_t> all(static_cast<size_t>(n_cells));
+            for (int64_t c = 0; c < n_cells; ++c) all[size_t(c)] = int32_t(c);
+            const KvView view = kv.view(n_cells);
+            ref::kv_store(view, 0, host_act(keys, n_cells, dim), host_act(vals, n_cells, dim), all);
+            auto dk = device_act(*vb, n_cells, dim, &keys), dvv = device_act(*vb, n_cells, dim, &vals);
+            vb->kv_store(view, 0, dk.act(), dvv.act(), all);
+            const std::vector<int32_t> pos = {139, 70}, seq = {0, 0};
+            auto q = random_floats(size_t(n_tok * p.n_head * head_dim), 33, -3.0f, 3.0f);
+            std::vector<float> want(q.size());
+            ref::attention(host_act(q, n_tok, p.n_head * head_dim), view, 0, p, pos, seq, host_act(want, n_tok, p.n_head * head_dim));
+            auto dq = device_act(*vb, n_tok, p.n_head * head_dim, &q);
+            auto dout = device_act(*vb, n_tok, p.n_head * head_dim);
+            vb->attention(dq.act(), view, 0, p, pos, seq, dout.act());
+            check_close(read(*vb, dout.act()), want, 1e-5f, 1e-4f,
+                        "attention head_dim " + std::to_string(head_dim) + (t == GgmlType::F16 ? " f16" : " f32"));
+        }
 }

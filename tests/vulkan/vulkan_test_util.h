@@ -15,10 +15,13 @@
 namespace kiln::test {
 
 // The backend on device 0, or nullptr (after failing the test) when Vulkan is
-// missing; with KILN_VULKAN_OPTIONAL=1 a missing device only skips.
-inline std::unique_ptr<vk::VulkanBackend> vulkan_backend(bool subgroups = true, bool coopmat = true) {
+// missing; with KILN_VULKAN_OPTIONAL=1 a missing device only skips. Integer
+// dot products (8-bit activations) only when asked, and then wherever the
+// device has them: most op tests compare with the float reference at float precision.
+inline std::unique_ptr<vk::VulkanBackend> vulkan_backend(bool subgroups = true, bool int_dot = false, bool coopmat = true) {
     try {
-        return std::make_unique<vk::VulkanBackend>(vk::VulkanOptions{0, subgroups, coopmat});
+        return std::make_unique<vk::VulkanBackend>(
+            vk::VulkanOptions{0, subgroups, coopmat, int_dot ? vk::IntDot::On : vk::IntDot::Off});
     } catch (const VulkanError& e) {
         const char* opt = std::getenv("KILN_VULKAN_OPTIONAL");
         if (opt && std::string(opt) == "1") {
