@@ -29,6 +29,8 @@ std::string mib(uint64_t b) { return std::to_string((b + (1u << 20) - 1) >> 20) 
 }  // namespace
 
 VulkanDevice::VulkanDevice(int index, bool allow_subgroups, bool allow_coopmat, IntDot int_dot) {
+    // First, so that a driver failing to make an instance says how (the listing reads that as "no driver").
+    instance_ = vk::instance();
     const auto infos = vulkan_list_devices();
     if (infos.empty())
         throw VulkanError("vulkan: no Vulkan device found; install a Vulkan driver (Debian: mesa-vulkan-drivers) "
@@ -43,7 +45,6 @@ VulkanDevice::VulkanDevice(int index, bool allow_subgroups, bool allow_coopmat, 
     name_ = info.name;
     subgroups_ = allow_subgroups && info.subgroup_arithmetic;
 
-    instance_ = create_instance();
     uint32_t n = 0;
     check(vkEnumeratePhysicalDevices(instance_, &n, nullptr), "vkEnumeratePhysicalDevices");
     std::vector<VkPhysicalDevice> devs(n);
@@ -132,6 +133,15 @@ VulkanDevice::VulkanDevice(int index, bool allow_subgroups, bool allow_coopmat, 
     dci.ppEnabledExtensionNames = extensions.data();
     dci.pNext = features;
     check(vkCreateDevice(phys_, &dci, nullptr, &device_), "vkCreateDevice");
+    try {
+        create_objects();
+    } catch (...) {  // no destructor runs for a half-made object
+        destroy();
+        throw;
+    }
+}
+
+void VulkanDevice::create_objects() {
     vkGetDeviceQueue(device_, queue_family_, 0, &queue_);
 
     VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
@@ -167,25 +177,28 @@ VulkanDevice::VulkanDevice(int index, bool allow_subgroups, bool allow_coopmat, 
     dummy_ = make_host_buffer(256, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, false);
 }
 
-VulkanDevice::~VulkanDevice() {
-    if (device_) {
-        try {
-            flush();
-        } catch (...) {  // a lost device: nothing left to wait for
-        }
-        vkDeviceWaitIdle(device_);
-        free_host_buffer(arena_);
-        free_host_buffer(readback_);
-        free_host_buffer(dummy_);
-        for (auto& [name, p] : pipelines_) vkDestroyPipeline(device_, p.pipeline, nullptr);
-        vkDestroyDescriptorPool(device_, desc_pool_, nullptr);
-        vkDestroyPipelineLayout(device_, pipeline_layout_, nullptr);
-        vkDestroyDescriptorSetLayout(device_, set_layout_, nullptr);
-        vkDestroyFence(device_, fence_, nullptr);
-        vkDestroyCommandPool(device_, cmd_pool_, nullptr);
-        vkDestroyDevice(device_, nullptr);
+VulkanDevice::~VulkanDevice() { destroy(); }
+
+void VulkanDevice::destroy() {
+    if (!device_) return;
+    try {
+        flush();
+    } catch (...) {  // a lost device: nothing left to wait for
     }
-    if (instance_) vkDestroyInstance(instance_, nullptr);
+    vkDeviceWaitIdle(device_);
+    free_host_buffer(arena_);
+    free_host_buffer(readback_);
+    free_host_buffer(dummy_);
+    for (auto& [name, p] : pipelines_) vkDestroyPipeline(device_, p.pipeline, nullptr);
+    pipelines_.clear();
+    // Destroying VK_NULL_HANDLE is a no-op, so objects never made are fine here.
+    vkDestroyDescriptorPool(device_, desc_pool_, nullptr);
+    vkDestroyPipelineLayout(device_, pipeline_layout_, nullptr);
+    vkDestroyDescriptorSetLayout(device_, set_layout_, nullptr);
+    vkDestroyFence(device_, fence_, nullptr);
+    vkDestroyCommandPool(device_, cmd_pool_, nullptr);
+    vkDestroyDevice(device_, nullptr);
+    device_ = VK_NULL_HANDLE;
 }
 
 uint32_t VulkanDevice::find_memory_type(uint32_t bits, VkMemoryPropertyFlags want, VkMemoryPropertyFlags nice) const {

@@ -54,6 +54,7 @@ public:
     VulkanDevice& operator=(const VulkanDevice&) = delete;
 
     const std::string& name() const { return name_; }
+    VkInstance instance() const { return instance_; }
     bool subgroups() const { return subgroups_; }
     // The prompt matmul runs on cooperative matrices (matmul_cm.comp); else
     // coopmat_missing() says why not.
@@ -109,6 +110,9 @@ private:
         uint64_t size = 0;
         uint8_t* mapped = nullptr;
     };
+    // The constructor's part after vkCreateDevice; destroy() undoes whatever of it was done.
+    void create_objects();
+    void destroy();
     uint32_t find_memory_type(uint32_t type_bits, VkMemoryPropertyFlags want, VkMemoryPropertyFlags nice) const;
     HostBuffer make_host_buffer(uint64_t bytes, VkBufferUsageFlags usage, bool cached);
     void free_host_buffer(HostBuffer& b);
@@ -129,7 +133,7 @@ private:
     void barrier();
     void barrier_if_hazard(const BindingSet& b, uint32_t written);
 
-    VkInstance instance_ = VK_NULL_HANDLE;
+    VkInstance instance_ = VK_NULL_HANDLE;  // the process's (vk::instance()), not ours to destroy
     VkPhysicalDevice phys_ = VK_NULL_HANDLE;
     VkDevice device_ = VK_NULL_HANDLE;
     VkQueue queue_ = VK_NULL_HANDLE;

@@ -1,7 +1,5 @@
 #include "kernels/vulkan/vulkan_devices.h"
 
-#include <memory>
-
 #include "kernels/vulkan/vulkan_check.h"
 
 namespace kiln {
@@ -27,6 +25,7 @@ const char* result_name(VkResult r) {
     }
 }
 
+namespace {
 VkInstance create_instance() {
     VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
     app.pApplicationName = "kiln";
@@ -40,6 +39,13 @@ VkInstance create_instance() {
                           "(Debian: mesa-vulkan-drivers for AMD/Intel or the CPU fallback lavapipe)");
     check(r, "vkCreateInstance");
     return inst;
+}
+}  // namespace
+
+VkInstance instance() {
+    // Never destroyed: at exit the driver may already be tearing itself down.
+    static const VkInstance shared = create_instance();
+    return shared;
 }
 
 }  // namespace vk
@@ -64,11 +70,10 @@ const char* type_name(VkPhysicalDeviceType t) {
 std::vector<VulkanDeviceInfo> vulkan_list_devices() {
     VkInstance inst;
     try {
-        inst = vk::create_instance();
+        inst = vk::instance();
     } catch (const VulkanError&) {
         return {};  // no driver: nothing to list
     }
-    std::unique_ptr<VkInstance_T, void (*)(VkInstance)> guard(inst, [](VkInstance i) { vkDestroyInstance(i, nullptr); });
     uint32_t n = 0;
     vk::check(vkEnumeratePhysicalDevices(inst, &n, nullptr), "vkEnumeratePhysicalDevices");
     std::vector<VkPhysicalDevice> devs(n);

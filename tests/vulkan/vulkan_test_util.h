@@ -25,10 +25,12 @@ inline std::unique_ptr<vk::VulkanBackend> vulkan_backend(bool subgroups = true, 
     } catch (const VulkanError& e) {
         const char* opt = std::getenv("KILN_VULKAN_OPTIONAL");
         if (opt && std::string(opt) == "1") {
-            MESSAGE("skipped: " << e.what());
+            MESSAGE("skipped: " << std::string(e.what()));
             return nullptr;
         }
-        FAIL("no Vulkan device (" << e.what() << "); install mesa-vulkan-drivers, or set KILN_VULKAN_OPTIONAL=1 to skip");
+        // As a std::string: doctest prints a bare const char* as a pointer.
+        FAIL("no Vulkan device (" << std::string(e.what())
+                                  << "); install mesa-vulkan-drivers, or set KILN_VULKAN_OPTIONAL=1 to skip");
         return nullptr;
     }
 }
