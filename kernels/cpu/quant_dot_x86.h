@@ -579,15 +579,24 @@ void q4_0_x16_tile(const uint8_t* group, int64_t n_rows, const uint8_t* xq, size
                 w[4 + k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
             }
             const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32 * b)));
+            // Token-inner order: consecutive dot products are independent, so the
+            // 8-deep chain of each token's sum never stalls the pipeline.
+            __m512i sum[RN];
             const uint8_t* r = x.row;
 #pragma GCC unroll 16
-            for (int t = 0; t < RN; ++t, r += x.stride) {
-                const int32_t* xb = x.q(b, r);
-                // (u - 8) . x = u . x - 8 * sum(x), the offset starting the sum.
-                __m512i sum = _mm512_set1_epi32(-8 * x.sum(b, r));
-                for (int j = 0; j < 8; ++j) sum = _mm512_dpbusd_epi32(sum, w[j], _mm512_set1_epi32(xb[j]));
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, _mm512_set1_ps(x.d(b, r))), acc[t]);
+            for (int t = 0; t < RN; ++t, r += x.stride)
+                sum[t] = _mm512_set1_epi32(-8 * x.sum(b, r));  // (u - 8) . x = u . x - 8 * sum(x)
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; ++j) {
+                r = x.row;
+#pragma GCC unroll 16
+                for (int t = 0; t < RN; ++t, r += x.stride)
+                    sum[t] = _mm512_dpbusd_epi32(sum[t], w[j], _mm512_set1_epi32(x.q(b, r)[j]));
             }
+            r = x.row;
+#pragma GCC unroll 16
+            for (int t = 0; t < RN; ++t, r += x.stride)
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), _mm512_mul_ps(dw, _mm512_set1_ps(x.d(b, r))), acc[t]);
         }
         const __mmask16 keep = __mmask16((1u << n_rows) - 1);
         for (int t = 0; t < RN; ++t) _mm512_mask_storeu_ps(y + t * ldy, keep, acc[t]);
