@@ -122,6 +122,12 @@ public:
     const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
     const GgufTensorInfo* find_tensor(std::string_view name) const;  // nullptr when absent
 
+    // Tells the kernel that [data, data + n_bytes) of the mapping will not be read
+    // soon (a backend keeps its own copy of that tensor): the whole pages inside it
+    // leave this process's resident memory, and a later read faults them back in
+    // from the file. Does nothing for from_bytes files.
+    void release_pages(const uint8_t* data, uint64_t n_bytes) const;
+
 private:
     struct Mapping;
     GgufFile() = default;

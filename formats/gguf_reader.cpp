@@ -265,6 +265,17 @@ GgufFile GgufFile::open(const std::string& path) {
     return f;
 }
 
+void GgufFile::release_pages(const uint8_t* data, uint64_t n_bytes) const {
+    if (!mapping_ || !mapping_->addr || data < base_ || n_bytes > size_ || uint64_t(data - base_) > size_ - n_bytes) return;
+    const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+    // Only pages wholly inside the tensor: its neighbours may still be in use.
+    const uintptr_t begin = (uintptr_t(data) + page - 1) / page * page;
+    const uintptr_t end = (uintptr_t(data) + n_bytes) / page * page;
+    // MADV_DONTNEED on a read-only private file mapping drops the pages; advice
+    // that fails only leaves them resident, so its result is not an error.
+    if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 GgufFile GgufFile::from_bytes(std::vector<uint8_t> bytes, std::string name) {
     GgufFile f;
     f.path_ = std::move(name);

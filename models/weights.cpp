@@ -43,7 +43,11 @@ Weight WeightBinder::bind(const GgufTensorInfo& t, std::initializer_list<int64_t
     if (t.ne[0] % qt->block_size != 0)
         throw ModelError(where + " has rows of " + std::to_string(t.ne[0]) + " elements, not a multiple of the " +
                          qt->name + " block size " + std::to_string(qt->block_size));
-    return backend.upload_weight(tensor_view(t));
+    Weight w = backend.upload_weight(tensor_view(t));
+    // A backend with its own copy (a GPU, or the CPU's repacked Q4_0) no longer
+    // needs the file's pages: without this a 7B Q4_0 on the CPU holds both, twice its size.
+    if (w.device != t.data) file_.release_pages(t.data, t.n_bytes);
+    return w;
 }
 
 Weight WeightBinder::require(const std::string& name, std::initializer_list<int64_t> ne, Backend& backend) const {

@@ -11,6 +11,7 @@
 #include "formats/fp16.h"
 #include "formats/quant_traits.h"
 #include "kernels/cpu/ops_ref.h"
+#include "kernels/cpu/q4_0_x16.h"
 
 namespace kiln::cpu {
 
@@ -65,7 +66,22 @@ Weight CpuBackend::upload_weight(const TensorView& host) {
     // Size the matmul scratch now, at load time, so ops never allocate for weights.
     // (dequantized tile, packed tile), each kTileRows * n_in floats.
     ensure_scratch(size_t(2 * kTileRows * host.ne[0]));
-    return Weight{host, host.data};
+    const int64_t n_in = host.ne[0], n_rows = host.n_rows();
+    if (host.type != GgmlType::Q4_0 || !k_.quant.q4_0_x16 || n_in % 32 != 0 || host.nb[1] != size_t(n_in / 32) * 18)
+        return Weight{host, host.data};
+    // The repacked copy replaces the file's bytes for matmul (the caller may drop
+    // those pages); get_rows still reads the plain rows through `host`.
+    const int64_t n_groups = q4_0_x16_groups(n_rows);
+    const size_t bytes = size_t(n_groups) * q4_0_x16_group_bytes(n_in);
+    void* mem = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!mem)
+        throw BackendError("cpu backend: out of memory repacking a Q4_0 weight of " + std::to_string(bytes) +
+                           " bytes; KILN_CPU=scalar runs on the file's own layout");
+    repacked_.emplace_back(static_cast<uint8_t*>(mem), std::free);
+    pool_.run(n_groups, [&](int64_t g, int) {
+        repack_q4_0_x16(static_cast<const uint8_t*>(host.data), host.nb[1], n_rows, n_in, g, g + 1, static_cast<uint8_t*>(mem));
+    });
+    return Weight{host, mem};
 }
 
 ActBuffer CpuBackend::alloc_act(int64_t n_rows, int64_t n_cols) {
@@ -117,14 +133,21 @@ uint8_t* CpuBackend::act_q8_scratch(size_t bytes) {
     return act_q8_.data() + ((64 - p % 64) % 64);
 }
 
-void CpuBackend::matmul_quantized(const TensorView& w, int slot, const Act& x, Act y) {
+void CpuBackend::matmul_quantized(const Weight& weight, int slot, const Act& x, Act y) {
+    const TensorView& w = weight.host;
     const ActQuant aq = kIntDotTypes[slot].act;
     const int64_t n_in = w.ne[0], n_out = w.n_rows(), n_tok = x.n_rows;
     const size_t row_bytes = q8_row_bytes(aq, n_in);
     uint8_t* xq = act_q8_scratch(size_t(n_tok) * row_bytes);
     const QuantizeActFn quantize = k_.quant.quantize_act[int(aq)];
     pool_.run(n_tok, [&](int64_t t, int) { quantize(x.row(t), n_in, xq + size_t(t) * row_bytes); });
-    const QuantGemmFn gemm = k_.quant.gemm[slot];
+    QuantGemmFn gemm = k_.quant.gemm[slot];
+    // Where upload_weight repacked the tensor (and this table reads that layout),
+    // tiles start at group r0 / 16 of the copy instead of row r0 of the file.
+    const bool repacked = w.type == GgmlType::Q4_0 && weight.device != w.data && k_.quant.q4_0_x16;
+    static_assert(kTileRows % kQ4_0GroupRows == 0, "row tiles must be whole groups of the repacked layout");
+    const size_t group_bytes = q4_0_x16_group_bytes(n_in);
+    if (repacked) gemm = k_.quant.q4_0_x16;
     const int64_t n_chunks = (n_tok + kQuantTokChunk - 1) / kQuantTokChunk;
     // Decode: about 8 tasks per thread, enough to balance and few enough that
     // handing them out (an atomic shared by all threads) stays cheap next to
@@ -138,7 +161,9 @@ void CpuBackend::matmul_quantized(const TensorView& w, int slot, const Act& x, A
     // chunk's activations are read from cache while the weights stream past.
     pool_.run(n_tiles * n_chunks, [&](int64_t task, int) {
         const int64_t r0 = (task % n_tiles) * tile, t0 = (task / n_tiles) * kQuantTokChunk;
-        gemm(w.row(r0), w.nb[1], std::min(tile, n_out - r0), xq + size_t(t0) * row_bytes, row_bytes,
+        const uint8_t* w0 = repacked ? static_cast<const uint8_t*>(weight.device) + size_t(r0 / kQ4_0GroupRows) * group_bytes
+                                     : w.row(r0);
+        gemm(w0, repacked ? group_bytes : w.nb[1], std::min(tile, n_out - r0), xq + size_t(t0) * row_bytes, row_bytes,
              std::min(kQuantTokChunk, n_tok - t0), n_in, y.row(t0) + r0, y.stride);
     });
 }
@@ -152,7 +177,7 @@ void CpuBackend::matmul(const Weight& weight, const Act& x, Act y) {
         require(n_in % act_block_size(kIntDotTypes[slot].act) == 0, "matmul",
                 "a " + std::string(quant_traits(w.type).name) + " weight with rows of " + std::to_string(n_in) +
                     " values (not whole blocks)");
-        matmul_quantized(w, slot, x, y);
+        matmul_quantized(weight, slot, x, y);
         return;
     }
     require(scratch_[0].size() >= size_t(2 * kTileRows * n_in), "matmul", "weight was not uploaded to this backend");

@@ -1,9 +1,11 @@
 #pragma once
-// The CPU backend: weights stay in the mmapped file. matmul on a quantized
+// The CPU backend: weights stay in the mmapped file, except Q4_0 on x86, which
+// upload_weight repacks once into 16-row groups (q4_0_x16.h, same size as the file's). matmul on a quantized
 // weight rounds the activations to 8-bit blocks once per call (q8_act.h) and
 // runs integer dot kernels over tiles of (weight rows x tokens); float weights
 // (F32/F16/BF16) are converted a tile of rows at a time into per-thread scratch
 // and multiplied as floats. Tiles are spread over a thread pool made once.
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -55,7 +57,7 @@ private:
     // the float rows (dst, or the weight itself when it is already dense F32).
     const float* dequantize_rows(const TensorView& w, int64_t r0, int64_t n, float* dst) const;
     void ensure_scratch(size_t floats_per_thread);
-    void matmul_quantized(const TensorView& w, int slot, const Act& x, Act y);
+    void matmul_quantized(const Weight& w, int slot, const Act& x, Act y);
     // 64-byte aligned scratch for a call's quantized activations.
     uint8_t* act_q8_scratch(size_t bytes);
 
@@ -65,6 +67,8 @@ private:
     std::vector<std::pair<int64_t, int64_t>> attention_chunks_;  // [t0, t1) token runs of one attention call
     std::vector<float> rope_cs_;               // (n_rot/2 cos, n_rot/2 sin)
     std::vector<uint8_t> act_q8_;              // (n_tok, q8_row_bytes(n_in)) + alignment slack
+    // Q4_0 weights in the q4_0_x16 layout, made at upload when the table has its kernel.
+    std::vector<std::unique_ptr<uint8_t, decltype(&std::free)>> repacked_;
 };
 
 }  // namespace kiln::cpu

@@ -92,6 +92,10 @@ inline constexpr int int_dot_slot(GgmlType t) {
 struct QuantKernels {
     QuantizeActFn quantize_act[kActQuantCount];
     QuantGemmFn gemm[kIntDotTypeCount];
+    // Q4_0 weights repacked at upload (q4_0_x16.h) x Q8_0 activations, or nullptr
+    // where the plain layout serves (scalar, NEON). Its w is the repacked tensor
+    // at a group boundary and w_stride the bytes of one group of 16 rows.
+    QuantGemmFn q4_0_x16 = nullptr;
 };
 
 }  // namespace kiln::cpu

@@ -15,6 +15,7 @@
 #include "formats/quant_rows.h"
 #include "formats/quant_traits.h"
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/q4_0_x16.h"
 
 using namespace kiln;
 using namespace kiln::cpu;
@@ -172,6 +173,67 @@ TEST_CASE("integer matmul tiles match the dequantized reference for every type a
                     CHECK(bad == 0);
                     // Padding between rows of y stays untouched.
                     for (int64_t t = 0; t < n_tok; ++t) CHECK(std::isnan(y[size_t(t * ldy + n_rows)]));
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("q4_0 x16: repacked tiles equal the plain-layout reference kernel on every ISA that has them") {
+    int n_tables = 0;
+    for (const CpuKernels* k : runnable_kernels()) n_tables += k->quant.q4_0_x16 != nullptr;
+#if defined(__x86_64__)
+    // avx2, avxvnni and avx512 all read the repacked layout.
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        CHECK(n_tables >= 1);
+#endif
+    CHECK(!scalar_kernels().quant.q4_0_x16);  // the oracle keeps the file's layout
+    const QuantGemmFn ref = scalar_kernels().quant.gemm[int_dot_slot(GgmlType::Q4_0)];
+    // Rows around the 16-row groups (padding rows must not leak into y), odd block
+    // counts, tokens around the 4- and 8-token tiles.
+    for (int64_t n_rows : {1, 5, 16, 17, 35, 48}) {
+        for (int64_t n_blocks : {1, 3, 4, 7}) {
+            const int64_t n_in = 32 * n_blocks;
+            const auto wf = random_floats(size_t(n_in * n_rows), 40u + uint32_t(n_rows * 8 + n_blocks), 0.5f);
+            const auto wq = quantize(GgmlType::Q4_0, wf.data(), n_in * n_rows);
+            const size_t w_stride = size_t(n_blocks) * sizeof(block_q4_0);
+            const size_t group_bytes = q4_0_x16_group_bytes(n_in);
+            const int64_t n_groups = q4_0_x16_groups(n_rows);
+            std::vector<uint8_t> packed(size_t(n_groups) * group_bytes, 0xCD);
+            repack_q4_0_x16(wq.data(), w_stride, n_rows, n_in, 0, n_groups, packed.data());
+            for (int64_t n_tok : {1, 2, 3, 4, 5, 8, 9, 13, 17}) {
+                const auto x = random_floats(size_t(n_in * n_tok), 77u + uint32_t(n_tok), 2.0f);
+                const auto xq = quantize_rows(scalar_kernels(), ActQuant::Q8_0, x, n_tok, n_in);
+                const size_t x_stride = q8_row_bytes(ActQuant::Q8_0, n_in);
+                const int64_t ldy = n_rows + 2;
+                std::vector<float> want(size_t(n_tok * ldy), NAN);
+                ref(wq.data(), w_stride, n_rows, xq.data(), x_stride, n_tok, n_in, want.data(), ldy);
+                for (const CpuKernels* k : runnable_kernels()) {
+                    if (!k->quant.q4_0_x16) continue;
+                    // Whole tensor, and from the second group on (where the backend starts a later tile).
+                    for (int64_t r0 : {int64_t(0), int64_t(16)}) {
+                        if (r0 >= n_rows) continue;
+                        std::vector<float> y(size_t(n_tok * ldy), NAN);
+                        k->quant.q4_0_x16(packed.data() + size_t(r0 / 16) * group_bytes, group_bytes, n_rows - r0, xq.data(),
+                                          x_stride, n_tok, n_in, y.data() + r0, ldy);
+                        int bad = 0;
+                        double worst = 0.0;
+                        for (int64_t t = 0; t < n_tok; ++t)
+                            for (int64_t r = r0; r < n_rows; ++r) {
+                                const double w_ = want[size_t(t * ldy + r)], got = y[size_t(t * ldy + r)];
+                                const double err = std::fabs(got - w_);
+                                // Same integer sums and scales; only the float summation order differs.
+                                if (!(err <= 1e-5 * (1.0 + std::fabs(w_)) * double(n_blocks))) ++bad;
+                                worst = std::max(worst, err);
+                            }
+                        INFO(k->isa << " rows=" << n_rows << " from " << r0 << " n_in=" << n_in << " tokens=" << n_tok
+                                    << " worst error " << worst);
+                        CHECK(bad == 0);
+                        for (int64_t t = 0; t < n_tok; ++t) {
+                            CHECK(std::isnan(y[size_t(t * ldy + n_rows)]));  // past the last row
+                            for (int64_t r = 0; r < r0; ++r) CHECK(std::isnan(y[size_t(t * ldy + r)]));
+                        }
+                    }
                 }
             }
         }
