@@ -20,6 +20,16 @@ const GgmlType kWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16,
                                  GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
                                  GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
 
+// An F32 vector weight (a norm's gains); the backend copies it, so `v` may go.
+Weight upload_vector(Backend& b, const std::vector<float>& v) {
+    TensorView t;
+    t.data = v.data();
+    t.ne[0] = int64_t(v.size());
+    t.nb[0] = 4;
+    t.nb[1] = t.nb[2] = t.nb[3] = v.size() * 4;
+    return b.upload_weight(t);
+}
+
 struct HostWeight {
     std::vector<uint8_t> bytes;
     TensorView view;
@@ -121,12 +131,7 @@ TEST_CASE("cuda: rms_norm and swiglu outputs quantized on the way feed matmul as
             const Weight w = cb->upload_weight((cols < 256 ? hq : hw).view);
             auto x = random_floats(size_t(rows * cols), 5, -4.0f, 4.0f), u = random_floats(size_t(rows * cols), 6);
             auto wv = random_floats(size_t(cols), 2);
-            TensorView wt;
-            wt.data = wv.data();
-            wt.ne[0] = cols;
-            wt.nb[0] = 4;
-            wt.nb[1] = wt.nb[2] = wt.nb[3] = size_t(cols) * 4;
-            const Weight norm = cb->upload_weight(wt);
+            const Weight norm = upload_vector(*cb, wv);
             auto dx = device_act(*cb, rows, cols, &x), du = device_act(*cb, rows, cols, &u);
             auto dn = device_act(*cb, rows, cols), dcopy = device_act(*cb, rows, cols);
             auto y_fused = device_act(*cb, rows, 40), y_plain = device_act(*cb, rows, 40);
@@ -194,12 +199,7 @@ TEST_CASE("cuda: add_rms_norm equals add then rms_norm") {
         for (int64_t rows : {1, 8, 37}) {
             auto x = random_floats(size_t(rows * cols), 1, -4.0f, 4.0f), r = random_floats(size_t(rows * cols), 3);
             auto wv = random_floats(size_t(cols), 2);
-            TensorView wt;
-            wt.data = wv.data();
-            wt.ne[0] = cols;
-            wt.nb[0] = 4;
-            wt.nb[1] = wt.nb[2] = wt.nb[3] = size_t(cols) * 4;
-            const Weight w = cb->upload_weight(wt);
+            const Weight w = upload_vector(*cb, wv);
             auto x1 = device_act(*cb, rows, cols, &x), x2 = device_act(*cb, rows, cols, &x);
             auto dr = device_act(*cb, rows, cols, &r);
             auto o1 = device_act(*cb, rows, cols), o2 = device_act(*cb, rows, cols);
@@ -248,12 +248,7 @@ TEST_CASE("cuda: rms_norm, in place and out of place") {
         const int64_t rows = 5;
         auto x = random_floats(size_t(rows * cols), 1, -4.0f, 4.0f);
         auto wv = random_floats(size_t(cols), 2);
-        TensorView wt;
-        wt.data = wv.data();
-        wt.ne[0] = cols;
-        wt.nb[0] = 4;
-        wt.nb[1] = wt.nb[2] = wt.nb[3] = size_t(cols) * 4;
-        const Weight w = cb->upload_weight(wt);
+        const Weight w = upload_vector(*cb, wv);
         std::vector<float> want(x.size());
         ref::rms_norm(host_act(x, rows, cols), wv.data(), 1e-5f, host_act(want, rows, cols));
         auto dx = device_act(*cb, rows, cols, &x);
