@@ -261,35 +261,46 @@ void CudaBackend::reserve_q8(const Act& x) {
     xq_cap_ = q_bytes;
 }
 
-void CudaBackend::matmul(const Weight& w, const Act& x, Act y) {
-    require(x.n_cols == w.n_in() && y.n_cols == w.n_out() && x.n_rows == y.n_rows, "matmul",
+void CudaBackend::require_fits(const Weight& w, const Act& x, const Act& y, const char* op) const {
+    require(x.n_cols == w.n_in() && y.n_cols == w.n_out() && x.n_rows == y.n_rows, op,
             "x " + shape(x) + " and y " + shape(y) + " do not fit weight [" + std::to_string(w.n_out()) + ", " +
                 std::to_string(w.n_in()) + "]");
+}
+
+void CudaBackend::quantize_input(const Act& x) {
+    reserve_q8(x);
+    if (converted(x, false)) return;
+    quantize_act_q8(x, xq_, static_cast<float4*>(xs_), st(stream_));
+    mark_converted(x, false);
+}
+
+const __half* CudaBackend::f16_input(const Act& x) {
+    const MmaActShape s = mma_act_shape(x.n_rows, x.n_cols);
+    const size_t h_bytes = size_t(s.n_tok_pad) * size_t(s.ld) * sizeof(__half);
+    if (h_bytes > xh_cap_) {
+        sync_stream("cudaStreamSynchronize");
+        cudaFree(xh_);
+        xh_ = nullptr;
+        xh_cap_ = 0;
+        xq_src_ = nullptr;
+        xh_ = device_alloc(h_bytes, "F16 activations");
+        xh_cap_ = h_bytes;
+    }
+    if (!converted(x, true)) {
+        convert_act_f16(x, static_cast<__half*>(xh_), st(stream_));
+        mark_converted(x, true);
+    }
+    return static_cast<const __half*>(xh_);
+}
+
+void CudaBackend::matmul(const Weight& w, const Act& x, Act y) {
+    require_fits(w, x, y, "matmul");
     if (x.n_rows == 0) return;
     const DevWeight dw = dev(w);
     if (x.n_rows > kMatvecMaxTokens) {
-        const MmaActShape s = mma_act_shape(x.n_rows, x.n_cols);
-        const size_t h_bytes = size_t(s.n_tok_pad) * size_t(s.ld) * sizeof(__half);
-        if (h_bytes > xh_cap_) {
-            sync_stream("cudaStreamSynchronize");
-            cudaFree(xh_);
-            xh_ = nullptr;
-            xh_cap_ = 0;
-            xq_src_ = nullptr;
-            xh_ = device_alloc(h_bytes, "F16 activations");
-            xh_cap_ = h_bytes;
-        }
-        if (!converted(x, true)) {
-            convert_act_f16(x, static_cast<__half*>(xh_), st(stream_));
-            mark_converted(x, true);
-        }
-        matmul_mma(dw, static_cast<const __half*>(xh_), x.n_rows, y, st(stream_));
+        matmul_mma(dw, f16_input(x), x.n_rows, y, st(stream_));
     } else if (matvec_q8_supported(w.type())) {
-        reserve_q8(x);
-        if (!converted(x, false)) {
-            quantize_act_q8(x, xq_, static_cast<float4*>(xs_), st(stream_));
-            mark_converted(x, false);
-        }
+        quantize_input(x);
         matvec_q8(&dw, &y, 1, xq_, static_cast<const float4*>(xs_), int(x.n_rows), st(stream_));
     } else {
         matvec_float(dw, x, y, st(stream_));
@@ -304,22 +315,15 @@ void CudaBackend::matmul_n(const Act& x, std::span<const Weight* const> ws, std:
     const bool decode = x.n_rows > 0 && x.n_rows <= kMatvecMaxTokens;
     bool all_q8 = decode;
     for (size_t i = 0; i < ws.size(); ++i) {
-        const Weight& w = *ws[i];
-        require(x.n_cols == w.n_in() && ys[i].n_cols == w.n_out() && x.n_rows == ys[i].n_rows, "matmul_n",
-                "x " + shape(x) + " and y " + shape(ys[i]) + " do not fit weight [" + std::to_string(w.n_out()) + ", " +
-                    std::to_string(w.n_in()) + "]");
-        all_q8 = all_q8 && matvec_q8_supported(w.type());
-        require(!(decode && (ys[i].data == x.data)), "matmul_n", "an output aliases the input");
+        require_fits(*ws[i], x, ys[i], "matmul_n");
+        require(ys[i].data != x.data, "matmul_n", "an output aliases the input");
+        all_q8 = all_q8 && matvec_q8_supported(ws[i]->type());
     }
     if (!all_q8) {
         for (size_t i = 0; i < ws.size(); ++i) matmul(*ws[i], x, ys[i]);
         return;
     }
-    reserve_q8(x);
-    if (!converted(x, false)) {
-        quantize_act_q8(x, xq_, static_cast<float4*>(xs_), st(stream_));
-        mark_converted(x, false);
-    }
+    quantize_input(x);
     // Runs of weights of one type share a launch.
     for (size_t i = 0; i < ws.size();) {
         DevWeight group[kMatvecMaxGroup];
@@ -373,6 +377,15 @@ void CudaBackend::rms_norm(const Act& x, const Weight& weight, float eps, Act ou
     check_launch("rms_norm");
 }
 
+void CudaBackend::require_rope(const RopeParams& p, int head_dim, const char* op) const {
+    require(p.n_rot > 0 && p.n_rot % 2 == 0 && p.n_rot <= head_dim, op,
+            "n_rot " + std::to_string(p.n_rot) + " must be even and at most head_dim " + std::to_string(head_dim));
+}
+
+void CudaBackend::require_cells(const KvView& kv, std::span<const int32_t> cells, const char* op) const {
+    for (int32_t c : cells) require(c >= 0 && c < kv.n_cells, op, "cell " + std::to_string(c) + " is outside the cache");
+}
+
 const float* CudaBackend::rope_table(std::span<const int32_t> pos, const RopeParams& p) {
     // The angles come from the reference helper so every backend rotates by the same bits.
     rope_cs_.resize(pos.size() * size_t(p.n_rot));
@@ -389,8 +402,7 @@ void CudaBackend::rope(Act x, int n_head, int head_dim, std::span<const int32_t>
     require(x.n_cols == int64_t(n_head) * head_dim && int64_t(pos.size()) == x.n_rows, "rope",
             "x " + shape(x) + " is not " + std::to_string(pos.size()) + " tokens of " + std::to_string(n_head) + " heads of " +
                 std::to_string(head_dim));
-    require(p.n_rot > 0 && p.n_rot % 2 == 0 && p.n_rot <= head_dim, "rope",
-            "n_rot " + std::to_string(p.n_rot) + " must be even and at most head_dim " + std::to_string(head_dim));
+    require_rope(p, head_dim, "rope");
     if (x.n_rows == 0) return;
     cuda::rope(x, n_head, head_dim, p.n_rot, p.mode == RopeParams::Mode::Neox, rope_table(pos, p), st(stream_));
     check_launch("rope");
@@ -464,9 +476,8 @@ void CudaBackend::rope_kv_store(Act q, Act k, const Act& v, int n_head, int head
             "rope_kv_store", "q " + shape(q) + ", k " + shape(k) + ", v " + shape(v) + " do not fit " +
                                  std::to_string(n_head) + " heads of " + std::to_string(head_dim) + " and the cache's n_kv_dim " +
                                  std::to_string(kv.n_kv_dim));
-    require(p.n_rot > 0 && p.n_rot % 2 == 0 && p.n_rot <= head_dim, "rope_kv_store",
-            "n_rot " + std::to_string(p.n_rot) + " must be even and at most head_dim " + std::to_string(head_dim));
-    for (int32_t c : cells) require(c >= 0 && c < kv.n_cells, "rope_kv_store", "cell " + std::to_string(c) + " is outside the cache");
+    require_rope(p, head_dim, "rope_kv_store");
+    require_cells(kv, cells, "rope_kv_store");
     if (q.n_rows == 0) return;
     const KvLayer l = kv_layer(kv, layer, "rope_kv_store");
     RopeKvArgs a;
@@ -493,7 +504,7 @@ void CudaBackend::rope_kv_store(Act q, Act k, const Act& v, int n_head, int head
 void CudaBackend::kv_store(const KvView& kv, int layer, const Act& k, const Act& v, std::span<const int32_t> cells) {
     require(k.n_cols == kv.n_kv_dim && v.n_cols == kv.n_kv_dim && k.n_rows == v.n_rows && int64_t(cells.size()) == k.n_rows,
             "kv_store", "k " + shape(k) + " / v " + shape(v) + " do not match the cache's n_kv_dim " + std::to_string(kv.n_kv_dim));
-    for (int32_t c : cells) require(c >= 0 && c < kv.n_cells, "kv_store", "cell " + std::to_string(c) + " is outside the cache");
+    require_cells(kv, cells, "kv_store");
     if (cells.empty()) return;
     const KvLayer l = kv_layer(kv, layer, "kv_store");
     const auto* d_cells = static_cast<const int32_t*>(stage(cells.data(), cells.size_bytes()));

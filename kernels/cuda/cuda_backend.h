@@ -20,6 +20,7 @@
 #include "kernels/cuda/step_graph.h"
 
 struct CUstream_st;
+struct __half;
 
 namespace kiln::cuda {
 
@@ -116,6 +117,11 @@ private:
     bool xq_f16_ = false;
     int64_t xq_rows_ = 0, xq_cols_ = 0;
     void reserve_q8(const Act& x);  // xq_/xs_ hold x's rows quantized (forgets what they held when grown)
+    void quantize_input(const Act& x);        // xq_/xs_ = x quantized, unless they hold it already
+    const __half* f16_input(const Act& x);    // xh_ = x as padded F16 rows, unless it holds it already
+    void require_fits(const Weight& w, const Act& x, const Act& y, const char* op) const;
+    void require_rope(const RopeParams& p, int head_dim, const char* op) const;
+    void require_cells(const KvView& kv, std::span<const int32_t> cells, const char* op) const;
     bool converted(const Act& x, bool f16) const {
         return xq_src_ == x.data && xq_f16_ == f16 && xq_rows_ == x.n_rows && xq_cols_ == x.n_cols;
     }

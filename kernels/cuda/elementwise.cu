@@ -86,34 +86,13 @@ __global__ void rms_norm_vec_kernel(float* x, int64_t x_stride, const float* res
     }
 }
 
-// Thread per (head, pair) of one token.
-__global__ void rope_kernel(float* x, int64_t x_stride, int n_head, int head_dim, int n_rot, bool neox,
-                            const float* __restrict__ cs) {
-    const int half = n_rot / 2;
-    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= n_head * half) return;
-    const int h = idx / half, i = idx % half;
-    const int64_t t = blockIdx.y;
-    float* v = x + t * x_stride + int64_t(h) * head_dim;
+// Rotates pair i of the head at v in place; returns the pair's two indices.
+__device__ __forceinline__ int2 rope_pair(float* v, int i, int half, bool neox, float c, float s) {
     const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-    const float c = cs[t * n_rot + i], s = cs[t * n_rot + half + i];
     const float x0 = v[a], x1 = v[b];
     v[a] = x0 * c - x1 * s;
     v[b] = x0 * s + x1 * c;
-}
-
-// rope on q and k, k and v into cache cells, for one token per blockIdx.y. Threads
-// cover, in order: q's rotated pairs, k's rotated pairs, k's unrotated dimensions
-// and v's values; rotated k values go to the cache as they are computed.
-__device__ __forceinline__ void rope_pair(float* v, int i, int half, bool neox, float c, float s, float& r0, float& r1,
-                                          int& a, int& b) {
-    a = neox ? i : 2 * i;
-    b = neox ? i + half : 2 * i + 1;
-    const float x0 = v[a], x1 = v[b];
-    r0 = x0 * c - x1 * s;
-    r1 = x0 * s + x1 * c;
-    v[a] = r0;
-    v[b] = r1;
+    return make_int2(a, b);
 }
 __device__ __forceinline__ void cache_put(void* dst, bool f16, int64_t at, float v) {
     if (f16)
@@ -122,6 +101,20 @@ __device__ __forceinline__ void cache_put(void* dst, bool f16, int64_t at, float
         static_cast<float*>(dst)[at] = v;
 }
 
+// Thread per (head, pair) of one token.
+__global__ void rope_kernel(float* x, int64_t x_stride, int n_head, int head_dim, int n_rot, bool neox,
+                            const float* __restrict__ cs) {
+    const int half = n_rot / 2;
+    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= n_head * half) return;
+    const int h = idx / half, i = idx % half;
+    const int64_t t = blockIdx.y;
+    rope_pair(x + t * x_stride + int64_t(h) * head_dim, i, half, neox, cs[t * n_rot + i], cs[t * n_rot + half + i]);
+}
+
+// rope on q and k, k and v into cache cells, for one token per blockIdx.y. Threads
+// cover, in order: q's rotated pairs, k's rotated pairs, k's unrotated dimensions
+// and v's values; rotated k values go to the cache as they are computed.
 __global__ void rope_kv_store_kernel(RopeKvArgs a) {
     const int half = a.n_rot / 2;
     const int n_head_kv = int(a.n_kv_dim / a.head_dim);
@@ -130,19 +123,18 @@ __global__ void rope_kv_store_kernel(RopeKvArgs a) {
     const float* cs = a.cs + t * a.n_rot;
     const int64_t row = int64_t(a.cells[t]) * a.n_kv_dim;
     int idx = blockIdx.x * blockDim.x + threadIdx.x;
-    float r0, r1;
-    int ia, ib;
     if (idx < nq) {
         const int h = idx / half, i = idx % half;
-        rope_pair(a.q + t * a.q_stride + int64_t(h) * a.head_dim, i, half, a.neox, cs[i], cs[half + i], r0, r1, ia, ib);
+        rope_pair(a.q + t * a.q_stride + int64_t(h) * a.head_dim, i, half, a.neox, cs[i], cs[half + i]);
         return;
     }
     idx -= nq;
     if (idx < nk) {
         const int h = idx / half, i = idx % half;
-        rope_pair(a.k + t * a.k_stride + int64_t(h) * a.head_dim, i, half, a.neox, cs[i], cs[half + i], r0, r1, ia, ib);
-        cache_put(a.k_cache, a.f16, row + int64_t(h) * a.head_dim + ia, r0);
-        cache_put(a.k_cache, a.f16, row + int64_t(h) * a.head_dim + ib, r1);
+        float* kh = a.k + t * a.k_stride + int64_t(h) * a.head_dim;
+        const int2 ab = rope_pair(kh, i, half, a.neox, cs[i], cs[half + i]);
+        cache_put(a.k_cache, a.f16, row + int64_t(h) * a.head_dim + ab.x, kh[ab.x]);
+        cache_put(a.k_cache, a.f16, row + int64_t(h) * a.head_dim + ab.y, kh[ab.y]);
         return;
     }
     idx -= nk;
@@ -161,12 +153,7 @@ __global__ void kv_store_kernel(void* dst, bool f16, int64_t n_kv_dim, const flo
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n_kv_dim) return;
     const int64_t t = blockIdx.y;
-    const float v = src[t * src_stride + i];
-    const int64_t at = int64_t(cells[t]) * n_kv_dim + i;
-    if (f16)
-        static_cast<__half*>(dst)[at] = __float2half_rn(v);
-    else
-        static_cast<float*>(dst)[at] = v;
+    cache_put(dst, f16, int64_t(cells[t]) * n_kv_dim + i, src[t * src_stride + i]);
 }
 
 __global__ void swiglu_kernel(const float* g, int64_t g_stride, const float* u, int64_t u_stride, float* o,

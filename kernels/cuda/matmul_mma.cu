@@ -10,6 +10,8 @@
 // conversion cost small beside the BN multiply-adds it feeds.
 #include <mma.h>
 
+#include <type_traits>
+
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/quant_chunk.cuh"
@@ -239,17 +241,17 @@ void matmul_mma(const DevWeight& w, const __half* xh, int64_t n_tok, Act y, cuda
     const bool wide = n_tok > TileShape<2>::kBN;
     dispatch_weight_type(w.type, [&](auto tag) {
         using T = typename decltype(tag)::type;
-        if (wide) {
-            using S = TileShape<4>;
+        auto launch = [&](auto warps_n) {
+            constexpr int kWarpsN = decltype(warps_n)::value;
+            using S = TileShape<kWarpsN>;
             const dim3 grid(grid_1d(w.n_out, kBM), grid_1d(n_tok, S::kBN));
-            matmul_mma_kernel<T, 4><<<grid, S::kThreads, 0, stream>>>(wd, w.row_bytes, w.n_in, w.n_out, xh, s.ld,
-                                                                     n_tok, y.data, y.stride);
-        } else {
-            using S = TileShape<2>;
-            const dim3 grid(grid_1d(w.n_out, kBM), grid_1d(n_tok, S::kBN));
-            matmul_mma_kernel<T, 2><<<grid, S::kThreads, 0, stream>>>(wd, w.row_bytes, w.n_in, w.n_out, xh, s.ld,
-                                                                     n_tok, y.data, y.stride);
-        }
+            matmul_mma_kernel<T, kWarpsN><<<grid, S::kThreads, 0, stream>>>(wd, w.row_bytes, w.n_in, w.n_out, xh, s.ld,
+                                                                           n_tok, y.data, y.stride);
+        };
+        if (wide)
+            launch(std::integral_constant<int, 4>{});
+        else
+            launch(std::integral_constant<int, 2>{});
     });
 }
 

@@ -37,6 +37,21 @@ struct MatvecGroup {
     }
 };
 
+// One weight chunk (32 int8 quants, scale and offset per half) against one token's
+// q8 chunk (x0, x1: its 32 int8 values; ds: d, d * sums of the halves).
+__device__ __forceinline__ float chunk_dot(const int (&q)[8], const float (&a)[2], const float (&o)[2], int4 x0,
+                                           int4 x1, float4 ds) {
+    int s0 = __dp4a(q[0], x0.x, 0);
+    s0 = __dp4a(q[1], x0.y, s0);
+    s0 = __dp4a(q[2], x0.z, s0);
+    s0 = __dp4a(q[3], x0.w, s0);
+    int s1 = __dp4a(q[4], x1.x, 0);
+    s1 = __dp4a(q[5], x1.y, s1);
+    s1 = __dp4a(q[6], x1.z, s1);
+    s1 = __dp4a(q[7], x1.w, s1);
+    return ds.x * (a[0] * float(s0) + a[1] * float(s1)) + o[0] * ds.y + o[1] * ds.z;
+}
+
 // One warp per 32-element chunk of one token.
 __global__ void quantize_q8_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_chunks, int64_t n_tok,
                                    int8_t* __restrict__ xq, float4* __restrict__ xs) {
@@ -85,17 +100,7 @@ __global__ void __launch_bounds__(kWarps * 32)
             const int4 x0 = xp[0], x1 = xp[1];
             const float4 ds = xs[t * n_chunks + c];
 #pragma unroll
-            for (int k = 0; k < kRowsPerWarp; ++k) {
-                int s0 = __dp4a(q[k][0], x0.x, 0);
-                s0 = __dp4a(q[k][1], x0.y, s0);
-                s0 = __dp4a(q[k][2], x0.z, s0);
-                s0 = __dp4a(q[k][3], x0.w, s0);
-                int s1 = __dp4a(q[k][4], x1.x, 0);
-                s1 = __dp4a(q[k][5], x1.y, s1);
-                s1 = __dp4a(q[k][6], x1.z, s1);
-                s1 = __dp4a(q[k][7], x1.w, s1);
-                acc[k][t] += ds.x * (a[k][0] * float(s0) + a[k][1] * float(s1)) + o[k][0] * ds.y + o[k][1] * ds.z;
-            }
+            for (int k = 0; k < kRowsPerWarp; ++k) acc[k][t] += chunk_dot(q[k], a[k], o[k], x0, x1, ds);
         }
     }
 #pragma unroll
@@ -171,16 +176,7 @@ __global__ void __launch_bounds__(kWarps * 32)
                 if (t >= n_tok) break;
                 const int4* xp = reinterpret_cast<const int4*>(xq + (t * n_chunks + c) * 32);
                 const int4 x0 = xp[0], x1 = xp[1];
-                int s0 = __dp4a(q[0], x0.x, 0);
-                s0 = __dp4a(q[1], x0.y, s0);
-                s0 = __dp4a(q[2], x0.z, s0);
-                s0 = __dp4a(q[3], x0.w, s0);
-                int s1 = __dp4a(q[4], x1.x, 0);
-                s1 = __dp4a(q[5], x1.y, s1);
-                s1 = __dp4a(q[6], x1.z, s1);
-                s1 = __dp4a(q[7], x1.w, s1);
-                const float4 ds = xs[t * n_chunks + c];
-                acc[t] += ds.x * (a[0] * float(s0) + a[1] * float(s1)) + o[0] * ds.y + o[1] * ds.z;
+                acc[t] += chunk_dot(q, a, o, x0, x1, xs[t * n_chunks + c]);
             }
         }
         __syncwarp();  // the buffer is rewritten by the next segment
