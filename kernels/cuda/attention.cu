@@ -7,8 +7,9 @@
 // with several splits (decode: few tokens x heads to fill the GPU) a second
 // kernel merges the splits' partials the same way.
 // Each lane holds head_dim / 32 dimensions of q and of the accumulator.
-// Prompt batches take a tiled kernel instead (below), which shares each K/V
-// tile among 32 queries.
+// Prompt batches take a tiled kernel instead: on tensor cores for F16 caches
+// of head_dim 64/128 (attention_mma.cu), else the float one below, which
+// shares each K/V tile among 32 queries.
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -410,7 +411,7 @@ int attention_splits(int n_tok, int n_head, int n_scan, int n_sm) {
 
 void attention(const AttentionArgs& a, cudaStream_t stream) {
     if (a.q.n_rows >= kAttentionTiledMinTokens && a.n_split == 1 &&
-        (a.f16 ? launch_tiled<__half>(a, stream) : launch_tiled<float>(a, stream)))
+        (attention_mma(a, stream) || (a.f16 ? launch_tiled<__half>(a, stream) : launch_tiled<float>(a, stream))))
         return;
     if (a.f16)
         launch<__half>(a, stream);

@@ -110,6 +110,10 @@ struct AttentionArgs {
 // Batches of this many tokens or more take the tiled kernel (K/V tiles shared by
 // 32 queries; give them n_split 1); fewer take the per-query kernel with splits.
 inline constexpr int kAttentionTiledMinTokens = 16;
+// The tensor-core kernel for such batches: false (nothing launched) where it does
+// not apply (F32 cache, head_dim other than 64/128, unaligned rows, too little
+// shared memory); attention() then takes the float tiled kernel.
+bool attention_mma(const AttentionArgs& a, cudaStream_t stream);
 // Splits worth using for this shape on a GPU with n_sm multiprocessors.
 int attention_splits(int n_tok, int n_head, int n_scan, int n_sm);
 inline constexpr int kAttentionMaxHeadDim = 256;
