@@ -3,6 +3,8 @@
 // a float scale per 32) in dp4a dot products; each warp owns one output row
 // and its lanes walk the row's 32-element chunks, so one chunk is decoded once
 // for every token of the batch.
+#include <type_traits>
+
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/q8_act.cuh"
@@ -63,14 +65,21 @@ __global__ void quantize_q8_kernel(const float* __restrict__ x, int64_t x_stride
 }
 
 // Each warp takes two rows, so the activation loads (three per chunk and token)
-// serve two rows' weights.
+// serve two rows' weights. Long rows are split over kSplit warps of a block
+// (chunk c to warp c / 32 % kSplit), which add their sums through shared memory:
+// a 7B down projection (4096 rows of 11008) is only 2048 warps at one warp per
+// row pair, too few reads in flight for the memory's latency.
 constexpr int kRowsPerWarp = 2;
+constexpr int64_t kSplitMinChunks = 256;  // rows of 8192 elements or more take two warps each
 
-template <class T, int kMaxTok>
+template <class T, int kMaxTok, int kSplit>
 __global__ void __launch_bounds__(kWarps * 32)
     matvec_q8_kernel(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq, const float4* __restrict__ xs,
                      int n_tok) {
-    const int64_t first = (int64_t(blockIdx.x) * kWarps + threadIdx.y) * kRowsPerWarp;
+    static_assert(kWarps % kSplit == 0, "a block holds whole splits");
+    __shared__ float part_sum[kWarps][kRowsPerWarp][kMaxTok];
+    const int part = threadIdx.y % kSplit;
+    const int64_t first = (int64_t(blockIdx.x) * (kWarps / kSplit) + threadIdx.y / kSplit) * kRowsPerWarp;
     GroupRow r[kRowsPerWarp];
     const uint8_t* wr[kRowsPerWarp];
 #pragma unroll
@@ -79,7 +88,8 @@ __global__ void __launch_bounds__(kWarps * 32)
         // A missing second row reads the first row's weights and stores nothing.
         wr[k] = r[k].w < 0 ? wr[0] : g.w[r[k].w] + r[k].row * g.row_bytes[r[k].w];
     }
-    if (r[0].w < 0) return;
+    // Past the last row: nothing to read, but the block's barrier below is still met.
+    const bool active = r[0].w >= 0;
     const int lane = threadIdx.x;
     constexpr int kChunks = T::kBlock / 32;
     float acc[kRowsPerWarp][kMaxTok];
@@ -87,7 +97,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int k = 0; k < kRowsPerWarp; ++k)
 #pragma unroll
         for (int t = 0; t < kMaxTok; ++t) acc[k][t] = 0.0f;
-    for (int64_t c = lane; c < n_chunks; c += 32) {
+    for (int64_t c = lane + 32 * part; active && c < n_chunks; c += 32 * kSplit) {
         int q[kRowsPerWarp][8];
         float a[kRowsPerWarp][2], o[kRowsPerWarp][2];
 #pragma unroll
@@ -104,13 +114,32 @@ __global__ void __launch_bounds__(kWarps * 32)
         }
     }
 #pragma unroll
+    for (int k = 0; k < kRowsPerWarp; ++k)
+#pragma unroll
+        for (int t = 0; t < kMaxTok; ++t) acc[k][t] = warp_sum(acc[k][t]);
+    if constexpr (kSplit > 1) {
+        if (lane == 0 && part > 0)
+#pragma unroll
+            for (int k = 0; k < kRowsPerWarp; ++k)
+#pragma unroll
+                for (int t = 0; t < kMaxTok; ++t) part_sum[threadIdx.y][k][t] = acc[k][t];
+        __syncthreads();
+        if (part > 0) return;
+#pragma unroll
+        for (int k = 0; k < kRowsPerWarp; ++k)
+#pragma unroll
+            for (int t = 0; t < kMaxTok; ++t)
+#pragma unroll
+                for (int p = 1; p < kSplit; ++p) acc[k][t] += part_sum[threadIdx.y + p][k][t];
+    }
+    if (!active || lane != 0) return;
+#pragma unroll
     for (int k = 0; k < kRowsPerWarp; ++k) {
         if (r[k].w < 0) break;
 #pragma unroll
         for (int t = 0; t < kMaxTok; ++t) {
             if (t >= n_tok) break;
-            const float s = warp_sum(acc[k][t]);
-            if (lane == 0) g.y[r[k].w][t * g.y_stride[r[k].w] + r[k].row] = s;
+            g.y[r[k].w][t * g.y_stride[r[k].w] + r[k].row] = acc[k][t];
         }
     }
 }
@@ -296,7 +325,7 @@ void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, cons
         g.y_stride[i] = ys[i].stride;
         g.row0[i + 1] = g.row0[i] + ws[i].n_out;
     }
-    const dim3 block(32, kWarps), grid(grid_1d(g.row0[g.n], kWarps * kRowsPerWarp));
+    const dim3 block(32, kWarps);
     const int64_t n_chunks = ws[0].n_in / 32;
     dispatch_weight_type(ws[0].type, [&](auto tag) {
         using T = typename decltype(tag)::type;
@@ -313,10 +342,21 @@ void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, cons
                     matvec_q8_staged_kernel<T, kMatvecMaxTokens><<<staged_grid, block, 0, stream>>>(g, n_chunks, xq, xs,
                                                                                                    n_tok);
             } else {
-                if (n_tok == 1)
-                    matvec_q8_kernel<T, 1><<<grid, block, 0, stream>>>(g, n_chunks, xq, xs, 1);
+                // The split depends on the row length only, so a weight gives the same bits
+                // alone as stacked with others (matmul_n).
+                auto launch = [&](auto split) {
+                    constexpr int kSplit = decltype(split)::value;
+                    const dim3 split_grid(grid_1d(g.row0[g.n], kWarps / kSplit * kRowsPerWarp));
+                    if (n_tok == 1)
+                        matvec_q8_kernel<T, 1, kSplit><<<split_grid, block, 0, stream>>>(g, n_chunks, xq, xs, 1);
+                    else
+                        matvec_q8_kernel<T, kMatvecMaxTokens, kSplit>
+                            <<<split_grid, block, 0, stream>>>(g, n_chunks, xq, xs, n_tok);
+                };
+                if (n_chunks >= kSplitMinChunks)
+                    launch(std::integral_constant<int, 2>{});
                 else
-                    matvec_q8_kernel<T, kMatvecMaxTokens><<<grid, block, 0, stream>>>(g, n_chunks, xq, xs, n_tok);
+                    launch(std::integral_constant<int, 1>{});
             }
         }
     });

@@ -112,6 +112,10 @@ TEST_CASE("cuda: matmul of every weight type, decode (1..8 tokens) and batch (te
         check_matmul(*cb, t, n_in, 130, 1);
         check_matmul(*cb, t, n_in, 130, 65);
     }
+    // Rows of 257 chunks: decode splits each row over two warps (uneven halves), and the
+    // last block of 37 rows holds a row pair with one row and one with none.
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q5_1, GgmlType::Q8_0})
+        for (int64_t n_tok : {1, 4}) check_matmul(*cb, t, 8224, 37, n_tok);
     // Many tiles of the 128-token-wide kernel (over 64 tokens), with tails in outputs and tokens.
     for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::F16}) check_matmul(*cb, t, 256, 1000, 300);
     // Float rows whose length is no multiple of 8 or 32 (stories260K's 172).
