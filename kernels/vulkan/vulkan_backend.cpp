@@ -173,13 +173,44 @@ void VulkanBackend::matmul(const Weight& w, const Act& x, Act y) {
         dev_->dispatch(variant("matvec", w.type(), dev_->subgroups(), int_dot).c_str(), b, pc, sizeof pc, gx, gy, 1);
         return;
     }
-    // Tiles of 64 output rows x 64 tokens (BM, BN in matmul_tiles.glsl); the shaders read
+    if (dev_->coopmat()) {
+        // Tiles of 128 output rows x 128 tokens, or x 64 for batches of up to 64
+        // (BM, BN in matmul_cm.glsl), over activations rounded to f16 once.
+        const uint32_t stride16 = u32((w.n_in() + 31) / 32 * 4);  // BK = 32 halves = 4 uvec4s
+        const bool wide = x.n_rows > 64;
+        const uint32_t cpc[] = {pc[0], pc[1], pc[2], pc[3], stride16, yb.off, yb.stride};
+        const VkBuffer cb[kMaxBindings] = {b[0], to_f16(x, xb, stride16), yb.buf};
+        split_groups(uint64_t((w.n_out() + 127) / 128), &gx, &gy);
+        dev_->reserve(0, 1);
+        dev_->dispatch(variant(wide ? "matmul_cm" : "matmul_cm64", w.type(), false).c_str(), cb, cpc, sizeof cpc, gx, gy,
+                       u32((x.n_rows + (wide ? 127 : 63)) / (wide ? 128 : 64)));
+        return;
+    }
+    // Tiles of 64 output rows x 64 tokens (BM, BN in matmul_tiles.glsl); the shader reads
     // the first 8 push constants.
     constexpr int64_t kRows = 64, kTokens = 64;
     split_groups(uint64_t((w.n_out() + kRows - 1) / kRows), &gx, &gy);
     dev_->reserve(0, 1);
-    dev_->dispatch(variant(dev_->coopmat() ? "matmul_cm" : "matmul", w.type(), false).c_str(), b, pc, sizeof pc, gx, gy,
+    dev_->dispatch(variant("matmul", w.type(), false).c_str(), b, pc, sizeof pc, gx, gy,
                    u32((x.n_rows + kTokens - 1) / kTokens));
+}
+
+VkBuffer VulkanBackend::to_f16(const Act& x, const Bound& xb, uint32_t stride16) {
+    const uint64_t bytes = uint64_t(x.n_rows) * stride16 * 16;
+    F16Source& s = f16_source_;
+    if (!x16_ || x16_->size < bytes) {
+        x16_ = dev_->alloc(bytes, "f16 activations");
+        s = {};
+    }
+    if (s.buf == xb.buf && s.off == xb.off && s.stride == xb.stride && s.n_rows == x.n_rows && s.n_cols == x.n_cols &&
+        dev_->last_write(xb.buf) < s.at)
+        return x16_->buf;
+    const uint32_t pc[] = {u32(x.n_cols), xb.off, xb.stride, stride16};
+    const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, xb.buf, VK_NULL_HANDLE, x16_->buf};
+    dev_->reserve(0, 1);
+    dev_->dispatch("to_f16", b, pc, sizeof pc, (stride16 * 4 + 255) / 256, u32(x.n_rows), 1);
+    s = {xb.buf, xb.off, xb.stride, x.n_rows, x.n_cols, dev_->write_clock()};
+    return x16_->buf;
 }
 
 VkBuffer VulkanBackend::quantize_q8(const Act& x, const Bound& xb, uint32_t* q_stride) {
