@@ -589,3 +589,66 @@ TEST_CASE("vulkan: the cooperative-matrix matmul converts an input to f16 once w
     check_f16_products(read(*vb, y5.act()), want, dequantize(GgmlType::Q4_0, h1.bytes.data(), n_in * n_out), tail, n_in,
                        n_out, n_tok - 1, "rows 1.. of the input");
 }
+
+namespace {
+// A batch's attention (attention_batch.comp once n_tok > 4) against the CPU
+// reference and against the per-token shader (attention.comp, the same
+// queries one token at a time). Two sequences interleaved in the cells and in
+// the batch after a shared prefix, an empty cell, cells past the last tile,
+// positions from 0 up (some tokens see a few cells, some whole tiles are
+// masked for every row), and a token of a sequence with no cells (zeros).
+void check_attention_batch(GgmlType t, const AttentionParams& p, int64_t n_tok) {
+    auto vb = vulkan_backend();
+    if (!vb) return;
+    const int64_t dim = int64_t(p.n_head_kv) * p.head_dim, n_cells = 200, n_scan = 190;
+    HostKv kv(t, n_cells, dim, 1);
+    for (int64_t c = 0; c < n_cells; ++c) {
+        kv.cell_pos[size_t(c)] = int32_t(c < 10 ? c : 10 + (c - 10) / 2);
+        kv.cell_seqs[size_t(c)] = c < 10 ? 3u : 1u << (c % 2);
+    }
+    kv.cell_pos[37] = -1;
+    kv.cell_seqs[37] = 0;
+    auto keys = random_floats(size_t(n_cells * dim), 41), vals = random_floats(size_t(n_cells * dim), 42);
+    std::vector<int32_t> all(static_cast<size_t>(n_cells));
+    for (int64_t c = 0; c < n_cells; ++c) all[size_t(c)] = int32_t(c);
+    const KvView view = kv.view(n_scan);
+    ref::kv_store(view, 0, host_act(keys, n_cells, dim), host_act(vals, n_cells, dim), all);
+    auto dk = device_act(*vb, n_cells, dim, &keys), dvv = device_act(*vb, n_cells, dim, &vals);
+    vb->kv_store(view, 0, dk.act(), dvv.act(), all);
+
+    std::vector<int32_t> pos(static_cast<size_t>(n_tok)), seq(static_cast<size_t>(n_tok));
+    for (int64_t i = 0; i < n_tok; ++i) {
+        pos[size_t(i)] = int32_t((i * 7) % 101);
+        seq[size_t(i)] = int32_t(i % 2);
+    }
+    seq[size_t(n_tok / 2)] = 5;  // no cell holds sequence 5
+    const int64_t width = int64_t(p.n_head) * p.head_dim;
+    auto q = random_floats(size_t(n_tok * width), 43, -3.0f, 3.0f);
+    std::vector<float> want(q.size());
+    ref::attention(host_act(q, n_tok, width), view, 0, p, pos, seq, host_act(want, n_tok, width));
+    auto dq = device_act(*vb, n_tok, width, &q);
+    auto dout = device_act(*vb, n_tok, width), done = device_act(*vb, n_tok, width);
+    vb->attention(dq.act(), view, 0, p, pos, seq, dout.act());
+    for (int64_t i = 0; i < n_tok; ++i)
+        vb->attention(dq.act().rows(i, 1), view, 0, p, std::span(pos).subspan(size_t(i), 1),
+                      std::span(seq).subspan(size_t(i), 1), done.act().rows(i, 1));
+    const auto got = read(*vb, dout.act());
+    const std::string what = std::string("attention batch ") + (t == GgmlType::F16 ? "f16" : "f32") + " heads " +
+                             std::to_string(p.n_head) + "/" + std::to_string(p.n_head_kv) + " head_dim " +
+                             std::to_string(p.head_dim) + " n_tok " + std::to_string(n_tok);
+    check_close(got, want, 1e-5f, 1e-4f, what + " vs the reference");
+    check_close(got, read(*vb, done.act()), 1e-5f, 1e-4f, what + " vs one token at a time");
+    for (int64_t d = 0; d < width; ++d) CHECK(got[size_t((n_tok / 2) * width + d)] == 0.0f);
+}
+}  // namespace
+
+TEST_CASE("vulkan: batch attention (tiles of queries and cells) matches the reference and the per-token shader") {
+    for (GgmlType t : {GgmlType::F16, GgmlType::F32}) {
+        check_attention_batch(t, {8, 2, 32, 0.17f}, 37);    // GQA, 4 heads a group: 8 tokens a workgroup
+        check_attention_batch(t, {7, 7, 64, 0.125f}, 21);   // an odd head count, no GQA
+        check_attention_batch(t, {12, 4, 128, 0.09f}, 64);  // groups of 3: 5 tokens (15 rows) a workgroup
+        check_attention_batch(t, {4, 1, 256, 0.06f}, 9);    // the largest heads: 2 tokens, 8-cell tiles (f32)
+        check_attention_batch(t, {9, 1, 6, 0.4f}, 11);      // head_dim off every vector width, 3 tokens of 9 heads
+        check_attention_batch(t, {40, 1, 16, 0.25f}, 6);    // a group past 32 rows: the per-token shader
+    }
+}
