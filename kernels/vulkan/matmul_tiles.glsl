@@ -1,6 +1,6 @@
-// The tiled matmul's interface and its global-memory side, shared by
-// matmul.comp (float tiles, any device) and matmul_cm.comp (cooperative
-// matrices): y[t, o] = sum_i x[t, i] * W[o, i] for a tile of BM output rows
+// The float tiled matmul's interface and its global-memory side (matmul.comp,
+// any device; matmul_cm.glsl is the cooperative-matrix one):
+// y[t, o] = sum_i x[t, i] * W[o, i] for a tile of BM output rows
 // (o) by BN tokens (t) per workgroup, BK elements of i per step. The grid:
 // row tiles over x and y (one dimension holds at most 65535 groups), token
 // tiles over z.

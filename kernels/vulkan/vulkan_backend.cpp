@@ -173,13 +173,44 @@ void VulkanBackend::matmul(const Weight& w, const Act& x, Act y) {
         dev_->dispatch(variant("matvec", w.type(), dev_->subgroups(), int_dot).c_str(), b, pc, sizeof pc, gx, gy, 1);
         return;
     }
-    // Tiles of 64 output rows x 64 tokens (BM, BN in matmul_tiles.glsl); the shaders read
+    if (dev_->coopmat()) {
+        // Tiles of 128 output rows x 128 tokens, or x 64 for batches of up to 64
+        // (BM, BN in matmul_cm.glsl), over activations rounded to f16 once.
+        const uint32_t stride16 = u32((w.n_in() + 31) / 32 * 4);  // BK = 32 halves = 4 uvec4s
+        const bool wide = x.n_rows > 64;
+        const uint32_t cpc[] = {pc[0], pc[1], pc[2], pc[3], stride16, yb.off, yb.stride};
+        const VkBuffer cb[kMaxBindings] = {b[0], to_f16(x, xb, stride16), yb.buf};
+        split_groups(uint64_t((w.n_out() + 127) / 128), &gx, &gy);
+        dev_->reserve(0, 1);
+        dev_->dispatch(variant(wide ? "matmul_cm" : "matmul_cm64", w.type(), false).c_str(), cb, cpc, sizeof cpc, gx, gy,
+                       u32((x.n_rows + (wide ? 127 : 63)) / (wide ? 128 : 64)));
+        return;
+    }
+    // Tiles of 64 output rows x 64 tokens (BM, BN in matmul_tiles.glsl); the shader reads
     // the first 8 push constants.
     constexpr int64_t kRows = 64, kTokens = 64;
     split_groups(uint64_t((w.n_out() + kRows - 1) / kRows), &gx, &gy);
     dev_->reserve(0, 1);
-    dev_->dispatch(variant(dev_->coopmat() ? "matmul_cm" : "matmul", w.type(), false).c_str(), b, pc, sizeof pc, gx, gy,
+    dev_->dispatch(variant("matmul", w.type(), false).c_str(), b, pc, sizeof pc, gx, gy,
                    u32((x.n_rows + kTokens - 1) / kTokens));
+}
+
+VkBuffer VulkanBackend::to_f16(const Act& x, const Bound& xb, uint32_t stride16) {
+    const uint64_t bytes = uint64_t(x.n_rows) * stride16 * 16;
+    F16Source& s = f16_source_;
+    if (!x16_ || x16_->size < bytes) {
+        x16_ = dev_->alloc(bytes, "f16 activations");
+        s = {};
+    }
+    if (s.buf == xb.buf && s.off == xb.off && s.stride == xb.stride && s.n_rows == x.n_rows && s.n_cols == x.n_cols &&
+        dev_->last_write(xb.buf) < s.at)
+        return x16_->buf;
+    const uint32_t pc[] = {u32(x.n_cols), xb.off, xb.stride, stride16};
+    const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, xb.buf, VK_NULL_HANDLE, x16_->buf};
+    dev_->reserve(0, 1);
+    dev_->dispatch("to_f16", b, pc, sizeof pc, (stride16 * 4 + 255) / 256, u32(x.n_rows), 1);
+    s = {xb.buf, xb.off, xb.stride, x.n_rows, x.n_cols, dev_->write_clock()};
+    return x16_->buf;
 }
 
 VkBuffer VulkanBackend::quantize_q8(const Act& x, const Bound& xb, uint32_t* q_stride) {
@@ -325,14 +356,27 @@ void VulkanBackend::attention(const Act& q, const KvView& kv, int layer, const A
     std::memcpy(a + n_scan, kv.cell_seqs, n_scan * 8);
     std::memcpy(a + n_scan * 3, pos.data(), n_tok * 4);
     std::memcpy(a + n_scan * 3 + n_tok, seq.data(), n_tok * 4);
+    const uint32_t group = uint32_t(p.n_head / p.n_head_kv);
     struct {
         uint32_t q_off, q_stride, o_off, o_stride, group, head_dim, n_kv_dim, n_scan, f16;
         float scale;
         uint32_t cell_pos_off, cell_seqs_off, tok_pos_off, tok_seq_off;
-    } pc{qb.off, qb.stride, ob.off, ob.stride, uint32_t(p.n_head / p.n_head_kv), uint32_t(p.head_dim),
+        uint32_t n_tok, tq, kt;  // attention_batch.comp only
+    } pc{qb.off, qb.stride, ob.off, ob.stride, group, uint32_t(p.head_dim),
          u32(kv.n_kv_dim), uint32_t(n_scan), kv.type == GgmlType::F16 ? 1u : 0u, p.scale, base,
-         uint32_t(base + n_scan), uint32_t(base + n_scan * 3), uint32_t(base + n_scan * 3 + n_tok)};
+         uint32_t(base + n_scan), uint32_t(base + n_scan * 3), uint32_t(base + n_scan * 3 + n_tok), uint32_t(n_tok), 0, 0};
     const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, qb.buf, dev_->arena_buffer(), l.k, l.v, ob.buf};
+    // A batch: workgroups of tq tokens x the group's heads sharing each tile of kt
+    // cells (attention_batch.comp gives the bounds of its shared arrays). Groups
+    // too large for its 32 query rows, and decode steps, take attention.comp.
+    const uint32_t qr_max = std::min<uint32_t>(32, 2048 / uint32_t(p.head_dim)), tq = qr_max / group;
+    if (n_tok > 4 && tq >= 1) {
+        const uint32_t cell_words = kv.type == GgmlType::F16 ? uint32_t(p.head_dim) / 2 : uint32_t(p.head_dim);
+        pc.tq = tq;
+        pc.kt = std::min({64u, 2048 / cell_words, 1024 / (tq * group)});
+        dev_->dispatch("attention_batch", b, &pc, sizeof pc, uint32_t(p.n_head_kv), u32(int64_t((n_tok + tq - 1) / tq)), 1);
+        return;
+    }
     dev_->dispatch("attention", b, &pc, sizeof pc, uint32_t(p.n_head), uint32_t(n_tok), 1);
 }
 

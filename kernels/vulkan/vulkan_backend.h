@@ -81,6 +81,11 @@ private:
     std::map<const void*, KvMirror> kv_mirrors_;
     uint64_t kv_clock_ = 0;
     std::vector<float> rope_cs_;  // host scratch for the rope table
+    // x rounded to f16 in x16_ for the cooperative-matrix matmul: rows of
+    // stride16 uvec4s, zero-padded (to_f16.comp). Reuses the last conversion
+    // while x is unchanged (Q, K and V, or gate and up, read one input).
+    VkBuffer to_f16(const Act& x, const Bound& xb, uint32_t stride16);
+
     std::shared_ptr<DeviceBuffer> q8_;
     struct Q8Source {
         VkBuffer buf = VK_NULL_HANDLE;
@@ -88,6 +93,13 @@ private:
         int64_t n_rows = 0, n_cols = 0;
         uint64_t at = 0;  // VulkanDevice::write_clock() when quantized
     } q8_source_;
+    std::shared_ptr<DeviceBuffer> x16_;
+    struct F16Source {
+        VkBuffer buf = VK_NULL_HANDLE;
+        uint32_t off = 0, stride = 0;
+        int64_t n_rows = 0, n_cols = 0;
+        uint64_t at = 0;  // VulkanDevice::write_clock() when converted
+    } f16_source_;
 };
 
 }  // namespace kiln::vk

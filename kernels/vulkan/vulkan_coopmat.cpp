@@ -5,8 +5,9 @@
 namespace kiln::vk {
 
 namespace {
-// The shared memory matmul_cm.comp declares: two 64 x 40 f16 tiles and a 64 x 68 f32 one.
-constexpr uint32_t kSharedBytes = 2 * 64 * 40 * 2 + 64 * 68 * 4;
+// The shared memory matmul_cm.comp declares: two buffers of a 128-row weight tile and a
+// 128-token activation tile, rows of 5 16-byte words (matmul_cm.glsl).
+constexpr uint32_t kSharedBytes = 2 * (128 + 128) * 5 * 16;
 
 bool has_extension(const std::vector<VkExtensionProperties>& all, const char* name) {
     for (const auto& e : all)

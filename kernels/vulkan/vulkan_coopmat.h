@@ -29,7 +29,7 @@ struct CoopmatSupport {
 // VK_KHR_shader_float16_int8 and VK_KHR_vulkan_memory_model with their
 // features cooperativeMatrix, shaderFloat16 and vulkanMemoryModel; 16x8x16
 // subgroup matrices of f16 x f16 + f32 in compute shaders; subgroups of 32
-// (its four subgroups each take a quarter of the tile); 28 KiB of shared memory.
+// (its eight subgroups each take an eighth of the tile); 40 KiB of shared memory.
 CoopmatSupport query_coopmat(VkInstance instance, VkPhysicalDevice phys);
 
 }  // namespace kiln::vk

@@ -40,6 +40,24 @@ HostWeight make_weight(GgmlType type, int64_t n_in, int64_t n_out, uint32_t seed
     return w;
 }
 
+// The cooperative-matrix matmul rounds weights and activations to f16
+// (relative error 2^-11 each): each product is off by at most 2^-10 of
+// |w x|, so bound the error of each output by that share of sum |w| |x|,
+// plus float summation. wf: the dequantized weight, (n_out, n_in).
+void check_f16_products(const std::vector<float>& got, const std::vector<float>& want, const std::vector<float>& wf,
+                        const std::vector<float>& x, int64_t n_in, int64_t n_out, int64_t n_tok, const std::string& what) {
+    for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t o = 0; o < n_out; ++o) {
+            double mag = 0;
+            for (int64_t i = 0; i < n_in; ++i) mag += std::fabs(double(wf[size_t(o * n_in + i)]) * x[size_t(t * n_in + i)]);
+            const size_t k = size_t(t * n_out + o);
+            if (!(std::fabs(got[k] - want[k]) <= 2e-5 * double(n_in) + 1.5 * std::ldexp(mag, -10))) {
+                FAIL_CHECK(what << ": token " << t << " row " << o << " is " << got[k] << ", expected " << want[k]);
+                return;
+            }
+        }
+}
+
 // x and y are row ranges of larger buffers (from row 2 of each), so the
 // shader's row offsets and strides are exercised along with the tails.
 void check_matmul(vk::VulkanBackend& vb, GgmlType type, int64_t n_in, int64_t n_out, int64_t n_tok) {
@@ -58,20 +76,7 @@ void check_matmul(vk::VulkanBackend& vb, GgmlType type, int64_t n_in, int64_t n_
                              " n_in " + std::to_string(n_in) + " n_out " + std::to_string(n_out) + " n_tok " +
                              std::to_string(n_tok);
     if (vb.device().coopmat()) {
-        // Weights and activations rounded to f16 (relative error 2^-11 each):
-        // each product is off by at most 2^-10 of |w x|, so bound the error of
-        // each output by that share of sum |w| |x|, plus float summation.
-        const auto wf = dequantize(type, hw.bytes.data(), n_in * n_out);
-        for (int64_t t = 0; t < n_tok; ++t)
-            for (int64_t o = 0; o < n_out; ++o) {
-                double mag = 0;
-                for (int64_t i = 0; i < n_in; ++i) mag += std::fabs(double(wf[size_t(o * n_in + i)]) * x[size_t(t * n_in + i)]);
-                const size_t k = size_t(t * n_out + o);
-                if (!(std::fabs(got[k] - want[k]) <= 2e-5 * double(n_in) + 1.5 * std::ldexp(mag, -10))) {
-                    FAIL_CHECK(what << ": element " << k << " is " << got[k] << ", expected " << want[k]);
-                    return;
-                }
-            }
+        check_f16_products(got, want, dequantize(type, hw.bytes.data(), n_in * n_out), x, n_in, n_out, n_tok, what);
     } else {
         // Sums of n_in products in another order: bound by the magnitude of the terms.
         check_close(got, want, 2e-5f * float(n_in), 1e-4f, what);
@@ -121,10 +126,13 @@ TEST_CASE("vulkan: matmul of every weight type, full and partial tiles, float an
                 // Rows not a multiple of the 32-element step for the float types, an
                 // odd block count for the 32-blocks; K-quants need whole 256-blocks.
                 const int64_t n_in = bs == 256 ? 512 : (bs == 1 ? 163 : 96);
-                // Tokens: one, a partial tile, a full 64-token tile, one past it, two
-                // and a bit; rows: a partial 64-row tile, and two full ones plus a tail.
-                for (int64_t n_tok : {1, 7, 64, 65, 130}) check_matmul(*vb, t, n_in, 37, n_tok);
+                // Tokens: one, a partial tile, a full 64-token tile, one past it (the
+                // 128-token tiles of matmul_cm.comp from here), two and a bit, 300 (a
+                // partial third 128-token tile); rows: a partial tile, and one past
+                // 128 (two 64-row tiles and a tail, a 128-row tile and a tail).
+                for (int64_t n_tok : {1, 7, 64, 65, 130, 300}) check_matmul(*vb, t, n_in, 37, n_tok);
                 check_matmul(*vb, t, n_in, 131, 65);
+                check_matmul(*vb, t, n_in, 131, 300);
             }
         }
 }
@@ -391,6 +399,9 @@ TEST_CASE("vulkan: the bindings each shader writes, read off its SPIR-V (the str
     CHECK(written("kv_store") == 1u << 3);
     CHECK(written("attention") == 1u << 5);
     CHECK(written("add") == 1u << 3);
+    CHECK(written("to_f16") == 1u << 3);
+    CHECK(written("matmul_cm_q4_0") == 1u << 2);
+    CHECK(written("matmul_cm64_q6_k") == 1u << 2);
     // Every shader writes something, and none writes the weights (binding 0).
     for (const vk::SpirvModule& m : vk::spirv_modules()) {
         const uint32_t w = vk::spirv_written_bindings(m.words, m.n_words);
@@ -538,4 +549,106 @@ TEST_CASE("vulkan: attention with head sizes off the 16-byte key loads (scalar k
             check_close(read(*vb, dout.act()), want, 1e-5f, 1e-4f,
                         "attention head_dim " + std::to_string(head_dim) + (t == GgmlType::F16 ? " f16" : " f32"));
         }
+}
+
+TEST_CASE("vulkan: the cooperative-matrix matmul converts an input to f16 once while it is unchanged, again after any write") {
+    auto vb = vulkan_backend();
+    if (!vb) return;
+    if (!vb->device().coopmat()) {
+        MESSAGE("skipped: " << vb->device().name() << ": " << vb->device().coopmat_missing());
+        return;
+    }
+    const int64_t n_in = 256, n_out = 33, n_tok = 70;
+    const HostWeight h1 = make_weight(GgmlType::Q4_0, n_in, n_out, 1), h2 = make_weight(GgmlType::Q8_0, n_in, n_out, 2);
+    const Weight w1 = vb->upload_weight(h1.view), w2 = vb->upload_weight(h2.view);
+    auto x1 = random_floats(size_t(n_tok * n_in), 1), x2 = random_floats(size_t(n_tok * n_in), 2);
+    auto check = [&](const HostWeight& h, std::vector<float>& x, const DeviceAct& y, const char* what) {
+        std::vector<float> want(size_t(n_tok * n_out));
+        ref::matmul(h.view, host_act(x, n_tok, n_in), host_act(want, n_tok, n_out));
+        check_f16_products(read(*vb, y.act()), want, dequantize(h.view.type, h.bytes.data(), n_in * n_out), x, n_in, n_out,
+                           n_tok, what);
+    };
+    auto dx = device_act(*vb, n_tok, n_in, &x1);
+    auto y1 = device_act(*vb, n_tok, n_out), y2 = device_act(*vb, n_tok, n_out), y3 = device_act(*vb, n_tok, n_out),
+         y4 = device_act(*vb, n_tok, n_out), y5 = device_act(*vb, n_tok - 1, n_out);
+    vb->matmul(w1, dx.act(), y1.act());
+    vb->matmul(w2, dx.act(), y2.act());  // the same input: reuses its f16 copy
+    vb->write_act(dx.act(), x2.data());  // a host write
+    vb->matmul(w1, dx.act(), y3.act());
+    vb->add(dx.act(), dx.act(), dx.act());  // a shader write: x = 2 * x2
+    vb->matmul(w1, dx.act(), y4.act());
+    vb->matmul(w1, dx.act().rows(1, n_tok - 1), y5.act());  // another view of the same buffer
+    check(h1, x1, y1, "first input");
+    check(h2, x1, y2, "first input again");
+    check(h1, x2, y3, "after write_act");
+    for (float& v : x2) v *= 2.0f;
+    check(h1, x2, y4, "after add");
+    std::vector<float> tail(x2.begin() + n_in, x2.end());
+    std::vector<float> want(size_t((n_tok - 1) * n_out));
+    ref::matmul(h1.view, host_act(tail, n_tok - 1, n_in), host_act(want, n_tok - 1, n_out));
+    check_f16_products(read(*vb, y5.act()), want, dequantize(GgmlType::Q4_0, h1.bytes.data(), n_in * n_out), tail, n_in,
+                       n_out, n_tok - 1, "rows 1.. of the input");
+}
+
+namespace {
+// A batch's attention (attention_batch.comp once n_tok > 4) against the CPU
+// reference and against the per-token shader (attention.comp, the same
+// queries one token at a time). Two sequences interleaved in the cells and in
+// the batch after a shared prefix, an empty cell, cells past the last tile,
+// positions from 0 up (some tokens see a few cells, some whole tiles are
+// masked for every row), and a token of a sequence with no cells (zeros).
+void check_attention_batch(GgmlType t, const AttentionParams& p, int64_t n_tok) {
+    auto vb = vulkan_backend();
+    if (!vb) return;
+    const int64_t dim = int64_t(p.n_head_kv) * p.head_dim, n_cells = 200, n_scan = 190;
+    HostKv kv(t, n_cells, dim, 1);
+    for (int64_t c = 0; c < n_cells; ++c) {
+        kv.cell_pos[size_t(c)] = int32_t(c < 10 ? c : 10 + (c - 10) / 2);
+        kv.cell_seqs[size_t(c)] = c < 10 ? 3u : 1u << (c % 2);
+    }
+    kv.cell_pos[37] = -1;
+    kv.cell_seqs[37] = 0;
+    auto keys = random_floats(size_t(n_cells * dim), 41), vals = random_floats(size_t(n_cells * dim), 42);
+    std::vector<int32_t> all(static_cast<size_t>(n_cells));
+    for (int64_t c = 0; c < n_cells; ++c) all[size_t(c)] = int32_t(c);
+    const KvView view = kv.view(n_scan);
+    ref::kv_store(view, 0, host_act(keys, n_cells, dim), host_act(vals, n_cells, dim), all);
+    auto dk = device_act(*vb, n_cells, dim, &keys), dvv = device_act(*vb, n_cells, dim, &vals);
+    vb->kv_store(view, 0, dk.act(), dvv.act(), all);
+
+    std::vector<int32_t> pos(static_cast<size_t>(n_tok)), seq(static_cast<size_t>(n_tok));
+    for (int64_t i = 0; i < n_tok; ++i) {
+        pos[size_t(i)] = int32_t((i * 7) % 101);
+        seq[size_t(i)] = int32_t(i % 2);
+    }
+    seq[size_t(n_tok / 2)] = 5;  // no cell holds sequence 5
+    const int64_t width = int64_t(p.n_head) * p.head_dim;
+    auto q = random_floats(size_t(n_tok * width), 43, -3.0f, 3.0f);
+    std::vector<float> want(q.size());
+    ref::attention(host_act(q, n_tok, width), view, 0, p, pos, seq, host_act(want, n_tok, width));
+    auto dq = device_act(*vb, n_tok, width, &q);
+    auto dout = device_act(*vb, n_tok, width), done = device_act(*vb, n_tok, width);
+    vb->attention(dq.act(), view, 0, p, pos, seq, dout.act());
+    for (int64_t i = 0; i < n_tok; ++i)
+        vb->attention(dq.act().rows(i, 1), view, 0, p, std::span(pos).subspan(size_t(i), 1),
+                      std::span(seq).subspan(size_t(i), 1), done.act().rows(i, 1));
+    const auto got = read(*vb, dout.act());
+    const std::string what = std::string("attention batch ") + (t == GgmlType::F16 ? "f16" : "f32") + " heads " +
+                             std::to_string(p.n_head) + "/" + std::to_string(p.n_head_kv) + " head_dim " +
+                             std::to_string(p.head_dim) + " n_tok " + std::to_string(n_tok);
+    check_close(got, want, 1e-5f, 1e-4f, what + " vs the reference");
+    check_close(got, read(*vb, done.act()), 1e-5f, 1e-4f, what + " vs one token at a time");
+    for (int64_t d = 0; d < width; ++d) CHECK(got[size_t((n_tok / 2) * width + d)] == 0.0f);
+}
+}  // namespace
+
+TEST_CASE("vulkan: batch attention (tiles of queries and cells) matches the reference and the per-token shader") {
+    for (GgmlType t : {GgmlType::F16, GgmlType::F32}) {
+        check_attention_batch(t, {8, 2, 32, 0.17f}, 37);    // GQA, 4 heads a group: 8 tokens a workgroup
+        check_attention_batch(t, {7, 7, 64, 0.125f}, 21);   // an odd head count, no GQA
+        check_attention_batch(t, {12, 4, 128, 0.09f}, 64);  // groups of 3: 5 tokens (15 rows) a workgroup
+        check_attention_batch(t, {4, 1, 256, 0.06f}, 9);    // the largest heads: 2 tokens, 8-cell tiles (f32)
+        check_attention_batch(t, {9, 1, 6, 0.4f}, 11);      // head_dim off every vector width, 3 tokens of 9 heads
+        check_attention_batch(t, {40, 1, 16, 0.25f}, 6);    // a group past 32 rows: the per-token shader
+    }
 }

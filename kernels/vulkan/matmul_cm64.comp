@@ -1,0 +1,7 @@
+#version 450
+// kiln:per-weight-type
+// The prompt-batch matmul on cooperative matrices, tiles of 128 rows x 64
+// tokens (batches of 5..64 tokens, where 128-token tiles would be half empty).
+#extension GL_GOOGLE_include_directive : require
+#define BN 64u
+#include "matmul_cm.glsl"
