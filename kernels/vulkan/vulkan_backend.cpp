@@ -356,27 +356,14 @@ void VulkanBackend::attention(const Act& q, const KvView& kv, int layer, const A
     std::memcpy(a + n_scan, kv.cell_seqs, n_scan * 8);
     std::memcpy(a + n_scan * 3, pos.data(), n_tok * 4);
     std::memcpy(a + n_scan * 3 + n_tok, seq.data(), n_tok * 4);
-    const uint32_t group = uint32_t(p.n_head / p.n_head_kv);
     struct {
         uint32_t q_off, q_stride, o_off, o_stride, group, head_dim, n_kv_dim, n_scan, f16;
         float scale;
         uint32_t cell_pos_off, cell_seqs_off, tok_pos_off, tok_seq_off;
-        uint32_t n_tok, tq, kt;  // attention_batch.comp only
-    } pc{qb.off, qb.stride, ob.off, ob.stride, group, uint32_t(p.head_dim),
+    } pc{qb.off, qb.stride, ob.off, ob.stride, uint32_t(p.n_head / p.n_head_kv), uint32_t(p.head_dim),
          u32(kv.n_kv_dim), uint32_t(n_scan), kv.type == GgmlType::F16 ? 1u : 0u, p.scale, base,
-         uint32_t(base + n_scan), uint32_t(base + n_scan * 3), uint32_t(base + n_scan * 3 + n_tok), uint32_t(n_tok), 0, 0};
+         uint32_t(base + n_scan), uint32_t(base + n_scan * 3), uint32_t(base + n_scan * 3 + n_tok)};
     const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, qb.buf, dev_->arena_buffer(), l.k, l.v, ob.buf};
-    // A batch: workgroups of tq tokens x the group's heads sharing each tile of kt
-    // cells (attention_batch.comp gives the bounds of its shared arrays). Groups
-    // too large for its 32 query rows, and decode steps, take attention.comp.
-    const uint32_t qr_max = std::min<uint32_t>(32, 2048 / uint32_t(p.head_dim)), tq = qr_max / group;
-    if (n_tok > 4 && tq >= 1) {
-        const uint32_t cell_words = kv.type == GgmlType::F16 ? uint32_t(p.head_dim) / 2 : uint32_t(p.head_dim);
-        pc.tq = tq;
-        pc.kt = std::min({64u, 2048 / cell_words, 1024 / (tq * group)});
-        dev_->dispatch("attention_batch", b, &pc, sizeof pc, uint32_t(p.n_head_kv), u32(int64_t((n_tok + tq - 1) / tq)), 1);
-        return;
-    }
     dev_->dispatch("attention", b, &pc, sizeof pc, uint32_t(p.n_head), uint32_t(n_tok), 1);
 }
 
