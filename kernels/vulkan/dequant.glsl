@@ -4,10 +4,15 @@
 // selects BLOCK_SIZE (elements per block), BLOCK_BYTES and
 //   float dq(uint blk, uint j)  // element j of the block starting at byte blk
 // Layouts and formulas: formats/quant_blocks.h and the reference dequantizers.
+// w_word(i) is word i of the weight; matvec_n.comp (MV_WEIGHT_SLOTS) reads one of
+// three weights, picked per workgroup, and defines it itself.
+#ifndef MV_WEIGHT_SLOTS
 layout(std430, binding = 0) readonly buffer WeightWords { uint w_words[]; };
+#define w_word(i) w_words[i]
+#endif
 
-uint w_u8(uint b) { return (w_words[b >> 2] >> ((b & 3u) * 8u)) & 0xFFu; }
-uint w_u16(uint b) { return (w_words[b >> 2] >> ((b & 2u) * 8u)) & 0xFFFFu; }  // b even
+uint w_u8(uint b) { return (w_word(b >> 2) >> ((b & 3u) * 8u)) & 0xFFu; }
+uint w_u16(uint b) { return (w_word(b >> 2) >> ((b & 2u) * 8u)) & 0xFFFFu; }  // b even
 int w_i8(uint b) { return int(w_u8(b) << 24) >> 24; }
 float w_f16(uint b) { return unpackHalf2x16(w_u16(b)).x; }
 uint w_u32(uint b) { return w_u16(b) | (w_u16(b + 2u) << 16); }  // b even
@@ -26,7 +31,7 @@ void scale_min_k4(uint sc, uint s, out float d, out float m) {
 #if defined(WTYPE_F32)
 #define BLOCK_SIZE 1u
 #define BLOCK_BYTES 4u
-float dq(uint blk, uint j) { return uintBitsToFloat(w_words[blk >> 2]); }
+float dq(uint blk, uint j) { return uintBitsToFloat(w_word(blk >> 2)); }
 #elif defined(WTYPE_F16)
 #define BLOCK_SIZE 1u
 #define BLOCK_BYTES 2u

@@ -23,9 +23,9 @@
 // block, so both aligned words lie inside the buffer, whose size is whole words).
 uint ld_any(uint b) {
     const uint i = b >> 2;
-    return (b & 2u) == 0u ? w_words[i] : (w_words[i] >> 16) | (w_words[i + 1u] << 16);
+    return (b & 2u) == 0u ? w_word(i) : (w_word(i) >> 16) | (w_word(i + 1u) << 16);
 }
-uint ld_aligned(uint b) { return w_words[b >> 2]; }
+uint ld_aligned(uint b) { return w_word(b >> 2); }
 
 // The four bytes of q, each shifted right by s and masked: one element per byte.
 uvec4 fields(uint q, uint s, uint mask) { return (uvec4(q, q >> 8, q >> 16, q >> 24) >> s) & mask; }
@@ -49,8 +49,8 @@ uint mv_x(uint pi, uint j) { return 4u * j; }
 #if defined(WTYPE_F32)
 void mv_part(uint b, uint pi, out vec4 w[MV_NV]) {
     const uint i = b >> 2;
-    w[0] = uintBitsToFloat(uvec4(w_words[i], w_words[i + 1u], w_words[i + 2u], w_words[i + 3u]));
-    w[1] = uintBitsToFloat(uvec4(w_words[i + 4u], w_words[i + 5u], w_words[i + 6u], w_words[i + 7u]));
+    w[0] = uintBitsToFloat(uvec4(w_word(i), w_word(i + 1u), w_word(i + 2u), w_word(i + 3u)));
+    w[1] = uintBitsToFloat(uvec4(w_word(i + 4u), w_word(i + 5u), w_word(i + 6u), w_word(i + 7u)));
 }
 #elif defined(WTYPE_F16)
 void mv_part(uint b, uint pi, out vec4 w[MV_NV]) {

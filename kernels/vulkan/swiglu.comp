@@ -2,4 +2,5 @@
 // out = silu(gate) * up, elementwise (a = gate, b = up).
 #extension GL_GOOGLE_include_directive : require
 #include "elementwise.glsl"
-float op(float g, float u) { return g / (1.0 + exp(-g)) * u; }
+#include "swiglu.glsl"
+float op(float g, float u) { return silu_mul(g, u); }

@@ -51,6 +51,8 @@ bool has_int_dot_matvec(GgmlType t) {
 
 uint32_t u32(int64_t v) { return uint32_t(v); }
 
+constexpr int64_t kMatvecMaxTokens = 4, kMatvecRows = 2;  // NT and NROWS in matvec.comp
+
 // Grid of workgroups covering n items in groups of `per`, split over x and y
 // because one dimension holds at most 65535 groups.
 void split_groups(uint64_t n, uint32_t* gx, uint32_t* gy) {
@@ -164,7 +166,6 @@ void VulkanBackend::matmul(const Weight& w, const Act& x, Act y) {
     VkBuffer b[kMaxBindings] = {bind_weight(w, "matmul"), xb.buf, yb.buf};
     uint32_t gx, gy;
     // A few tokens (decode): matvec.comp, which reads x as vec4s.
-    constexpr int64_t kMatvecMaxTokens = 4, kMatvecRows = 2;  // NT and NROWS in matvec.comp
     if (x.n_rows <= kMatvecMaxTokens && xb.off % 4 == 0 && xb.stride % 4 == 0) {
         const bool int_dot = dev_->int_dot() && has_int_dot_matvec(w.type()) && w.n_in() % 32 == 0;
         if (int_dot) b[3] = quantize_q8(x, xb, &pc[8]);
@@ -213,39 +214,139 @@ VkBuffer VulkanBackend::to_f16(const Act& x, const Bound& xb, uint32_t stride16)
     return x16_->buf;
 }
 
-VkBuffer VulkanBackend::quantize_q8(const Act& x, const Bound& xb, uint32_t* q_stride) {
+void VulkanBackend::matmul_n(const Act& x, std::span<const Weight* const> ws, std::span<const Act> ys) {
+    require(ws.size() == ys.size(), "matmul_n", std::to_string(ws.size()) + " weights for " + std::to_string(ys.size()) +
+                                                    " outputs");
+    for (size_t i = 0; i < ws.size(); ++i)
+        require(x.n_cols == ws[i]->n_in() && ys[i].n_cols == ws[i]->n_out() && x.n_rows == ys[i].n_rows, "matmul_n",
+                "x " + shape(x) + " and y " + shape(ys[i]) + " do not fit weight [" + std::to_string(ws[i]->n_out()) +
+                    ", " + std::to_string(ws[i]->n_in()) + "]");
+    // One dispatch of matvec_n.comp: decode rows, 2..3 weights of one type and row size
+    // (matmul's conditions for matvec.comp); anything else takes a dispatch per weight.
+    constexpr size_t kMaxWeights = 3;  // weight bindings of matvec_n.comp
+    const Bound xb = bind(x, "matmul_n");
+    bool one = x.n_rows > 0 && x.n_rows <= kMatvecMaxTokens && xb.off % 4 == 0 && xb.stride % 4 == 0 &&
+               ws.size() >= 2 && ws.size() <= kMaxWeights;
+    for (size_t i = 1; one && i < ws.size(); ++i)
+        one = ws[i]->type() == ws[0]->type() && ws[i]->host.nb[1] == ws[0]->host.nb[1];
+    if (!one) {
+        Backend::matmul_n(x, ws, ys);
+        return;
+    }
+    const Weight& w0 = *ws[0];
+    struct {
+        uint32_t first_group[4], n_out[4], y_off[4], y_stride[4];
+        uint32_t n_in, n_tok, w_row_bytes, x_off, x_stride, q_stride;
+    } pc{};
+    VkBuffer b[kMaxBindings] = {bind_weight(w0, "matmul_n"), xb.buf};
+    constexpr uint32_t kWeightBinding[kMaxWeights] = {0, 6, 7}, kOutBinding[kMaxWeights] = {2, 4, 5};
+    uint64_t groups = 0;
+    for (size_t i = 0; i < kMaxWeights; ++i) {
+        pc.first_group[i] = ~0u;
+        if (i >= ws.size()) continue;
+        const Bound yb = bind(ys[i], "matmul_n");
+        pc.first_group[i] = uint32_t(groups);
+        pc.n_out[i] = u32(ws[i]->n_out());
+        pc.y_off[i] = yb.off;
+        pc.y_stride[i] = yb.stride;
+        b[kWeightBinding[i]] = bind_weight(*ws[i], "matmul_n");
+        b[kOutBinding[i]] = yb.buf;
+        groups += uint64_t((ws[i]->n_out() + kMatvecRows - 1) / kMatvecRows);
+    }
+    pc.n_in = u32(w0.n_in());
+    pc.n_tok = u32(x.n_rows);
+    pc.w_row_bytes = u32(int64_t(w0.host.nb[1]));
+    pc.x_off = xb.off;
+    pc.x_stride = xb.stride;
+    const bool int_dot = dev_->int_dot() && has_int_dot_matvec(w0.type()) && w0.n_in() % 32 == 0;
+    if (int_dot) b[3] = quantize_q8(x, xb, &pc.q_stride);
+    uint32_t gx, gy;
+    split_groups(groups, &gx, &gy);
+    dev_->reserve(0, 1);
+    dev_->dispatch(variant("matvec_n", w0.type(), dev_->subgroups(), int_dot).c_str(), b, &pc, sizeof pc, gx, gy, 1);
+}
+
+uint32_t VulkanBackend::q8_stride(int64_t n_cols) {
     // Per token: n_cols / 4 words of int8, then a (d, d * sum) float pair per block.
-    const uint32_t stride = u32((x.n_cols / 4 + x.n_cols / 16 + 3) / 4 * 4);
-    *q_stride = stride;
-    const uint64_t bytes = uint64_t(stride) * 4 * 4;  // room for kMatvecMaxTokens
-    Q8Source& s = q8_source_;
+    return u32((n_cols / 4 + n_cols / 16 + 3) / 4 * 4);
+}
+
+VkBuffer VulkanBackend::q8_reserve(int64_t n_cols) {
+    const uint64_t bytes = uint64_t(q8_stride(n_cols)) * 4 * kMatvecMaxTokens;
     if (!q8_ || q8_->size < bytes) {
         q8_ = dev_->alloc(bytes, "quantized activations");
-        s = {};
+        q8_source_ = {};
     }
+    return q8_->buf;
+}
+
+void VulkanBackend::q8_mark(const Act& x, const Bound& xb) {
+    // Valid until the next write of x's buffer, whose clock will be past this one.
+    q8_source_ = {xb.buf, xb.off, xb.stride, x.n_rows, x.n_cols, dev_->write_clock() + 1};
+}
+
+bool VulkanBackend::q8_on_output(const Act& out) const {
+    return dev_->int_dot() && out.n_rows <= kMatvecMaxTokens && out.n_cols % 32 == 0;
+}
+
+VkBuffer VulkanBackend::quantize_q8(const Act& x, const Bound& xb, uint32_t* q_stride) {
+    *q_stride = q8_stride(x.n_cols);
+    const VkBuffer q8 = q8_reserve(x.n_cols);
+    const Q8Source& s = q8_source_;
     if (s.buf == xb.buf && s.off == xb.off && s.stride == xb.stride && s.n_rows == x.n_rows && s.n_cols == x.n_cols &&
         dev_->last_write(xb.buf) < s.at)
-        return q8_->buf;
-    const uint32_t pc[] = {u32(x.n_cols), u32(x.n_rows), xb.off, xb.stride, stride};
-    const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, xb.buf, VK_NULL_HANDLE, q8_->buf};
+        return q8;
+    const uint32_t pc[] = {u32(x.n_cols), u32(x.n_rows), xb.off, xb.stride, *q_stride};
+    const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, xb.buf, VK_NULL_HANDLE, q8};
     dev_->reserve(0, 1);
     dev_->dispatch("quantize_q8", b, pc, sizeof pc, u32((x.n_cols / 32 + 63) / 64), u32(x.n_rows), 1);
-    s = {xb.buf, xb.off, xb.stride, x.n_rows, x.n_cols, dev_->write_clock()};
-    return q8_->buf;
+    q8_mark(x, xb);
+    return q8;
 }
 
 void VulkanBackend::rms_norm(const Act& x, const Weight& weight, float eps, Act out) {
     require(weight.type() == GgmlType::F32 && weight.host.ne[0] == x.n_cols && out.n_cols == x.n_cols &&
                 out.n_rows == x.n_rows, "rms_norm", "x " + shape(x) + ", out " + shape(out) + " and an F32 weight of " +
                 std::to_string(weight.host.ne[0]) + " do not match");
+    if (x.n_rows == 0) return;
     const Bound xb = bind(x, "rms_norm"), ob = bind(out, "rms_norm");
+    const bool q8 = q8_on_output(out);
     struct {
         uint32_t n_cols, x_off, x_stride, o_off, o_stride;
         float eps;
-    } pc{u32(x.n_cols), xb.off, xb.stride, ob.off, ob.stride, eps};
-    const VkBuffer b[kMaxBindings] = {bind_weight(weight, "rms_norm"), xb.buf, ob.buf};
+        uint32_t q_stride;
+    } pc{u32(x.n_cols), xb.off, xb.stride, ob.off, ob.stride, eps, q8 ? q8_stride(x.n_cols) : 0};
+    const VkBuffer b[kMaxBindings] = {bind_weight(weight, "rms_norm"), xb.buf, ob.buf,
+                                      q8 ? q8_reserve(x.n_cols) : VK_NULL_HANDLE};
     dev_->reserve(0, 1);
     dev_->dispatch("rms_norm", b, &pc, sizeof pc, u32(x.n_rows), 1, 1);
+    if (q8) q8_mark(out, ob);
+}
+
+void VulkanBackend::add_rms_norm(Act x, const Act& b, const Weight& weight, float eps, Act out) {
+    require(b.n_rows == x.n_rows && b.n_cols == x.n_cols && weight.type() == GgmlType::F32 &&
+                weight.host.ne[0] == x.n_cols && out.n_cols == x.n_cols && out.n_rows == x.n_rows,
+            "add_rms_norm", "x " + shape(x) + ", b " + shape(b) + ", out " + shape(out) + " and an F32 weight of " +
+                                std::to_string(weight.host.ne[0]) + " do not match");
+    if (x.n_rows == 0) return;
+    const Bound xb = bind(x, "add_rms_norm"), bb = bind(b, "add_rms_norm"), ob = bind(out, "add_rms_norm");
+    // The one pass reads x back after other invocations may have written out:
+    // an out sharing a buffer with x or b takes the two dispatches.
+    if (ob.buf == xb.buf || ob.buf == bb.buf) {
+        Backend::add_rms_norm(x, b, weight, eps, out);
+        return;
+    }
+    const bool q8 = q8_on_output(out);
+    struct {
+        uint32_t n_cols, x_off, x_stride, o_off, o_stride;
+        float eps;
+        uint32_t q_stride, b_off, b_stride;
+    } pc{u32(x.n_cols), xb.off, xb.stride, ob.off, ob.stride, eps, q8 ? q8_stride(x.n_cols) : 0, bb.off, bb.stride};
+    const VkBuffer bufs[kMaxBindings] = {bind_weight(weight, "add_rms_norm"), xb.buf, ob.buf,
+                                         q8 ? q8_reserve(x.n_cols) : VK_NULL_HANDLE, bb.buf};
+    dev_->reserve(0, 1);
+    dev_->dispatch("add_rms_norm", bufs, &pc, sizeof pc, u32(x.n_rows), 1, 1);
+    if (q8) q8_mark(out, ob);
 }
 
 void VulkanBackend::rope(Act x, int n_head, int head_dim, std::span<const int32_t> pos, const RopeParams& p) {
@@ -382,8 +483,17 @@ void VulkanBackend::swiglu(const Act& gate, const Act& up, Act out) {
             "swiglu", "gate " + shape(gate) + ", up " + shape(up) + ", out " + shape(out) + " differ");
     if (gate.n_rows == 0) return;
     const Bound g = bind(gate, "swiglu"), u = bind(up, "swiglu"), o = bind(out, "swiglu");
-    elementwise(*dev_, "swiglu", g.buf, {g.off, g.stride}, u.buf, {u.off, u.stride}, o.buf, {o.off, o.stride}, gate.n_rows,
-                gate.n_cols);
+    if (!q8_on_output(out)) {
+        elementwise(*dev_, "swiglu", g.buf, {g.off, g.stride}, u.buf, {u.off, u.stride}, o.buf, {o.off, o.stride},
+                    gate.n_rows, gate.n_cols);
+        return;
+    }
+    // Decode: out feeds the down projection; its q8 copy comes with it.
+    const uint32_t pc[] = {u32(gate.n_cols), g.off, g.stride, u.off, u.stride, o.off, o.stride, q8_stride(gate.n_cols)};
+    const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, g.buf, u.buf, q8_reserve(gate.n_cols), o.buf};
+    dev_->reserve(0, 1);
+    dev_->dispatch("swiglu_q8", b, pc, sizeof pc, u32((gate.n_cols / 32 + 63) / 64), u32(gate.n_rows), 1);
+    q8_mark(out, o);
 }
 
 void VulkanBackend::add(const Act& a, const Act& b, Act out) {

@@ -40,7 +40,9 @@ public:
 
     void get_rows(const Weight& table, std::span<const int32_t> ids, Act out) override;
     void matmul(const Weight& w, const Act& x, Act y) override;
+    void matmul_n(const Act& x, std::span<const Weight* const> ws, std::span<const Act> ys) override;
     void rms_norm(const Act& x, const Weight& weight, float eps, Act out) override;
+    void add_rms_norm(Act x, const Act& b, const Weight& weight, float eps, Act out) override;
     void rope(Act x, int n_head, int head_dim, std::span<const int32_t> pos, const RopeParams& p) override;
     void kv_store(const KvView& kv, int layer, const Act& k, const Act& v, std::span<const int32_t> cells) override;
     void attention(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
@@ -64,9 +66,19 @@ private:
     };
     KvLayerBuffers bind_kv(const KvView& kv, int layer, const char* op);
     // x (at most 4 tokens) as q8 blocks in q8_ for the integer-dot matvec; the
-    // words per token go to *q_stride. Reuses the last quantization while x is
-    // unchanged (Q, K and V, or gate and up, read one input).
+    // words per token go to *q_stride. Reuses the q8 copy while x is unchanged
+    // since it was made (Q, K and V, or gate and up, read one input; rms_norm,
+    // add_rms_norm and swiglu write the copy of their output themselves).
     VkBuffer quantize_q8(const Act& x, const Bound& xb, uint32_t* q_stride);
+    // Whether an op writing `out` also writes its q8 copy: decode rows that a
+    // matvec may read next, on the integer-dot path.
+    bool q8_on_output(const Act& out) const;
+    // Words per token of a q8 copy of n_cols columns, and q8_ grown to hold one
+    // of up to 4 tokens (forgetting what it held when it grows).
+    static uint32_t q8_stride(int64_t n_cols);
+    VkBuffer q8_reserve(int64_t n_cols);
+    // q8_ now holds x as the last recorded command left it.
+    void q8_mark(const Act& x, const Bound& xb);
 
     std::shared_ptr<VulkanDevice> dev_;
     std::vector<std::shared_ptr<DeviceBuffer>> weights_;

@@ -33,8 +33,9 @@ namespace kiln::vk {
 
 struct DeviceBuffer;
 
-// Bindings every kiln shader may use (0: weights, 1..5: activations, arena, KV).
-inline constexpr uint32_t kMaxBindings = 6;
+// Bindings every kiln shader may use (0: weights, 1..5: activations, arena, KV;
+// 6, 7: more of them for the fused ops, e.g. matvec_n.comp's second and third weights).
+inline constexpr uint32_t kMaxBindings = 8;
 inline constexpr uint32_t kPushBytes = 128;
 
 // 8-bit integer dot products for the matrix-vector shader (q8 activations).

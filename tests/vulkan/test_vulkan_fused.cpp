@@ -1,0 +1,237 @@
+// The fused ops of the Vulkan decode path (matmul_n, add_rms_norm,
+// rope_kv_store, and the norms and swiglu that write the integer-dot matvec's
+// q8 input themselves) against the unfused sequence on the same backend (bit
+// for bit: the same arithmetic in another dispatch) and against the CPU
+// reference, with odd sizes, with and without subgroups, and on the
+// integer-dot path wherever the device has it.
+#include <cstring>
+
+#include "formats/quant_traits.h"
+#include "kernels/cpu/ops_ref.h"
+#include "vulkan_test_util.h"
+
+using namespace kiln;
+using namespace kiln::test;
+
+namespace {
+
+// The same floats, bit for bit; reports the first difference.
+void check_same(const std::vector<float>& got, const std::vector<float>& want, const std::string& what) {
+    REQUIRE(got.size() == want.size());
+    for (size_t i = 0; i < got.size(); ++i)
+        if (std::memcmp(&got[i], &want[i], 4) != 0) {
+            FAIL_CHECK(what << ": element " << i << " is " << got[i] << ", the unfused sequence gave " << want[i]);
+            return;
+        }
+}
+
+struct HostWeight {
+    std::vector<uint8_t> bytes;
+    TensorView view;
+};
+// A (n_out, n_in) weight of `type` quantized from random floats.
+HostWeight make_weight(GgmlType type, int64_t n_in, int64_t n_out, uint32_t seed) {
+    const auto f = random_floats(size_t(n_in * n_out), seed);
+    HostWeight w;
+    w.bytes = quantize(type, f.data(), n_in * n_out);
+    w.view.data = w.bytes.data();
+    w.view.type = type;
+    w.view.ne[0] = n_in;
+    w.view.ne[1] = n_out;
+    w.view.nb[0] = quant_traits(type).block_bytes;
+    w.view.nb[1] = w.bytes.size() / size_t(n_out);
+    w.view.nb[2] = w.view.nb[3] = w.bytes.size();
+    return w;
+}
+
+// An F32 norm gain vector as a weight (its host floats stay in `v`).
+Weight upload_gain(Backend& b, std::vector<float>& v) {
+    TensorView t;
+    t.data = v.data();
+    t.ne[0] = int64_t(v.size());
+    t.nb[0] = 4;
+    t.nb[1] = t.nb[2] = t.nb[3] = v.size() * 4;
+    return b.upload_weight(t);
+}
+
+// Backends to run each check on: both reductions, float and (where the device
+// has it) integer-dot matvecs; `what` names the configuration.
+struct Config {
+    bool sg, int_dot;
+    std::string what() const {
+        return std::string(sg ? "subgroups" : "shared memory") + (int_dot ? ", int dot" : ", float");
+    }
+};
+template <class F>
+void for_each_backend(F&& f) {
+    for (bool int_dot : {false, true})
+        for (bool sg : {true, false}) {
+            auto vb = vulkan_backend(sg, int_dot);
+            if (!vb) return;
+            if (int_dot && !vb->device().int_dot()) {
+                MESSAGE("int-dot variants skipped: " << vb->device().name() << " lacks VK_KHR_shader_integer_dot_product");
+                return;
+            }
+            f(*vb, Config{sg, int_dot});
+        }
+}
+
+}  // namespace
+
+TEST_CASE("vulkan fused: matmul_n (Q/K/V, gate/up) in one dispatch equals a matmul per weight") {
+    const GgmlType types[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1,
+                              GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
+                              GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+    for_each_backend([&](vk::VulkanBackend& vb, Config c) {
+        for (GgmlType t : types) {
+            const int64_t bs = quant_traits(t).block_size;
+            const int64_t n_in = bs == 1 ? 163 : (bs == 256 ? 2 : 5) * bs;
+            // Row counts that leave the last workgroup of each weight half full.
+            const int64_t n_outs[] = {37, 5, 64};
+            std::vector<HostWeight> hw;
+            std::vector<Weight> w;
+            for (int i = 0; i < 3; ++i) {
+                hw.push_back(make_weight(t, n_in, n_outs[i], 7 + uint32_t(i) + uint32_t(n_in)));
+                w.push_back(vb.upload_weight(hw.back().view));
+            }
+            for (size_t n_w : {size_t(2), size_t(3)})
+                for (int64_t n_tok : {1, 3, 4, 6}) {  // 6: past the matvec, one matmul each
+                    const std::string what = c.what() + " " + quant_traits(t).name + " " + std::to_string(n_w) +
+                                             " weights, " + std::to_string(n_tok) + " tokens";
+                    auto x = random_floats(size_t(n_tok * n_in), 3 + uint32_t(n_tok));
+                    auto dx = device_act(vb, n_tok, n_in, &x);
+                    std::vector<DeviceAct> fused, single;
+                    std::vector<Act> ys, ys1;
+                    std::vector<const Weight*> ws;
+                    for (size_t i = 0; i < n_w; ++i) {
+                        fused.push_back(device_act(vb, n_tok, n_outs[i]));
+                        single.push_back(device_act(vb, n_tok, n_outs[i]));
+                        ys.push_back(fused.back().act());
+                        ys1.push_back(single.back().act());
+                        ws.push_back(&w[i]);
+                    }
+                    vb.matmul_n(dx.act(), ws, ys);
+                    vb.Backend::matmul_n(dx.act(), ws, ys1);
+                    for (size_t i = 0; i < n_w; ++i) {
+                        const auto got = read(vb, ys[i]);
+                        check_same(got, read(vb, ys1[i]), what + ", weight " + std::to_string(i));
+                        if (c.int_dot) continue;  // the q8 rounding has its own test against the reference
+                        std::vector<float> want(size_t(n_tok * n_outs[i]));
+                        ref::matmul(hw[i].view, host_act(x, n_tok, n_in), host_act(want, n_tok, n_outs[i]));
+                        check_close(got, want, 1e-6f * float(n_in), 1e-5f, what + ", weight " + std::to_string(i) + " vs CPU");
+                    }
+                }
+        }
+        // Weights of two types: one dispatch per weight, the same results.
+        const HostWeight a = make_weight(GgmlType::Q4_0, 128, 9, 1), b = make_weight(GgmlType::Q8_0, 128, 11, 2);
+        const Weight wa = vb.upload_weight(a.view), wb = vb.upload_weight(b.view);
+        auto x = random_floats(128, 5);
+        auto dx = device_act(vb, 1, 128, &x);
+        auto ya = device_act(vb, 1, 9), yb = device_act(vb, 1, 11), za = device_act(vb, 1, 9), zb = device_act(vb, 1, 11);
+        const Weight* ws[] = {&wa, &wb};
+        const Act ys[] = {ya.act(), yb.act()};
+        vb.matmul_n(dx.act(), ws, ys);
+        vb.matmul(wa, dx.act(), za.act());
+        vb.matmul(wb, dx.act(), zb.act());
+        check_same(read(vb, ya.act()), read(vb, za.act()), c.what() + " mixed types, Q4_0");
+        check_same(read(vb, yb.act()), read(vb, zb.act()), c.what() + " mixed types, Q8_0");
+        const Act one[] = {ya.act()};
+        CHECK_THROWS_AS(vb.matmul_n(dx.act(), ws, one), BackendError);
+    });
+}
+
+namespace {
+// A norm's q8 copy against quantize_q8's: a Q4_0 matmul right after the op reads
+// the copy the op wrote; after `add(out, 0)` (same floats, a new write) the
+// matmul quantizes out itself. Same bytes in, same bits out.
+void check_q8_copy(vk::VulkanBackend& vb, const Act& out, const std::string& what) {
+    const int64_t n_in = out.n_cols, n_out = 19;
+    const HostWeight hw = make_weight(GgmlType::Q4_0, n_in, n_out, 23);
+    const Weight w = vb.upload_weight(hw.view);
+    auto y1 = device_act(vb, out.n_rows, n_out), y2 = device_act(vb, out.n_rows, n_out);
+    auto zero = device_act(vb, out.n_rows, n_in);
+    vb.matmul(w, out, y1.act());
+    vb.add(out, zero.act(), out);
+    vb.matmul(w, out, y2.act());
+    check_same(read(vb, y1.act()), read(vb, y2.act()), what + ": matvec on the op's q8 copy");
+}
+}  // namespace
+
+TEST_CASE("vulkan fused: add_rms_norm equals add then rms_norm, with its q8 copy on the integer-dot path") {
+    for_each_backend([&](vk::VulkanBackend& vb, Config c) {
+        for (int64_t cols : {int64_t(300), int64_t(4096 + 96)})
+            for (int64_t rows : {1, 3, 4, 5}) {
+                const std::string what = c.what() + " " + std::to_string(rows) + "x" + std::to_string(cols);
+                auto x = random_floats(size_t(rows * cols), 1 + uint32_t(rows), -4.0f, 4.0f);
+                auto bv = random_floats(size_t(rows * cols), 2 + uint32_t(rows), -4.0f, 4.0f);
+                auto g = random_floats(size_t(cols), 3);
+                const Weight w = upload_gain(vb, g);
+                auto x1 = device_act(vb, rows, cols, &x), x2 = device_act(vb, rows, cols, &x);
+                auto db = device_act(vb, rows, cols, &bv);
+                auto o1 = device_act(vb, rows, cols), o2 = device_act(vb, rows, cols);
+                vb.add_rms_norm(x1.act(), db.act(), w, 1e-5f, o1.act());
+                const auto got_x = read(vb, x1.act()), got = read(vb, o1.act());
+                vb.Backend::add_rms_norm(x2.act(), db.act(), w, 1e-5f, o2.act());
+                check_same(got_x, read(vb, x2.act()), what + " residual");
+                check_same(got, read(vb, o2.act()), what + " norm");
+                std::vector<float> sum(x.size()), want(x.size());
+                ref::add(host_act(x, rows, cols), host_act(bv, rows, cols), host_act(sum, rows, cols));
+                ref::rms_norm(host_act(sum, rows, cols), g.data(), 1e-5f, host_act(want, rows, cols));
+                check_close(got_x, sum, 0.0f, 0.0f, what + " residual vs CPU");
+                check_close(got, want, 1e-6f, 1e-5f, what + " norm vs CPU");
+                if (c.int_dot && cols % 32 == 0 && rows <= 4) {
+                    vb.add_rms_norm(x1.act(), db.act(), w, 1e-5f, o1.act());
+                    check_q8_copy(vb, o1.act(), what);
+                }
+            }
+        // out sharing x's buffer: the unfused pair (x is updated before the norm reads it).
+        auto x = random_floats(64, 4), bv = random_floats(32, 5), g = random_floats(32, 6);
+        const Weight w = upload_gain(vb, g);
+        auto dx = device_act(vb, 2, 32, &x);
+        auto db = device_act(vb, 1, 32, &bv);
+        vb.add_rms_norm(dx.act().rows(0, 1), db.act(), w, 1e-5f, dx.act().rows(1, 1));
+        std::vector<float> sum(32), want(32);
+        ref::add(host_act(x, 1, 32), host_act(bv, 1, 32), host_act(sum, 1, 32));
+        ref::rms_norm(host_act(sum, 1, 32), g.data(), 1e-5f, host_act(want, 1, 32));
+        const auto got = read(vb, dx.act());
+        check_close({got.begin() + 32, got.end()}, want, 1e-6f, 1e-5f, c.what() + " out beside x in one buffer");
+    });
+}
+
+TEST_CASE("vulkan fused: rms_norm and swiglu write the q8 copy of their decode rows") {
+    auto plain = vulkan_backend(true, false);  // writes no q8 copies: the float reference
+    if (!plain) return;
+    for_each_backend([&](vk::VulkanBackend& vb, Config c) {
+        for (int64_t cols : {int64_t(96), int64_t(11008), int64_t(517)})
+            for (int64_t rows : {1, 4, 6}) {
+                const std::string what = c.what() + " " + std::to_string(rows) + "x" + std::to_string(cols);
+                const bool q8 = c.int_dot && cols % 32 == 0 && rows <= 4;
+                auto x = random_floats(size_t(rows * cols), 8 + uint32_t(rows), -6.0f, 6.0f);
+                auto u = random_floats(size_t(rows * cols), 9 + uint32_t(rows), -6.0f, 6.0f);
+                auto g = random_floats(size_t(cols), 10);
+                const Weight w = upload_gain(vb, g), pw = upload_gain(*plain, g);
+
+                auto dx = device_act(vb, rows, cols, &x), dout = device_act(vb, rows, cols);
+                auto px = device_act(*plain, rows, cols, &x), pout = device_act(*plain, rows, cols);
+                vb.rms_norm(dx.act(), w, 1e-5f, dout.act());
+                plain->rms_norm(px.act(), pw, 1e-5f, pout.act());
+                check_same(read(vb, dout.act()), read(*plain, pout.act()), what + " rms_norm");
+                if (q8) check_q8_copy(vb, dout.act(), what + " rms_norm");
+                vb.rms_norm(dx.act(), w, 1e-5f, dx.act());  // in place
+                check_same(read(vb, dx.act()), read(*plain, pout.act()), what + " rms_norm in place");
+                if (q8) check_q8_copy(vb, dx.act(), what + " rms_norm in place");
+
+                auto dg = device_act(vb, rows, cols, &x), du = device_act(vb, rows, cols, &u);
+                auto pg = device_act(*plain, rows, cols, &x), pu = device_act(*plain, rows, cols, &u);
+                vb.swiglu(dg.act(), du.act(), dg.act());  // into gate, as the model calls it
+                plain->swiglu(pg.act(), pu.act(), pg.act());
+                const auto got = read(vb, dg.act());
+                check_same(got, read(*plain, pg.act()), what + " swiglu");
+                std::vector<float> want(x.size());
+                ref::swiglu(host_act(x, rows, cols), host_act(u, rows, cols), host_act(want, rows, cols));
+                check_close(got, want, 1e-6f, 1e-5f, what + " swiglu vs CPU");
+                if (q8) check_q8_copy(vb, dg.act(), what + " swiglu");
+            }
+    });
+}
+
