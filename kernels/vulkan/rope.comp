@@ -2,6 +2,8 @@
 // Rotary embedding in place on x (n_tok, n_head * head_dim). The cos/sin of
 // every (token, pair) come from the host (kernels/cpu/ops_ref's rope_cos_sin),
 // so both backends rotate by the same angles: per token n_rot/2 cos then n_rot/2 sin.
+#extension GL_GOOGLE_include_directive : require
+#include "rope.glsl"
 layout(local_size_x = 64) in;
 layout(std430, binding = 1) buffer XBuf { float x[]; };
 layout(std430, binding = 2) readonly buffer Arena { float arena[]; };
@@ -20,7 +22,7 @@ void main() {
     const uint base = p.x_off + t * p.x_stride + h * p.head_dim;
     const float c = arena[p.cs_off + t * p.n_rot + i];
     const float s = arena[p.cs_off + t * p.n_rot + half_rot + i];
-    const float x0 = x[base + a], x1 = x[base + b];
-    x[base + a] = x0 * c - x1 * s;
-    x[base + b] = x0 * s + x1 * c;
+    const vec2 r = rope_rotate(x[base + a], x[base + b], c, s);
+    x[base + a] = r.x;
+    x[base + b] = r.y;
 }

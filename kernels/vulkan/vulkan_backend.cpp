@@ -53,6 +53,14 @@ uint32_t u32(int64_t v) { return uint32_t(v); }
 
 constexpr int64_t kMatvecMaxTokens = 4, kMatvecRows = 2;  // NT and NROWS in matvec.comp
 
+// Per token of `pos`, the n_rot / 2 cosines then the n_rot / 2 sines that rope.comp
+// and rope_kv_store.comp read (the CPU backend's angles, bit for bit).
+void rope_table(const RopeParams& p, std::span<const int32_t> pos, float* cs) {
+    const ref::RopeCorrDims corr = ref::rope_yarn_corr_dims(p);
+    for (size_t t = 0; t < pos.size(); ++t)
+        ref::rope_cos_sin(p, corr, pos[t], cs + t * size_t(p.n_rot), cs + t * size_t(p.n_rot) + size_t(p.n_rot / 2));
+}
+
 // Grid of workgroups covering n items in groups of `per`, split over x and y
 // because one dimension holds at most 65535 groups.
 void split_groups(uint64_t n, uint32_t* gx, uint32_t* gy) {
@@ -361,9 +369,7 @@ void VulkanBackend::rope(Act x, int n_head, int head_dim, std::span<const int32_
     dev_->reserve(words, 1);
     uint32_t cs_off = 0;
     float* cs = reinterpret_cast<float*>(dev_->arena(words, &cs_off));
-    const ref::RopeCorrDims corr = ref::rope_yarn_corr_dims(p);
-    for (int64_t t = 0; t < x.n_rows; ++t)
-        ref::rope_cos_sin(p, corr, pos[size_t(t)], cs + t * p.n_rot, cs + t * p.n_rot + p.n_rot / 2);
+    rope_table(p, pos, cs);
     const uint32_t pc[] = {xb.off, xb.stride, uint32_t(n_head), uint32_t(head_dim), uint32_t(p.n_rot),
                            p.mode == RopeParams::Mode::Neox ? 1u : 0u, cs_off};
     const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, xb.buf, dev_->arena_buffer()};
@@ -431,6 +437,42 @@ void VulkanBackend::kv_store(const KvView& kv, int layer, const Act& k, const Ac
         const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, s.buf, dev_->arena_buffer(), i == 0 ? l.k : l.v};
         dev_->dispatch("kv_store", b, pc, sizeof pc, gx, u32(k.n_rows), 1);
     }
+}
+
+void VulkanBackend::rope_kv_store(Act q, Act k, const Act& v, int n_head, int head_dim, std::span<const int32_t> pos,
+                                  const RopeParams& p, const KvView& kv, int layer, std::span<const int32_t> cells) {
+    const int64_t n_head_kv = head_dim > 0 ? k.n_cols / head_dim : 0;
+    require(head_dim > 0 && q.n_cols == int64_t(n_head) * head_dim && k.n_cols == n_head_kv * head_dim &&
+                k.n_rows == q.n_rows && int64_t(pos.size()) == q.n_rows, "rope_kv_store",
+            "q " + shape(q) + " and k " + shape(k) + " are not " + std::to_string(pos.size()) + " tokens of heads of " +
+                std::to_string(head_dim));
+    require(p.n_rot > 0 && p.n_rot % 2 == 0 && p.n_rot <= head_dim, "rope_kv_store",
+            "n_rot " + std::to_string(p.n_rot) + " must be even and at most head_dim " + std::to_string(head_dim));
+    require(k.n_cols == kv.n_kv_dim && v.n_cols == kv.n_kv_dim && k.n_rows == v.n_rows && int64_t(cells.size()) == k.n_rows,
+            "rope_kv_store", "k " + shape(k) + " / v " + shape(v) + " do not match the cache's n_kv_dim " +
+                                 std::to_string(kv.n_kv_dim));
+    for (int32_t c : cells)
+        require(c >= 0 && c < kv.n_cells, "rope_kv_store", "cell " + std::to_string(c) + " is outside the cache");
+    // A k head goes through 256 floats of shared memory, and F16 stores go by pairs.
+    constexpr int kMaxHeadDim = 256;
+    if (head_dim > kMaxHeadDim || head_dim % 2 != 0) {
+        Backend::rope_kv_store(q, k, v, n_head, head_dim, pos, p, kv, layer, cells);
+        return;
+    }
+    if (q.n_rows == 0) return;
+    const KvLayerBuffers l = bind_kv(kv, layer, "rope_kv_store");
+    const Bound qb = bind(q, "rope_kv_store"), kb = bind(k, "rope_kv_store"), vb = bind(v, "rope_kv_store");
+    const uint64_t n_tok = uint64_t(q.n_rows), table = n_tok * uint64_t(p.n_rot);
+    dev_->reserve(table + n_tok, 1);
+    uint32_t cs_off = 0;
+    uint32_t* a = dev_->arena(table + n_tok, &cs_off);
+    rope_table(p, pos, reinterpret_cast<float*>(a));
+    std::memcpy(a + table, cells.data(), n_tok * 4);
+    const uint32_t pc[] = {qb.off, qb.stride, kb.off, kb.stride, vb.off, vb.stride,
+                           uint32_t(n_head), uint32_t(head_dim), uint32_t(p.n_rot), p.mode == RopeParams::Mode::Neox ? 1u : 0u,
+                           cs_off, uint32_t(cs_off + table), u32(kv.n_kv_dim), kv.type == GgmlType::F16 ? 1u : 0u};
+    const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, qb.buf, dev_->arena_buffer(), l.k, l.v, kb.buf, vb.buf};
+    dev_->dispatch("rope_kv_store", b, pc, sizeof pc, u32(n_head + n_head_kv), u32(q.n_rows), 1);
 }
 
 void VulkanBackend::attention(const Act& q, const KvView& kv, int layer, const AttentionParams& p,

@@ -45,6 +45,8 @@ public:
     void add_rms_norm(Act x, const Act& b, const Weight& weight, float eps, Act out) override;
     void rope(Act x, int n_head, int head_dim, std::span<const int32_t> pos, const RopeParams& p) override;
     void kv_store(const KvView& kv, int layer, const Act& k, const Act& v, std::span<const int32_t> cells) override;
+    void rope_kv_store(Act q, Act k, const Act& v, int n_head, int head_dim, std::span<const int32_t> pos,
+                       const RopeParams& p, const KvView& kv, int layer, std::span<const int32_t> cells) override;
     void attention(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
                    std::span<const int32_t> pos, std::span<const int32_t> seq, Act out) override;
     void swiglu(const Act& gate, const Act& up, Act out) override;

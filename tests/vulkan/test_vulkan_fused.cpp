@@ -236,3 +236,61 @@ TEST_CASE("vulkan fused: rms_norm and swiglu write the q8 copy of their decode r
     });
 }
 
+TEST_CASE("vulkan fused: rope_kv_store equals rope, rope, kv_store (normal, neox, partial rotation, GQA, F16/F32)") {
+    for_each_backend([&](vk::VulkanBackend& vb, Config c) {
+        const int n_head = 6, n_head_kv = 2, head_dim = 20, n_tok = 3, n_cells = 7;
+        const int64_t q_cols = n_head * head_dim, kv_dim = n_head_kv * head_dim;
+        const std::vector<int32_t> pos = {0, 5, 1000}, cells = {6, 0, 3};
+        for (GgmlType kt : {GgmlType::F16, GgmlType::F32})
+            for (auto mode : {RopeParams::Mode::Normal, RopeParams::Mode::Neox})
+                for (int n_rot : {20, 12}) {
+                    const std::string what = c.what() + (kt == GgmlType::F16 ? " F16" : " F32") +
+                                             (mode == RopeParams::Mode::Neox ? " neox" : " normal") + " n_rot " +
+                                             std::to_string(n_rot);
+                    RopeParams p;
+                    p.mode = mode;
+                    p.n_rot = n_rot;
+                    auto q = random_floats(size_t(n_tok * q_cols), 31);
+                    auto k = random_floats(size_t(n_tok * kv_dim), 32, -3.0f, 3.0f);
+                    auto v = random_floats(size_t(n_tok * kv_dim), 33);
+                    // Two device caches (layer 1 of each is written), as activation buffers of their byte size.
+                    const int64_t floats = n_cells * kv_dim / (kt == GgmlType::F16 ? 2 : 1);
+                    std::vector<DeviceAct> bufs;
+                    for (int i = 0; i < 8; ++i) bufs.push_back(device_act(vb, 1, floats));
+                    std::vector<int32_t> cell_pos(n_cells, -1);
+                    std::vector<uint64_t> cell_seqs(n_cells, 0);
+                    const std::vector<KvLayerView> l1 = {{bufs[0].act().data, bufs[1].act().data},
+                                                         {bufs[2].act().data, bufs[3].act().data}};
+                    const std::vector<KvLayerView> l2 = {{bufs[4].act().data, bufs[5].act().data},
+                                                         {bufs[6].act().data, bufs[7].act().data}};
+                    const KvView kv1{kt, n_cells, kv_dim, l1, cell_pos.data(), cell_seqs.data(), n_cells};
+                    const KvView kv2{kt, n_cells, kv_dim, l2, cell_pos.data(), cell_seqs.data(), n_cells};
+                    auto q1 = device_act(vb, n_tok, q_cols, &q), k1 = device_act(vb, n_tok, kv_dim, &k);
+                    auto q2 = device_act(vb, n_tok, q_cols, &q), k2 = device_act(vb, n_tok, kv_dim, &k);
+                    auto dv = device_act(vb, n_tok, kv_dim, &v);
+                    vb.rope_kv_store(q1.act(), k1.act(), dv.act(), n_head, head_dim, pos, p, kv1, 1, cells);
+                    vb.Backend::rope_kv_store(q2.act(), k2.act(), dv.act(), n_head, head_dim, pos, p, kv2, 1, cells);
+                    const auto gq = read(vb, q1.act()), gk = read(vb, k1.act());
+                    check_same(gq, read(vb, q2.act()), what + " q");
+                    check_same(gk, read(vb, k2.act()), what + " k");
+                    check_same(read(vb, bufs[2].act()), read(vb, bufs[6].act()), what + " K cache");
+                    check_same(read(vb, bufs[3].act()), read(vb, bufs[7].act()), what + " V cache");
+                    check_same(read(vb, bufs[0].act()), read(vb, bufs[4].act()), what + " layer 0 untouched");
+                    auto wq = q, wk = k;
+                    ref::rope(host_act(wq, n_tok, q_cols), n_head, head_dim, pos, p);
+                    ref::rope(host_act(wk, n_tok, kv_dim), n_head_kv, head_dim, pos, p);
+                    check_close(gq, wq, 1e-6f, 1e-6f, what + " q vs CPU");
+                    check_close(gk, wk, 1e-6f, 1e-6f, what + " k vs CPU");
+                    // The CPU's cache from the GPU's roped k: the same bits.
+                    const size_t per = size_t(n_cells * kv_dim) * (kt == GgmlType::F16 ? 2 : 4);
+                    std::vector<uint8_t> hk(per * 2), hv(per * 2);
+                    const std::vector<KvLayerView> hl = {{hk.data(), hv.data()}, {hk.data() + per, hv.data() + per}};
+                    const KvView hkv{kt, n_cells, kv_dim, hl, cell_pos.data(), cell_seqs.data(), n_cells};
+                    auto gk_copy = gk;
+                    ref::kv_store(hkv, 1, host_act(gk_copy, n_tok, kv_dim), host_act(v, n_tok, kv_dim), cells);
+                    const auto ck = read(vb, bufs[2].act()), cv = read(vb, bufs[3].act());
+                    CHECK_MESSAGE(std::memcmp(ck.data(), hk.data() + per, per) == 0, what << " K cache vs CPU");
+                    CHECK_MESSAGE(std::memcmp(cv.data(), hv.data() + per, per) == 0, what << " V cache vs CPU");
+                }
+    });
+}
