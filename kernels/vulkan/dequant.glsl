@@ -4,12 +4,9 @@
 // selects BLOCK_SIZE (elements per block), BLOCK_BYTES and
 //   float dq(uint blk, uint j)  // element j of the block starting at byte blk
 // Layouts and formulas: formats/quant_blocks.h and the reference dequantizers.
-// w_word(i) is word i of the weight; matvec_n.comp (MV_WEIGHT_SLOTS) reads one of
-// three weights, picked per workgroup, and defines it itself.
-#ifndef MV_WEIGHT_SLOTS
+// w_word(i) is word i of the weight.
 layout(std430, binding = 0) readonly buffer WeightWords { uint w_words[]; };
 #define w_word(i) w_words[i]
-#endif
 
 uint w_u8(uint b) { return (w_word(b >> 2) >> ((b & 3u) * 8u)) & 0xFFu; }
 uint w_u16(uint b) { return (w_word(b >> 2) >> ((b & 2u) * 8u)) & 0xFFFFu; }  // b even

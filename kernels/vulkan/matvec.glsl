@@ -1,5 +1,4 @@
-// The matrix-vector product shared by matvec.comp (one weight) and
-// matvec_n.comp (up to three weights on one input, one dispatch): y[t, o] =
+// The matrix-vector product of matvec.comp: y[t, o] =
 // sum_i x[t, i] * W[o, i] for a few tokens (decode: 1..NT), where the weights
 // are read once and every byte of them counts. Each workgroup takes NROWS
 // output rows; its invocations walk the rows' blocks in parts

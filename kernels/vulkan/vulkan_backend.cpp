@@ -222,58 +222,6 @@ VkBuffer VulkanBackend::to_f16(const Act& x, const Bound& xb, uint32_t stride16)
     return x16_->buf;
 }
 
-void VulkanBackend::matmul_n(const Act& x, std::span<const Weight* const> ws, std::span<const Act> ys) {
-    require(ws.size() == ys.size(), "matmul_n", std::to_string(ws.size()) + " weights for " + std::to_string(ys.size()) +
-                                                    " outputs");
-    for (size_t i = 0; i < ws.size(); ++i)
-        require(x.n_cols == ws[i]->n_in() && ys[i].n_cols == ws[i]->n_out() && x.n_rows == ys[i].n_rows, "matmul_n",
-                "x " + shape(x) + " and y " + shape(ys[i]) + " do not fit weight [" + std::to_string(ws[i]->n_out()) +
-                    ", " + std::to_string(ws[i]->n_in()) + "]");
-    // One dispatch of matvec_n.comp: decode rows, 2..3 weights of one type and row size
-    // (matmul's conditions for matvec.comp); anything else takes a dispatch per weight.
-    constexpr size_t kMaxWeights = 3;  // weight bindings of matvec_n.comp
-    const Bound xb = bind(x, "matmul_n");
-    bool one = x.n_rows > 0 && x.n_rows <= kMatvecMaxTokens && xb.off % 4 == 0 && xb.stride % 4 == 0 &&
-               ws.size() >= 2 && ws.size() <= kMaxWeights;
-    for (size_t i = 1; one && i < ws.size(); ++i)
-        one = ws[i]->type() == ws[0]->type() && ws[i]->host.nb[1] == ws[0]->host.nb[1];
-    if (!one) {
-        Backend::matmul_n(x, ws, ys);
-        return;
-    }
-    const Weight& w0 = *ws[0];
-    struct {
-        uint32_t first_group[4], n_out[4], y_off[4], y_stride[4];
-        uint32_t n_in, n_tok, w_row_bytes, x_off, x_stride, q_stride;
-    } pc{};
-    VkBuffer b[kMaxBindings] = {bind_weight(w0, "matmul_n"), xb.buf};
-    constexpr uint32_t kWeightBinding[kMaxWeights] = {0, 6, 7}, kOutBinding[kMaxWeights] = {2, 4, 5};
-    uint64_t groups = 0;
-    for (size_t i = 0; i < kMaxWeights; ++i) {
-        pc.first_group[i] = ~0u;
-        if (i >= ws.size()) continue;
-        const Bound yb = bind(ys[i], "matmul_n");
-        pc.first_group[i] = uint32_t(groups);
-        pc.n_out[i] = u32(ws[i]->n_out());
-        pc.y_off[i] = yb.off;
-        pc.y_stride[i] = yb.stride;
-        b[kWeightBinding[i]] = bind_weight(*ws[i], "matmul_n");
-        b[kOutBinding[i]] = yb.buf;
-        groups += uint64_t((ws[i]->n_out() + kMatvecRows - 1) / kMatvecRows);
-    }
-    pc.n_in = u32(w0.n_in());
-    pc.n_tok = u32(x.n_rows);
-    pc.w_row_bytes = u32(int64_t(w0.host.nb[1]));
-    pc.x_off = xb.off;
-    pc.x_stride = xb.stride;
-    const bool int_dot = dev_->int_dot() && has_int_dot_matvec(w0.type()) && w0.n_in() % 32 == 0;
-    if (int_dot) b[3] = quantize_q8(x, xb, &pc.q_stride);
-    uint32_t gx, gy;
-    split_groups(groups, &gx, &gy);
-    dev_->reserve(0, 1);
-    dev_->dispatch(variant("matvec_n", w0.type(), dev_->subgroups(), int_dot).c_str(), b, &pc, sizeof pc, gx, gy, 1);
-}
-
 uint32_t VulkanBackend::q8_stride(int64_t n_cols) {
     // Per token: n_cols / 4 words of int8, then a (d, d * sum) float pair per block.
     return u32((n_cols / 4 + n_cols / 16 + 3) / 4 * 4);

@@ -40,7 +40,6 @@ public:
 
     void get_rows(const Weight& table, std::span<const int32_t> ids, Act out) override;
     void matmul(const Weight& w, const Act& x, Act y) override;
-    void matmul_n(const Act& x, std::span<const Weight* const> ws, std::span<const Act> ys) override;
     void rms_norm(const Act& x, const Weight& weight, float eps, Act out) override;
     void add_rms_norm(Act x, const Act& b, const Weight& weight, float eps, Act out) override;
     void rope(Act x, int n_head, int head_dim, std::span<const int32_t> pos, const RopeParams& p) override;

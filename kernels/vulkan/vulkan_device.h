@@ -34,7 +34,7 @@ namespace kiln::vk {
 struct DeviceBuffer;
 
 // Bindings every kiln shader may use (0: weights, 1..5: activations, arena, KV;
-// 6, 7: more of them for the fused ops, e.g. matvec_n.comp's second and third weights).
+// 6, 7: more of them for the fused ops, e.g. rope_kv_store.comp's values).
 inline constexpr uint32_t kMaxBindings = 8;
 inline constexpr uint32_t kPushBytes = 128;
 

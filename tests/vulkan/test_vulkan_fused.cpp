@@ -1,5 +1,4 @@
-// The fused ops of the Vulkan decode path (matmul_n, add_rms_norm,
-// rope_kv_store, and the norms and swiglu that write the integer-dot matvec's
+// The fused ops of the Vulkan decode path (add_rms_norm, rope_kv_store, and the norms and swiglu that write the integer-dot matvec's
 // q8 input themselves) against the unfused sequence on the same backend (bit
 // for bit: the same arithmetic in another dispatch) and against the CPU
 // reference, with odd sizes, with and without subgroups, and on the
@@ -78,68 +77,6 @@ void for_each_backend(F&& f) {
 }
 
 }  // namespace
-
-TEST_CASE("vulkan fused: matmul_n (Q/K/V, gate/up) in one dispatch equals a matmul per weight") {
-    const GgmlType types[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1,
-                              GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
-                              GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
-    for_each_backend([&](vk::VulkanBackend& vb, Config c) {
-        for (GgmlType t : types) {
-            const int64_t bs = quant_traits(t).block_size;
-            const int64_t n_in = bs == 1 ? 163 : (bs == 256 ? 2 : 5) * bs;
-            // Row counts that leave the last workgroup of each weight half full.
-            const int64_t n_outs[] = {37, 5, 64};
-            std::vector<HostWeight> hw;
-            std::vector<Weight> w;
-            for (int i = 0; i < 3; ++i) {
-                hw.push_back(make_weight(t, n_in, n_outs[i], 7 + uint32_t(i) + uint32_t(n_in)));
-                w.push_back(vb.upload_weight(hw.back().view));
-            }
-            for (size_t n_w : {size_t(2), size_t(3)})
-                for (int64_t n_tok : {1, 3, 4, 6}) {  // 6: past the matvec, one matmul each
-                    const std::string what = c.what() + " " + quant_traits(t).name + " " + std::to_string(n_w) +
-                                             " weights, " + std::to_string(n_tok) + " tokens";
-                    auto x = random_floats(size_t(n_tok * n_in), 3 + uint32_t(n_tok));
-                    auto dx = device_act(vb, n_tok, n_in, &x);
-                    std::vector<DeviceAct> fused, single;
-                    std::vector<Act> ys, ys1;
-                    std::vector<const Weight*> ws;
-                    for (size_t i = 0; i < n_w; ++i) {
-                        fused.push_back(device_act(vb, n_tok, n_outs[i]));
-                        single.push_back(device_act(vb, n_tok, n_outs[i]));
-                        ys.push_back(fused.back().act());
-                        ys1.push_back(single.back().act());
-                        ws.push_back(&w[i]);
-                    }
-                    vb.matmul_n(dx.act(), ws, ys);
-                    vb.Backend::matmul_n(dx.act(), ws, ys1);
-                    for (size_t i = 0; i < n_w; ++i) {
-                        const auto got = read(vb, ys[i]);
-                        check_same(got, read(vb, ys1[i]), what + ", weight " + std::to_string(i));
-                        if (c.int_dot) continue;  // the q8 rounding has its own test against the reference
-                        std::vector<float> want(size_t(n_tok * n_outs[i]));
-                        ref::matmul(hw[i].view, host_act(x, n_tok, n_in), host_act(want, n_tok, n_outs[i]));
-                        check_close(got, want, 1e-6f * float(n_in), 1e-5f, what + ", weight " + std::to_string(i) + " vs CPU");
-                    }
-                }
-        }
-        // Weights of two types: one dispatch per weight, the same results.
-        const HostWeight a = make_weight(GgmlType::Q4_0, 128, 9, 1), b = make_weight(GgmlType::Q8_0, 128, 11, 2);
-        const Weight wa = vb.upload_weight(a.view), wb = vb.upload_weight(b.view);
-        auto x = random_floats(128, 5);
-        auto dx = device_act(vb, 1, 128, &x);
-        auto ya = device_act(vb, 1, 9), yb = device_act(vb, 1, 11), za = device_act(vb, 1, 9), zb = device_act(vb, 1, 11);
-        const Weight* ws[] = {&wa, &wb};
-        const Act ys[] = {ya.act(), yb.act()};
-        vb.matmul_n(dx.act(), ws, ys);
-        vb.matmul(wa, dx.act(), za.act());
-        vb.matmul(wb, dx.act(), zb.act());
-        check_same(read(vb, ya.act()), read(vb, za.act()), c.what() + " mixed types, Q4_0");
-        check_same(read(vb, yb.act()), read(vb, zb.act()), c.what() + " mixed types, Q8_0");
-        const Act one[] = {ya.act()};
-        CHECK_THROWS_AS(vb.matmul_n(dx.act(), ws, one), BackendError);
-    });
-}
 
 namespace {
 // A norm's q8 copy against quantize_q8's: a Q4_0 matmul right after the op reads

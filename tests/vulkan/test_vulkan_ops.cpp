@@ -397,7 +397,6 @@ TEST_CASE("vulkan: the bindings each shader writes, read off its SPIR-V (the str
     CHECK(written("rms_norm") == ((1u << 2) | (1u << 3)));  // out and its q8 copy
     CHECK(written("add_rms_norm") == ((1u << 1) | (1u << 2) | (1u << 3)));
     CHECK(written("swiglu_q8") == ((1u << 3) | (1u << 4)));
-    CHECK(written("matvec_n_q4_0_dp_sg") == ((1u << 2) | (1u << 4) | (1u << 5)));
     CHECK(written("rope_kv_store") == ((1u << 1) | (1u << 3) | (1u << 4) | (1u << 5)));
     CHECK(written("rope") == 1u << 1);
     CHECK(written("kv_store") == 1u << 3);
