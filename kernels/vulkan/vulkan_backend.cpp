@@ -206,7 +206,7 @@ void VulkanBackend::matmul(const Weight& w, const Act& x, Act y) {
 
 VkBuffer VulkanBackend::to_f16(const Act& x, const Bound& xb, uint32_t stride16) {
     const uint64_t bytes = uint64_t(x.n_rows) * stride16 * 16;
-    F16Source& s = f16_source_;
+    ConvertedFrom& s = f16_source_;
     if (!x16_ || x16_->size < bytes) {
         x16_ = dev_->alloc(bytes, "f16 activations");
         s = {};
@@ -248,7 +248,7 @@ bool VulkanBackend::q8_on_output(const Act& out) const {
 VkBuffer VulkanBackend::quantize_q8(const Act& x, const Bound& xb, uint32_t* q_stride) {
     *q_stride = q8_stride(x.n_cols);
     const VkBuffer q8 = q8_reserve(x.n_cols);
-    const Q8Source& s = q8_source_;
+    const ConvertedFrom& s = q8_source_;
     if (s.buf == xb.buf && s.off == xb.off && s.stride == xb.stride && s.n_rows == x.n_rows && s.n_cols == x.n_cols &&
         dev_->last_write(xb.buf) < s.at)
         return q8;

@@ -99,20 +99,18 @@ private:
     // while x is unchanged (Q, K and V, or gate and up, read one input).
     VkBuffer to_f16(const Act& x, const Bound& xb, uint32_t stride16);
 
+    // The activations a converted copy (q8 blocks, f16 rows) was made from, and when:
+    // the copy serves while that buffer has not been written since.
+    struct ConvertedFrom {
+        VkBuffer buf = VK_NULL_HANDLE;
+        uint32_t off = 0, stride = 0;
+        int64_t n_rows = 0, n_cols = 0;
+        uint64_t at = 0;  // VulkanDevice::write_clock() at the conversion
+    };
     std::shared_ptr<DeviceBuffer> q8_;
-    struct Q8Source {
-        VkBuffer buf = VK_NULL_HANDLE;
-        uint32_t off = 0, stride = 0;
-        int64_t n_rows = 0, n_cols = 0;
-        uint64_t at = 0;  // VulkanDevice::write_clock() when quantized
-    } q8_source_;
+    ConvertedFrom q8_source_;
     std::shared_ptr<DeviceBuffer> x16_;
-    struct F16Source {
-        VkBuffer buf = VK_NULL_HANDLE;
-        uint32_t off = 0, stride = 0;
-        int64_t n_rows = 0, n_cols = 0;
-        uint64_t at = 0;  // VulkanDevice::write_clock() when converted
-    } f16_source_;
+    ConvertedFrom f16_source_;
 };
 
 }  // namespace kiln::vk

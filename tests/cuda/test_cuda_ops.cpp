@@ -16,38 +16,6 @@ using namespace kiln::test;
 
 namespace {
 
-const GgmlType kWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1,
-                                 GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
-                                 GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
-
-// An F32 vector weight (a norm's gains); the backend copies it, so `v` may go.
-Weight upload_vector(Backend& b, const std::vector<float>& v) {
-    TensorView t;
-    t.data = v.data();
-    t.ne[0] = int64_t(v.size());
-    t.nb[0] = 4;
-    t.nb[1] = t.nb[2] = t.nb[3] = v.size() * 4;
-    return b.upload_weight(t);
-}
-
-struct HostWeight {
-    std::vector<uint8_t> bytes;
-    TensorView view;
-};
-HostWeight make_weight(GgmlType type, int64_t n_in, int64_t n_out, uint32_t seed) {
-    const auto f = random_floats(size_t(n_in * n_out), seed);
-    HostWeight w;
-    w.bytes = quantize(type, f.data(), n_in * n_out);
-    w.view.data = w.bytes.data();
-    w.view.type = type;
-    w.view.ne[0] = n_in;
-    w.view.ne[1] = n_out;
-    w.view.nb[0] = quant_traits(type).block_bytes;
-    w.view.nb[1] = w.bytes.size() / size_t(n_out);
-    w.view.nb[2] = w.view.nb[3] = w.bytes.size();
-    return w;
-}
-
 // The CUDA result differs from the reference by rounding the activations (to
 // int8 per 32 values on the matrix-vector path of quantized weights, to F16 on
 // the tensor-core path): bound each output by a fraction of sum |w_i x_i|,

@@ -24,35 +24,6 @@ void check_same(const std::vector<float>& got, const std::vector<float>& want, c
         }
 }
 
-struct HostWeight {
-    std::vector<uint8_t> bytes;
-    TensorView view;
-};
-// A (n_out, n_in) weight of `type` quantized from random floats.
-HostWeight make_weight(GgmlType type, int64_t n_in, int64_t n_out, uint32_t seed) {
-    const auto f = random_floats(size_t(n_in * n_out), seed);
-    HostWeight w;
-    w.bytes = quantize(type, f.data(), n_in * n_out);
-    w.view.data = w.bytes.data();
-    w.view.type = type;
-    w.view.ne[0] = n_in;
-    w.view.ne[1] = n_out;
-    w.view.nb[0] = quant_traits(type).block_bytes;
-    w.view.nb[1] = w.bytes.size() / size_t(n_out);
-    w.view.nb[2] = w.view.nb[3] = w.bytes.size();
-    return w;
-}
-
-// An F32 norm gain vector as a weight (its host floats stay in `v`).
-Weight upload_gain(Backend& b, std::vector<float>& v) {
-    TensorView t;
-    t.data = v.data();
-    t.ne[0] = int64_t(v.size());
-    t.nb[0] = 4;
-    t.nb[1] = t.nb[2] = t.nb[3] = v.size() * 4;
-    return b.upload_weight(t);
-}
-
 // Backends to run each check on: both reductions, float and (where the device
 // has it) integer-dot matvecs; `what` names the configuration.
 struct Config {
@@ -103,7 +74,7 @@ TEST_CASE("vulkan fused: add_rms_norm equals add then rms_norm, with its q8 copy
                 auto x = random_floats(size_t(rows * cols), 1 + uint32_t(rows), -4.0f, 4.0f);
                 auto bv = random_floats(size_t(rows * cols), 2 + uint32_t(rows), -4.0f, 4.0f);
                 auto g = random_floats(size_t(cols), 3);
-                const Weight w = upload_gain(vb, g);
+                const Weight w = upload_vector(vb, g);
                 auto x1 = device_act(vb, rows, cols, &x), x2 = device_act(vb, rows, cols, &x);
                 auto db = device_act(vb, rows, cols, &bv);
                 auto o1 = device_act(vb, rows, cols), o2 = device_act(vb, rows, cols);
@@ -124,7 +95,7 @@ TEST_CASE("vulkan fused: add_rms_norm equals add then rms_norm, with its q8 copy
             }
         // out sharing x's buffer: the unfused pair (x is updated before the norm reads it).
         auto x = random_floats(64, 4), bv = random_floats(32, 5), g = random_floats(32, 6);
-        const Weight w = upload_gain(vb, g);
+        const Weight w = upload_vector(vb, g);
         auto dx = device_act(vb, 2, 32, &x);
         auto db = device_act(vb, 1, 32, &bv);
         vb.add_rms_norm(dx.act().rows(0, 1), db.act(), w, 1e-5f, dx.act().rows(1, 1));
@@ -147,7 +118,7 @@ TEST_CASE("vulkan fused: rms_norm and swiglu write the q8 copy of their decode r
                 auto x = random_floats(size_t(rows * cols), 8 + uint32_t(rows), -6.0f, 6.0f);
                 auto u = random_floats(size_t(rows * cols), 9 + uint32_t(rows), -6.0f, 6.0f);
                 auto g = random_floats(size_t(cols), 10);
-                const Weight w = upload_gain(vb, g), pw = upload_gain(*plain, g);
+                const Weight w = upload_vector(vb, g), pw = upload_vector(*plain, g);
 
                 auto dx = device_act(vb, rows, cols, &x), dout = device_act(vb, rows, cols);
                 auto px = device_act(*plain, rows, cols, &x), pout = device_act(*plain, rows, cols);

@@ -17,29 +17,6 @@ using namespace kiln::test;
 
 namespace {
 
-const GgmlType kWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1,
-                                 GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
-                                 GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
-
-// A (n_out, n_in) weight of `type` made by quantizing random floats.
-struct HostWeight {
-    std::vector<uint8_t> bytes;
-    TensorView view;
-};
-HostWeight make_weight(GgmlType type, int64_t n_in, int64_t n_out, uint32_t seed) {
-    const auto f = random_floats(size_t(n_in * n_out), seed);
-    HostWeight w;
-    w.bytes = quantize(type, f.data(), n_in * n_out);
-    w.view.data = w.bytes.data();
-    w.view.type = type;
-    w.view.ne[0] = n_in;
-    w.view.ne[1] = n_out;
-    w.view.nb[0] = quant_traits(type).block_bytes;
-    w.view.nb[1] = w.bytes.size() / size_t(n_out);
-    w.view.nb[2] = w.view.nb[3] = w.bytes.size();
-    return w;
-}
-
 // The cooperative-matrix matmul rounds weights and activations to f16
 // (relative error 2^-11 each): each product is off by at most 2^-10 of
 // |w x|, so bound the error of each output by that share of sum |w| |x|,

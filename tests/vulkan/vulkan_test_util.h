@@ -1,16 +1,15 @@
 #pragma once
 // Shared by the Vulkan suites: the device (or a test failure when none is
-// there, since CI runs these on lavapipe), random data and comparisons.
+// there, since CI runs these on lavapipe); data and comparisons come from
+// backend_test_util.h.
 #include <doctest/doctest.h>
 
-#include <cmath>
 #include <cstdlib>
 #include <memory>
-#include <random>
 #include <string>
-#include <vector>
 
 #include "kernels/vulkan/vulkan_backend.h"
+#include "backend_test_util.h"
 
 namespace kiln::test {
 
@@ -35,44 +34,7 @@ inline std::unique_ptr<vk::VulkanBackend> vulkan_backend(bool subgroups = true, 
     }
 }
 
-inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> d(lo, hi);
-    std::vector<float> v(n);
-    for (float& x : v) x = d(rng);
-    return v;
-}
-
-// Host Act over a dense vector.
-inline Act host_act(std::vector<float>& v, int64_t rows, int64_t cols) { return Act{v.data(), rows, cols, cols}; }
-
-// A device activation filled from / read into dense host rows.
-struct DeviceAct {
-    ActBuffer buf;
-    Act act() const { return buf.act(); }
-};
-inline DeviceAct device_act(Backend& b, int64_t rows, int64_t cols, const std::vector<float>* init = nullptr) {
-    DeviceAct d{b.alloc_act(rows, cols)};
-    if (init) b.write_act(d.act(), init->data());
-    return d;
-}
-inline std::vector<float> read(Backend& b, const Act& a) {
-    std::vector<float> v(size_t(a.n_rows * a.n_cols));
-    b.read_act(a, v.data());
-    return v;
-}
-
-// Every element within atol + rtol * |expected|; reports the first miss.
-inline void check_close(const std::vector<float>& got, const std::vector<float>& want, float atol, float rtol,
-                        const std::string& what) {
-    REQUIRE(got.size() == want.size());
-    for (size_t i = 0; i < got.size(); ++i) {
-        const float tol = atol + rtol * std::fabs(want[i]);
-        if (!(std::fabs(got[i] - want[i]) <= tol)) {
-            FAIL_CHECK(what << ": element " << i << " is " << got[i] << ", expected " << want[i]);
-            return;
-        }
-    }
-}
+// Device activations in the Vulkan suites (the name they were written with).
+using DeviceAct = ActBuffer;
 
 }  // namespace kiln::test
