@@ -14,6 +14,7 @@
 
 #include <algorithm>
 
+#include "kernels/cuda/attention_mask.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_util.cuh"
 
@@ -201,10 +202,7 @@ __global__ void __launch_bounds__(kTileThreads) attention_tiled_kernel(Attention
     float* sS = sQ + kTileQ * S::kQs;
     KT* sKV = reinterpret_cast<KT*>(sS + kTileQ * S::kSs);
     __shared__ float s_m[kTileQ], s_l[kTileQ], s_corr[kTileQ];
-    __shared__ int32_t s_pos[kTileQ], s_cpos[kTileC];
-    __shared__ uint64_t s_seq[kTileQ], s_cseq[kTileC];
-    __shared__ int32_t s_maxpos;
-    __shared__ uint64_t s_union;
+    __shared__ BatchMask<kTileQ, kTileC> mask;
 
     const int h = blockIdx.x;
     const int64_t t0 = int64_t(blockIdx.y) * kTileQ;
@@ -221,26 +219,12 @@ __global__ void __launch_bounds__(kTileThreads) attention_tiled_kernel(Attention
         sQ[qi * S::kQs + d] = qi < nq && d < D ? a.q.data[(t0 + qi) * a.q.stride + int64_t(h) * D + d] * a.scale : 0.0f;
     }
     if (tid < kTileQ) {
-        const bool ok = tid < nq;
         s_m[tid] = -INFINITY;
         s_l[tid] = 0.0f;
-        s_pos[tid] = ok ? a.tok_pos[t0 + tid] : -1;  // -1: sees no cell
-        s_seq[tid] = ok ? uint64_t(1) << a.tok_seq[t0 + tid] : 0;
     }
+    mask.load_queries(a, t0, nq);
     __syncthreads();
-    if (warp == 0) {
-        int mp = s_pos[lane];
-        uint64_t un = s_seq[lane];
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            mp = max(mp, __shfl_xor_sync(0xffffffffu, mp, o));
-            un |= __shfl_xor_sync(0xffffffffu, un, o);
-        }
-        if (lane == 0) {
-            s_maxpos = mp;
-            s_union = un;
-        }
-    }
+    mask.reduce_queries();
 
     constexpr int kPairs = kD / 32;  // dimension pairs per thread
     float o[4][2 * kPairs];
@@ -250,17 +234,8 @@ __global__ void __launch_bounds__(kTileThreads) attention_tiled_kernel(Attention
         for (int e = 0; e < 2 * kPairs; ++e) o[i][e] = 0.0f;
 
     for (int c0 = 0; c0 < a.n_scan; c0 += kTileC) {
-        __syncthreads();  // the previous tile's scores and V rows are read; s_maxpos is written
-        bool visible = false;
-        if (tid < kTileC) {
-            const int c = c0 + tid;
-            const int32_t cp = c < a.n_scan ? a.cell_pos[c] : -1;
-            const uint64_t cs = c < a.n_scan ? a.cell_seqs[c] : 0;
-            s_cpos[tid] = cp;
-            s_cseq[tid] = cs;
-            visible = cp >= 0 && cp <= s_maxpos && (cs & s_union) != 0;
-        }
-        if (!__syncthreads_or(visible)) continue;
+        __syncthreads();  // the previous tile's scores and V rows are read; max_pos is written
+        if (!__syncthreads_or(mask.load_cells(a, c0))) continue;
         load_kv_tile<KT, kD>(sKV, K, a, c0, kv_off);
         __syncthreads();
 
@@ -287,9 +262,7 @@ __global__ void __launch_bounds__(kTileThreads) attention_tiled_kernel(Attention
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
                 const int cc = tx + 16 * j;
-                const int32_t cp = s_cpos[cc];
-                const bool vis = cp >= 0 && cp <= s_pos[q] && (s_cseq[cc] & s_seq[q]) != 0;
-                sS[q * S::kSs + cc] = vis ? sc[i][j] : -INFINITY;
+                sS[q * S::kSs + cc] = mask.sees(cc, mask.pos[q], mask.seq[q]) ? sc[i][j] : -INFINITY;
             }
         }
         __syncthreads();  // scores complete; the K tile is no longer read

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/attention_mask.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_util.cuh"
 
@@ -63,10 +64,7 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionArgs a
     __half* sP = reinterpret_cast<__half*>(smem_raw + 2 * S::kK + S::kS);
     float* sO = reinterpret_cast<float*>(smem_raw + 2 * S::kK + S::kS + S::kP);
     __shared__ float s_m[kQ], s_l[kQ], s_corr[kQ];
-    __shared__ int32_t s_pos[kQ], s_cpos[kC];
-    __shared__ uint64_t s_seq[kQ], s_cseq[kC];
-    __shared__ int32_t s_maxpos;
-    __shared__ uint64_t s_union;
+    __shared__ BatchMask<kQ, kC> mask;
 
     const int h = blockIdx.x;
     const int64_t t0 = int64_t(blockIdx.y) * kQ;
@@ -84,26 +82,12 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionArgs a
             __float2half(qi < nq ? a.q.data[(t0 + qi) * a.q.stride + int64_t(h) * kD + d] * a.scale : 0.0f);
     }
     if (tid < kQ) {
-        const bool ok = tid < nq;
         s_m[tid] = -INFINITY;
         s_l[tid] = 0.0f;
-        s_pos[tid] = ok ? a.tok_pos[t0 + tid] : -1;  // -1: sees no cell
-        s_seq[tid] = ok ? uint64_t(1) << a.tok_seq[t0 + tid] : 0;
     }
+    mask.load_queries(a, t0, nq);
     __syncthreads();
-    if (warp == 0) {
-        int mp = max(s_pos[lane], s_pos[lane + 32]);
-        uint64_t un = s_seq[lane] | s_seq[lane + 32];
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            mp = max(mp, __shfl_xor_sync(0xffffffffu, mp, o));
-            un |= __shfl_xor_sync(0xffffffffu, un, o);
-        }
-        if (lane == 0) {
-            s_maxpos = mp;
-            s_union = un;
-        }
-    }
+    mask.reduce_queries();
     wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> qf[kD / 16];
 #pragma unroll
     for (int k = 0; k < kD / 16; ++k) wmma::load_matrix_sync(qf[k], sQ + warp * kRows * S::kKs + 16 * k, S::kKs);
@@ -117,17 +101,8 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionArgs a
     // rotated by the lane so the pair of rows' reads fall in distinct banks.
     const int r = lane >> 1, half = lane & 1, q = warp * kRows + r;
     for (int c0 = 0; c0 < a.n_scan; c0 += kC) {
-        __syncthreads();  // the previous tile's K/V are read; s_maxpos is written
-        bool visible = false;
-        if (tid < kC) {
-            const int c = c0 + tid;
-            const int32_t cp = c < a.n_scan ? a.cell_pos[c] : -1;
-            const uint64_t cs = c < a.n_scan ? a.cell_seqs[c] : 0;
-            s_cpos[tid] = cp;
-            s_cseq[tid] = cs;
-            visible = cp >= 0 && cp <= s_maxpos && (cs & s_union) != 0;
-        }
-        if (!__syncthreads_or(visible)) continue;
+        __syncthreads();  // the previous tile's K/V are read; max_pos is written
+        if (!__syncthreads_or(mask.load_cells(a, c0))) continue;
         load_tile<kD>(sK, K, a, c0, kv_off);
         load_tile<kD>(sV, V, a, c0, kv_off);
         __syncthreads();
@@ -146,16 +121,14 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionArgs a
         }
         __syncwarp();
 
-        const int32_t qpos = s_pos[q];
-        const uint64_t qseq = s_seq[q];
+        const int32_t qpos = mask.pos[q];
+        const uint64_t qseq = mask.seq[q];
         float sc[32];
         float mx = -INFINITY;
 #pragma unroll
         for (int i = 0; i < 32; ++i) {
             const int cc = 32 * half + ((i + lane) & 31);
-            const int32_t cp = s_cpos[cc];
-            const bool vis = cp >= 0 && cp <= qpos && (s_cseq[cc] & qseq) != 0;
-            sc[i] = vis ? sW[r * S::kSs + cc] : -INFINITY;
+            sc[i] = mask.sees(cc, qpos, qseq) ? sW[r * S::kSs + cc] : -INFINITY;
             mx = fmaxf(mx, sc[i]);
         }
         const float m_old = s_m[q];
