@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -175,6 +176,7 @@ void VulkanDevice::create_objects() {
 
     arena_ = make_host_buffer(kArenaBytes, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT, false);
     dummy_ = make_host_buffer(256, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, false);
+    profile_ = ShaderProfile::from_environment(phys_, device_, queue_family_, kDispatchesPerSubmit);
 }
 
 VulkanDevice::~VulkanDevice() { destroy(); }
@@ -186,6 +188,10 @@ void VulkanDevice::destroy() {
     } catch (...) {  // a lost device: nothing left to wait for
     }
     vkDeviceWaitIdle(device_);
+    if (profile_) {
+        std::fputs(profile_->table(name_).c_str(), stderr);
+        profile_.reset();  // its query pools go before the device
+    }
     free_host_buffer(arena_);
     free_host_buffer(readback_);
     free_host_buffer(dummy_);
@@ -421,6 +427,7 @@ void VulkanDevice::begin_if_needed() {
     check(vkBeginCommandBuffer(cmd_, &bi), "vkBeginCommandBuffer");
     recording_ = true;
     cmd_dispatches_ = 0;
+    if (profile_) profile_->begin(cmd_, n_cmd_used_ - 1);
 }
 
 void VulkanDevice::submit_recorded(VkFence fence) {
@@ -510,7 +517,9 @@ void VulkanDevice::dispatch(const char* shader, const VkBuffer (&bindings)[kMaxB
     vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);
     vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline_layout_, 0, 1, &set, 0, nullptr);
     vkCmdPushConstants(cmd_, pipeline_layout_, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_bytes, push);
+    if (profile_) profile_->start(cmd_, n_cmd_used_ - 1);
     vkCmdDispatch(cmd_, gx, gy, gz);
+    if (profile_) profile_->finish(cmd_, n_cmd_used_ - 1, shader);
     ++cmd_dispatches_;
 }
 
@@ -556,6 +565,7 @@ void VulkanDevice::flush() {
         check(vkResetFences(device_, 1, &fence_), "vkResetFences");
         check(r, "waiting for the GPU");
         submitted_unwaited_ = false;
+        if (profile_) profile_->collect(n_cmd_used_);  // before the command buffers and their queries are reused
         check(vkResetCommandPool(device_, cmd_pool_, 0), "vkResetCommandPool");
         n_cmd_used_ = 0;
     }

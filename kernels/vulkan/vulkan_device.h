@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "kernels/vulkan/vulkan_devices.h"
+#include "kernels/vulkan/vulkan_profile.h"
 
 namespace kiln::vk {
 
@@ -102,6 +103,8 @@ public:
     // result derived from b at time T is still current while last_write(b) < T.
     uint64_t write_clock() const { return write_clock_; }
     uint64_t last_write(VkBuffer b) const;
+    // GPU time per shader so far (vulkan_profile.h); nullptr unless KILN_VK_PROFILE=1.
+    const ShaderProfile* profile() const { return profile_.get(); }
 
 private:
     friend struct DeviceBuffer;
@@ -173,6 +176,7 @@ private:
     HostBuffer dummy_;          // bound to unused bindings
 
     std::map<uintptr_t, DeviceBuffer*> by_address_;
+    std::unique_ptr<ShaderProfile> profile_;  // KILN_VK_PROFILE=1 only: no queries otherwise
 };
 
 // A device buffer; frees itself (after the work recorded so far) when the last owner goes.
