@@ -17,8 +17,8 @@ KvCache::KvCache(int64_t n_layer, int64_t n_kv_dim, int64_t n_cells, GgmlType ty
     const uint64_t per_layer = uint64_t(n_cells) * uint64_t(n_kv_dim) * elem;
     if (n_kv_dim > (int64_t(1) << 24) || n_layer > 4096 || per_layer > (uint64_t(1) << 40) / uint64_t(n_layer))
         throw ContextOverflowError("a KV cache of " + std::to_string(n_cells) + " cells is too large for this model; lower -c");
-    k_.assign(size_t(per_layer * uint64_t(n_layer)), 0);
-    v_.assign(size_t(per_layer * uint64_t(n_layer)), 0);
+    k_ = KvStorage(size_t(per_layer * uint64_t(n_layer)));
+    v_ = KvStorage(size_t(per_layer * uint64_t(n_layer)));
     cell_pos_.assign(size_t(n_cells), -1);
     cell_seqs_.assign(size_t(n_cells), 0);
     for (int64_t l = 0; l < n_layer; ++l)

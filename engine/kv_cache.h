@@ -8,16 +8,13 @@
 #include <stdexcept>
 #include <vector>
 
+#include "engine/kv_cache_error.h"
+#include "engine/kv_storage.h"
 #include "formats/ggml_type.h"
 #include "kernels/kv_view.h"
 
 namespace kiln {
 
-// Not enough room in the cache (or the context) for what was asked.
-class ContextOverflowError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
 
 class KvCache {
 public:
@@ -29,7 +26,7 @@ public:
     int64_t n_cells() const { return int64_t(cell_pos_.size()); }
     int64_t n_used() const { return n_used_; }
     GgmlType type() const { return type_; }
-    size_t bytes() const { return k_.size() + v_.size(); }
+    size_t bytes() const { return k_.size() + v_.size(); }  // address space; RAM only where written
 
     // Claims a free cell for each token (pos[i] of seq[i]) and marks it; the
     // chosen cells go to cells_out. Throws ContextOverflowError and changes
@@ -57,7 +54,7 @@ private:
 
     GgmlType type_;
     int64_t n_layer_, n_kv_dim_;
-    std::vector<uint8_t> k_, v_;          // (n_layer, n_cells, n_kv_dim) each
+    KvStorage k_, v_;                     // (n_layer, n_cells, n_kv_dim) each
     std::vector<int32_t> cell_pos_;       // (n_cells) -1 = free
     std::vector<uint64_t> cell_seqs_;     // (n_cells) bit s = sequence s
     std::vector<KvLayerView> layers_;     // (n_layer)

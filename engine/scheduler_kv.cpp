@@ -24,9 +24,9 @@ SlotKvCache::SlotKvCache(int64_t n_layer, int64_t n_kv_dim, int n_slots, int64_t
         per_layer > (uint64_t(1) << 40) / uint64_t(n_layer))
         throw ContextOverflowError("a KV cache of " + std::to_string(n_cells) + " cells is too large for this model; lower -c or --parallel");
     bytes_ = size_t(per_layer * uint64_t(n_layer));
-    k_.reset(new uint8_t[bytes_]);
-    v_.reset(new uint8_t[bytes_]);
-    for (int64_t l = 0; l < n_layer; ++l) layers_.push_back({k_.get() + size_t(l) * per_layer, v_.get() + size_t(l) * per_layer});
+    k_ = KvStorage(bytes_);
+    v_ = KvStorage(bytes_);
+    for (int64_t l = 0; l < n_layer; ++l) layers_.push_back({k_.data() + size_t(l) * per_layer, v_.data() + size_t(l) * per_layer});
     cell_pos_.assign(size_t(n_cells), -1);
     cell_seqs_.assign(size_t(n_cells), 0);
     slot_len_.assign(size_t(n_slots), 0);

@@ -16,6 +16,7 @@
 #include <memory>
 #include <vector>
 
+#include "engine/kv_storage.h"
 #include "formats/ggml_type.h"
 #include "kernels/kv_view.h"
 
@@ -53,7 +54,7 @@ private:
     size_t bytes_ = 0;
     // Left uninitialised: a cell is only read after a forward pass wrote it,
     // so pages of unused slots are never touched.
-    std::unique_ptr<uint8_t[]> k_, v_;   // (n_layer, n_cells, n_kv_dim) each
+    KvStorage k_, v_;                    // (n_layer, n_cells, n_kv_dim) each
     std::vector<KvLayerView> layers_;    // (n_layer)
     std::vector<int32_t> cell_pos_;      // (n_cells) -1 = free
     std::vector<uint64_t> cell_seqs_;    // (n_cells)
