@@ -6,6 +6,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "engine/gpu_devices.h"
 #include "engine/layer_split.h"
+#include "kernels/host_memory.h"
 #include "models/model_registry.h"
 #ifdef KILN_HAVE_VULKAN
 #include "kernels/vulkan/vulkan_backend.h"
@@ -31,6 +32,14 @@ std::unique_ptr<Backend> make_backend(const LoadOptions& o, const GgufFile& file
     if (o.backend == "cuda")
         throw ModelError("this kiln was built without the CUDA backend; rebuild with -DKILN_CUDA=ON (needs nvcc) or use --backend cpu");
     throw ModelError("backend '" + o.backend + "' is not available in this build (expected auto, cpu, cuda or vulkan)");
+}
+
+bool on_cpu(const Backend* b) { return dynamic_cast<const cpu::CpuBackend*>(b) != nullptr; }
+
+// Layers of the placement whose KV cache the host holds.
+int64_t host_layers(const Placement& p, int64_t n_layer) {
+    if (p.layers.empty()) return on_cpu(p.input) ? n_layer : 0;
+    return int64_t(std::count_if(p.layers.begin(), p.layers.end(), on_cpu));
 }
 
 std::string cpu_summary(int n_threads) {
@@ -61,6 +70,7 @@ std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& op
             m->cpu_backend_ = std::move(cp.cpu);
             placement = std::move(cp.placement);
             m->impl_ = create_model(*m->file_, placement);
+            m->n_host_layers_ = host_layers(placement, m->impl_->hparams().n_layer);
             return m;
         }
         o.backend = "cpu";
@@ -78,6 +88,7 @@ std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& op
             m->backend_ = std::move(gpu);
             m->cpu_backend_ = std::move(cpu);
             m->impl_ = create_model(*m->file_, placement);
+            m->n_host_layers_ = host_layers(placement, m->impl_->hparams().n_layer);
             return m;
         }
     }
@@ -88,6 +99,7 @@ std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& op
                                 : cpu_summary(o.n_threads);
     placement.input = m->backend_.get();
     m->impl_ = create_model(*m->file_, placement);
+    m->n_host_layers_ = host_layers(placement, m->impl_->hparams().n_layer);
     return m;
 }
 
@@ -95,9 +107,26 @@ namespace {
 int64_t context_size(const Model& model, const ContextOptions& o) {
     if (o.n_ctx < 0) throw std::invalid_argument("context size must not be negative (got " + std::to_string(o.n_ctx) + ")");
     // A 128k-token training context would make a multi-GB cache nobody asked for.
-    return o.n_ctx == 0 ? std::min<int64_t>(model.hparams().n_ctx_train, 4096) : o.n_ctx;
+    const int64_t n = o.n_ctx == 0 ? std::min<int64_t>(model.hparams().n_ctx_train, 4096) : o.n_ctx;
+    require_host_kv_fits(model, n, 1, o.kv_type);
+    return n;
 }
 }  // namespace
+
+void require_host_kv_fits(const Model& model, int64_t n_ctx, int64_t n_seqs, GgmlType kv_type) {
+    const int64_t layers = model.n_host_layers();
+    if (layers <= 0 || n_ctx <= 0 || n_seqs <= 0) return;
+    const int64_t per_ctx = n_seqs * 2 * layers * model.hparams().n_kv_dim() * (kv_type == GgmlType::F32 ? 4 : 2);
+    const int64_t need = n_ctx * per_ctx, avail = host_memory_available();
+    if (avail < 0 || need <= avail) return;
+    const int64_t fits = avail / per_ctx / 256 * 256;
+    throw ContextOverflowError("a context of " + std::to_string(n_ctx) + " tokens" +
+                               (n_seqs > 1 ? " x " + std::to_string(n_seqs) + " sequences" : std::string()) + " needs " +
+                               format_bytes(need) + " of RAM for the KV cache of its " + std::to_string(layers) +
+                               " CPU layers; " + format_bytes(avail) + " are available: " +
+                               (fits > 0 ? "lower -c to " + std::to_string(fits) + " or less"
+                                         : std::string("offload layers to a GPU (-ngl) or free memory")));
+}
 
 Context::Context(std::shared_ptr<const Model> model, const ContextOptions& options)
     : model_(std::move(model)),

@@ -40,6 +40,8 @@ public:
     Backend& backend() const { return *backend_; }
     // Where the model runs, for people: "cpu (2 threads)", "cuda 0 (NVIDIA H100): 22/32 layers".
     const std::string& placement_summary() const { return placement_summary_; }
+    // Layers whose KV cache lives in host memory (those on the CPU backend).
+    int64_t n_host_layers() const { return n_host_layers_; }
 
 private:
     friend std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& options);
@@ -50,7 +52,15 @@ private:
     std::unique_ptr<Backend> backend_;
     std::unique_ptr<TransformerModel> impl_;
     std::string placement_summary_;
+    int64_t n_host_layers_ = 0;
 };
+
+// Throws ContextOverflowError, naming a -c that fits, when the host KV cache of
+// n_ctx x n_seqs cells (-c per sequence, n_seqs of them) for the model's CPU
+// layers needs more RAM than is available (kernels/host_memory.h): a cache the
+// system cannot hold would be filled page by page during generation and end in
+// the kernel killing the process.
+void require_host_kv_fits(const Model& model, int64_t n_ctx, int64_t n_seqs, GgmlType kv_type);
 
 // Throws GgufError (bad file) or ModelError (unsupported/mis-shaped model), naming the file.
 std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& options = {});

@@ -82,7 +82,8 @@ Scheduler::Scheduler(std::shared_ptr<const Model> model, const Tokenizer& tokeni
     : model_(std::move(model)),
       tokenizer_(tokenizer),
       options_(options),
-      kv_(model_->hparams().n_layer, model_->hparams().n_kv_dim(), options.n_parallel, options.n_ctx_slot, options.kv_type) {
+      kv_((require_host_kv_fits(*model_, options.n_ctx_slot, options.n_parallel, options.kv_type), model_->hparams().n_layer),
+          model_->hparams().n_kv_dim(), options.n_parallel, options.n_ctx_slot, options.kv_type) {
     if (options_.n_batch < 1) throw std::invalid_argument("batch size must be positive");
     // Every decoding slot gets its token each step, whatever the budget.
     const int64_t rows = std::max<int64_t>(options_.n_batch, options_.n_parallel) + kMinRows;

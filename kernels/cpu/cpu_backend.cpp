@@ -1,3 +1,4 @@
+#include "kernels/host_memory.h"
 #include "kernels/cpu/cpu_backend.h"
 
 #include <algorithm>
@@ -73,6 +74,13 @@ Weight CpuBackend::upload_weight(const TensorView& host) {
     // those pages); get_rows still reads the plain rows through `host`.
     const int64_t n_groups = q4_0_x16_groups(n_rows);
     const size_t bytes = size_t(n_groups) * q4_0_x16_group_bytes(n_in);
+    // Checked before taking it: past MemAvailable the kernel would kill a process, not fail this call.
+    const int64_t avail = host_memory_available();
+    if (avail >= 0 && int64_t(bytes) > avail)
+        throw BackendError("cpu backend: not enough RAM to load the model: a Q4_0 weight repacked for this CPU needs " +
+                           format_bytes(int64_t(bytes)) + " more, " + format_bytes(avail) +
+                           " are available; offload layers to a GPU (-ngl), take a smaller model or quantization, or "
+                           "run KILN_CPU=scalar (reads the file's layout in place, slower)");
     void* mem = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!mem)
         throw BackendError("cpu backend: out of memory repacking a Q4_0 weight of " + std::to_string(bytes) +

@@ -22,7 +22,7 @@ int64_t resident_bytes() {
 
 // The host K and V of layers that run on a GPU are never written: they must not
 // cost RAM (a fully offloaded 7B at 4096 cells would hold 2 GB for nothing).
-TEST_CASE("kv cache: host rows take memory only where written; zeros where read") {
+TEST_CASE("kv cache: host rows take memory only where written and read as zeros") {
     constexpr int64_t kCells = 2048, kDim = 4096;  // 32 MiB of K per layer, F32
     const int64_t before = resident_bytes();
     KvCache kv(8, kDim, kCells, GgmlType::F32);
