@@ -23,13 +23,6 @@ int64_t meminfo_available() {
     return -1;
 }
 
-int64_t resident() {
-    std::ifstream f("/proc/self/statm");
-    int64_t size = 0, pages = 0;
-    if (!(f >> size >> pages)) return 0;
-    return pages * int64_t(sysconf(_SC_PAGESIZE));
-}
-
 // KILN_MAX_HOST_MEMORY in bytes, or -1 when unset.
 int64_t cap() {
     const char* env = std::getenv("KILN_MAX_HOST_MEMORY");
@@ -47,11 +40,19 @@ int64_t cap() {
 }
 }  // namespace
 
+int64_t host_memory_resident() {
+    std::ifstream f("/proc/self/statm");
+    int64_t size = 0, pages = 0;
+    if (!(f >> size >> pages)) return 0;
+    return pages * int64_t(sysconf(_SC_PAGESIZE));
+}
+
 int64_t host_memory_available() {
     int64_t avail = meminfo_available();
     const int64_t c = cap();
     if (c >= 0) {
-        const int64_t left = c > resident() ? c - resident() : 0;
+        const int64_t resident = host_memory_resident();
+        const int64_t left = c > resident ? c - resident : 0;
         avail = avail < 0 ? left : std::min(avail, left);
     }
     return avail;

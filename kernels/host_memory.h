@@ -12,6 +12,8 @@
 namespace kiln {
 
 int64_t host_memory_available();
+// This process's resident memory (/proc/self/statm); 0 where unknown.
+int64_t host_memory_resident();
 
 // "3.2 GiB", "640 MiB", "72 KiB": for messages.
 std::string format_bytes(int64_t bytes);

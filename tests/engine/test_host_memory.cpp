@@ -2,10 +2,8 @@
 // and the repacked Q4_0 copies. KILN_MAX_HOST_MEMORY (a cap on kiln's resident
 // memory) stands in for a small machine.
 #include <doctest/doctest.h>
-#include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <string>
 
 #include "engine/context.h"
@@ -15,13 +13,6 @@
 using namespace kiln;
 
 namespace {
-int64_t resident_bytes() {
-    std::ifstream f("/proc/self/statm");
-    int64_t size = 0, resident = 0;
-    f >> size >> resident;
-    return resident * int64_t(sysconf(_SC_PAGESIZE));
-}
-
 // KILN_MAX_HOST_MEMORY for one scope.
 struct HostMemoryCap {
     explicit HostMemoryCap(const std::string& v) { setenv("KILN_MAX_HOST_MEMORY", v.c_str(), 1); }
@@ -38,7 +29,7 @@ TEST_CASE("host memory: MemAvailable, lowered by KILN_MAX_HOST_MEMORY, and a bad
         CHECK(host_memory_available() <= avail);
     }
     {
-        HostMemoryCap cap(resident_bytes() + (int64_t(8) << 20));
+        HostMemoryCap cap(host_memory_resident() + (int64_t(8) << 20));
         const int64_t left = host_memory_available();
         CHECK(left > 0);
         CHECK(left <= (int64_t(8) << 20));
@@ -55,7 +46,7 @@ TEST_CASE("context: a KV cache larger than the RAM left is an error naming a -c 
     std::string message;
     {
         // 6 layers x 288 x 2 (K, V) x 2 bytes: 6.75 KiB a token, 27 MiB for 4096.
-        HostMemoryCap cap(resident_bytes() + (int64_t(8) << 20));
+        HostMemoryCap cap(host_memory_resident() + (int64_t(8) << 20));
         try {
             Context ctx(model, ContextOptions{4096});
             FAIL("a 27 MiB cache fit in 8 MiB");
@@ -83,7 +74,7 @@ TEST_CASE("cpu backend: repacking Q4_0 beyond the RAM left is an error, not an O
         MESSAGE("skipped: this CPU reads Q4_0 in place (no repacked copy to check)");
         return;
     }
-    HostMemoryCap cap(resident_bytes() + (int64_t(64) << 10));
+    HostMemoryCap cap(host_memory_resident() + (int64_t(64) << 10));
     CHECK_THROWS_WITH(load_model(test::model_path("kiln-test-15m-q4_0.gguf"), LoadOptions{2}),
                       doctest::Contains("not enough RAM"));
 }

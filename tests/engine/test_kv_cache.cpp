@@ -1,41 +1,30 @@
 #include <doctest/doctest.h>
-#include <unistd.h>
 
 #include <cstring>
-#include <fstream>
 #include <vector>
 
 #include "engine/kv_cache.h"
 #include "engine/scheduler_kv.h"
+#include "kernels/host_memory.h"
 
 using namespace kiln;
-
-namespace {
-// This process's resident memory, from /proc/self/statm.
-int64_t resident_bytes() {
-    std::ifstream f("/proc/self/statm");
-    int64_t size = 0, resident = 0;
-    f >> size >> resident;
-    return resident * int64_t(sysconf(_SC_PAGESIZE));
-}
-}  // namespace
 
 // The host K and V of layers that run on a GPU are never written: they must not
 // cost RAM (a fully offloaded 7B at 4096 cells would hold 2 GB for nothing).
 TEST_CASE("kv cache: host rows take memory only where written and read as zeros") {
     constexpr int64_t kCells = 2048, kDim = 4096;  // 32 MiB of K per layer, F32
-    const int64_t before = resident_bytes();
+    const int64_t before = host_memory_resident();
     KvCache kv(8, kDim, kCells, GgmlType::F32);
     SlotKvCache slots(8, kDim, 2, kCells / 2, GgmlType::F32);
     CHECK(kv.bytes() == size_t(2 * 8 * kCells * kDim * 4));
-    CHECK(resident_bytes() - before < (16 << 20));
+    CHECK(host_memory_resident() - before < (16 << 20));
     const KvView v = kv.view();
     const float* k7 = static_cast<const float*>(v.layers[7].k);
     CHECK(k7[0] == 0.0f);
     CHECK(k7[kCells * kDim - 1] == 0.0f);
     // The measurement sees memory that is there: writing one layer's K commits it.
     std::memset(v.layers[0].k, 1, size_t(kCells * kDim * 4));
-    CHECK(resident_bytes() - before >= (30 << 20));
+    CHECK(host_memory_resident() - before >= (30 << 20));
 }
 
 TEST_CASE("kv cache: claim, per-sequence remove, copy, keep") {
