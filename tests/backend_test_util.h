@@ -11,6 +11,8 @@
 
 #include "formats/quant_traits.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/ops_ref.h"
+#include "kernels/kv_view.h"
 
 namespace kiln::test {
 
@@ -69,6 +71,38 @@ inline std::vector<float> read(Backend& b, const Act& a) {
     std::vector<float> v(size_t(a.n_rows * a.n_cols));
     b.read_act(a, v.data());
     return v;
+}
+
+// A KV cache in host memory with its bookkeeping, as engine/kv_cache lays it out.
+struct HostKv {
+    GgmlType type;
+    int64_t n_cells, n_kv_dim;
+    std::vector<uint8_t> k, v;
+    std::vector<KvLayerView> layers;
+    std::vector<int32_t> cell_pos;
+    std::vector<uint64_t> cell_seqs;
+    HostKv(GgmlType t, int64_t cells, int64_t dim, int n_layer)
+        : type(t), n_cells(cells), n_kv_dim(dim), cell_pos(size_t(cells), -1), cell_seqs(size_t(cells), 0) {
+        const size_t per = size_t(cells * dim) * (t == GgmlType::F16 ? 2 : 4);
+        k.assign(per * size_t(n_layer), 0);
+        v.assign(per * size_t(n_layer), 0);
+        for (int l = 0; l < n_layer; ++l) layers.push_back({k.data() + per * size_t(l), v.data() + per * size_t(l)});
+    }
+    KvView view(int64_t n_scan) const {
+        return KvView{type, n_cells, n_kv_dim, layers, cell_pos.data(), cell_seqs.data(), n_scan};
+    }
+};
+
+// Random keys (seed) and values (seed + 1) in every cell of `layer`, stored by
+// the reference into the host cache and by the backend into its device copy.
+inline void store_random_kv(Backend& b, const KvView& view, int layer, uint32_t seed) {
+    const int64_t n = view.n_cells, dim = view.n_kv_dim;
+    auto keys = random_floats(size_t(n * dim), seed), vals = random_floats(size_t(n * dim), seed + 1);
+    std::vector<int32_t> all(static_cast<size_t>(n));
+    for (int64_t c = 0; c < n; ++c) all[size_t(c)] = int32_t(c);
+    ref::kv_store(view, layer, host_act(keys, n, dim), host_act(vals, n, dim), all);
+    ActBuffer dk = device_act(b, n, dim, &keys), dv = device_act(b, n, dim, &vals);
+    b.kv_store(view, layer, dk.act(), dv.act(), all);
 }
 
 // Every element within atol + rtol * |expected| (NaN never passes); reports the first miss.

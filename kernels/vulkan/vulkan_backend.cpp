@@ -211,9 +211,7 @@ VkBuffer VulkanBackend::to_f16(const Act& x, const Bound& xb, uint32_t stride16)
         x16_ = dev_->alloc(bytes, "f16 activations");
         s = {};
     }
-    if (s.buf == xb.buf && s.off == xb.off && s.stride == xb.stride && s.n_rows == x.n_rows && s.n_cols == x.n_cols &&
-        dev_->last_write(xb.buf) < s.at)
-        return x16_->buf;
+    if (s.holds(x, xb, dev_->last_write(xb.buf))) return x16_->buf;
     const uint32_t pc[] = {u32(x.n_cols), xb.off, xb.stride, stride16};
     const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, xb.buf, VK_NULL_HANDLE, x16_->buf};
     dev_->reserve(0, 1);
@@ -248,10 +246,7 @@ bool VulkanBackend::q8_on_output(const Act& out) const {
 VkBuffer VulkanBackend::quantize_q8(const Act& x, const Bound& xb, uint32_t* q_stride) {
     *q_stride = q8_stride(x.n_cols);
     const VkBuffer q8 = q8_reserve(x.n_cols);
-    const ConvertedFrom& s = q8_source_;
-    if (s.buf == xb.buf && s.off == xb.off && s.stride == xb.stride && s.n_rows == x.n_rows && s.n_cols == x.n_cols &&
-        dev_->last_write(xb.buf) < s.at)
-        return q8;
+    if (q8_source_.holds(x, xb, dev_->last_write(xb.buf))) return q8;
     const uint32_t pc[] = {u32(x.n_cols), u32(x.n_rows), xb.off, xb.stride, *q_stride};
     const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, xb.buf, VK_NULL_HANDLE, q8};
     dev_->reserve(0, 1);

@@ -106,6 +106,11 @@ private:
         uint32_t off = 0, stride = 0;
         int64_t n_rows = 0, n_cols = 0;
         uint64_t at = 0;  // VulkanDevice::write_clock() at the conversion
+        // Whether the copy is of x as bound at xb, whose buffer was last written at last_write.
+        bool holds(const Act& x, const Bound& xb, uint64_t last_write) const {
+            return buf == xb.buf && off == xb.off && stride == xb.stride && n_rows == x.n_rows && n_cols == x.n_cols &&
+                   last_write < at;
+        }
     };
     std::shared_ptr<DeviceBuffer> q8_;
     ConvertedFrom q8_source_;

@@ -301,28 +301,6 @@ TEST_CASE("cuda: swiglu, add (aliased), softmax, copy_rows") {
     CHECK(t[0] == 0.0f);
 }
 
-namespace {
-// A KV cache in host memory with its bookkeeping, as engine/kv_cache lays it out.
-struct HostKv {
-    GgmlType type;
-    int64_t n_cells, n_kv_dim;
-    std::vector<uint8_t> k, v;
-    std::vector<KvLayerView> layers;
-    std::vector<int32_t> cell_pos;
-    std::vector<uint64_t> cell_seqs;
-    HostKv(GgmlType t, int64_t cells, int64_t dim, int n_layer)
-        : type(t), n_cells(cells), n_kv_dim(dim), cell_pos(size_t(cells), -1), cell_seqs(size_t(cells), 0) {
-        const size_t per = size_t(cells * dim) * (t == GgmlType::F16 ? 2 : 4);
-        k.assign(per * size_t(n_layer), 0);
-        v.assign(per * size_t(n_layer), 0);
-        for (int l = 0; l < n_layer; ++l) layers.push_back({k.data() + per * size_t(l), v.data() + per * size_t(l)});
-    }
-    KvView view(int64_t n_scan) const {
-        return KvView{type, n_cells, n_kv_dim, layers, cell_pos.data(), cell_seqs.data(), n_scan};
-    }
-};
-}  // namespace
-
 TEST_CASE("cuda: kv_store writes the reference's bits into a device cache") {
     auto cb = cuda_backend();
     if (!cb) return;
@@ -420,13 +398,7 @@ TEST_CASE("cuda: attention over a host cache: GQA, two sequences, empty cells, h
             }
             kv.cell_pos[50] = -1;
             kv.cell_seqs[50] = 0;
-            auto keys = random_floats(size_t(n_cells * dim), 21), vals = random_floats(size_t(n_cells * dim), 22);
-            std::vector<int32_t> all(static_cast<size_t>(n_cells));
-            for (int64_t c = 0; c < n_cells; ++c) all[size_t(c)] = int32_t(c);
-            const KvView full = kv.view(n_cells);
-            ref::kv_store(full, 1, host_act(keys, n_cells, dim), host_act(vals, n_cells, dim), all);
-            auto dk = device_act(*cb, n_cells, dim, &keys), dvv = device_act(*cb, n_cells, dim, &vals);
-            cb->kv_store(full, 1, dk.act(), dvv.act(), all);  // into the backend's device copy
+            store_random_kv(*cb, kv.view(n_cells), 1, 21);
 
             // A prefill-like batch (several positions of two sequences) and a decode step.
             const std::vector<int32_t> pos = {199, 0, 120, 139, 150, 1, 77};

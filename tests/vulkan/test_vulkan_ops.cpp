@@ -219,28 +219,6 @@ TEST_CASE("vulkan: swiglu, add (aliased), softmax, copy_rows") {
     CHECK(t[0] == 0.0f);
 }
 
-namespace {
-// A KV cache in host memory with its bookkeeping, as engine/kv_cache lays it out.
-struct HostKv {
-    GgmlType type;
-    int64_t n_cells, n_kv_dim;
-    std::vector<uint8_t> k, v;
-    std::vector<KvLayerView> layers;
-    std::vector<int32_t> cell_pos;
-    std::vector<uint64_t> cell_seqs;
-    HostKv(GgmlType t, int64_t cells, int64_t dim, int n_layer)
-        : type(t), n_cells(cells), n_kv_dim(dim), cell_pos(size_t(cells), -1), cell_seqs(size_t(cells), 0) {
-        const size_t per = size_t(cells * dim) * (t == GgmlType::F16 ? 2 : 4);
-        k.assign(per * size_t(n_layer), 0);
-        v.assign(per * size_t(n_layer), 0);
-        for (int l = 0; l < n_layer; ++l) layers.push_back({k.data() + per * size_t(l), v.data() + per * size_t(l)});
-    }
-    KvView view(int64_t n_scan) const {
-        return KvView{type, n_cells, n_kv_dim, layers, cell_pos.data(), cell_seqs.data(), n_scan};
-    }
-};
-}  // namespace
-
 TEST_CASE("vulkan: kv_store writes the reference's bits into a device cache") {
     auto vb = vulkan_backend();
     if (!vb) return;
@@ -284,13 +262,7 @@ TEST_CASE("vulkan: attention over a host cache: GQA, two sequences, empty cells,
         }
         kv.cell_pos[50] = -1;
         kv.cell_seqs[50] = 0;
-        auto keys = random_floats(size_t(n_cells * dim), 21), vals = random_floats(size_t(n_cells * dim), 22);
-        std::vector<int32_t> all(static_cast<size_t>(n_cells));
-        for (int64_t c = 0; c < n_cells; ++c) all[size_t(c)] = int32_t(c);
-        const KvView full = kv.view(n_cells);
-        ref::kv_store(full, 0, host_act(keys, n_cells, dim), host_act(vals, n_cells, dim), all);
-        auto dk = device_act(*vb, n_cells, dim, &keys), dvv = device_act(*vb, n_cells, dim, &vals);
-        vb->kv_store(full, 0, dk.act(), dvv.act(), all);  // into the backend's device copy
+        store_random_kv(*vb, kv.view(n_cells), 0, 21);
 
         const std::vector<int32_t> pos = {199, 0, 120, 139, 150};
         const std::vector<int32_t> seq = {0, 0, 0, 1, 1};
@@ -512,13 +484,8 @@ TEST_CASE("vulkan: attention with head sizes off the 16-byte key loads (scalar k
                 kv.cell_pos[size_t(c)] = int32_t(c);
                 kv.cell_seqs[size_t(c)] = 1u;
             }
-            auto keys = random_floats(size_t(n_cells * dim), 31), vals = random_floats(size_t(n_cells * dim), 32);
-            std::vector<int32_t> all(static_cast<size_t>(n_cells));
-            for (int64_t c = 0; c < n_cells; ++c) all[size_t(c)] = int32_t(c);
             const KvView view = kv.view(n_cells);
-            ref::kv_store(view, 0, host_act(keys, n_cells, dim), host_act(vals, n_cells, dim), all);
-            auto dk = device_act(*vb, n_cells, dim, &keys), dvv = device_act(*vb, n_cells, dim, &vals);
-            vb->kv_store(view, 0, dk.act(), dvv.act(), all);
+            store_random_kv(*vb, view, 0, 31);
             const std::vector<int32_t> pos = {139, 70}, seq = {0, 0};
             auto q = random_floats(size_t(n_tok * p.n_head * head_dim), 33, -3.0f, 3.0f);
             std::vector<float> want(q.size());
