@@ -1,7 +1,8 @@
 #version 450
 // kiln:per-weight-type
 // The prompt-batch matmul on cooperative matrices, tiles of 128 rows x 128
-// tokens (batches of more than 64 tokens); matmul_cm.glsl says how.
+// tokens (batches of more than 64 tokens), whole tiles only (matmul_cm_cut.comp
+// takes the cut ones); matmul_cm.glsl says how.
 #extension GL_GOOGLE_include_directive : require
 #define BN 128u
 #include "matmul_cm.glsl"

@@ -4,4 +4,5 @@
 // tokens (batches of 5..64 tokens, where 128-token tiles would be half empty).
 #extension GL_GOOGLE_include_directive : require
 #define BN 64u
+#define CUT_TILES 1
 #include "matmul_cm.glsl"

@@ -52,6 +52,8 @@ bool has_int_dot_matvec(GgmlType t) {
 uint32_t u32(int64_t v) { return uint32_t(v); }
 
 constexpr int64_t kMatvecMaxTokens = 4, kMatvecRows = 2;  // NT and NROWS in matvec.comp
+// Batches from this many tokens take the cooperative-matrix attention (64 queries a workgroup).
+constexpr uint64_t kAttentionCmMinTokens = 16;
 
 // Per token of `pos`, the n_rot / 2 cosines then the n_rot / 2 sines that rope.comp
 // and rope_kv_store.comp read (the CPU backend's angles, bit for bit).
@@ -183,16 +185,30 @@ void VulkanBackend::matmul(const Weight& w, const Act& x, Act y) {
         return;
     }
     if (dev_->coopmat()) {
-        // Tiles of 128 output rows x 128 tokens, or x 64 for batches of up to 64
-        // (BM, BN in matmul_cm.glsl), over activations rounded to f16 once.
+        // Cooperative matrices over activations rounded to f16 once (matmul_cm.glsl):
+        // tiles of 128 rows x 128 tokens, whole ones by matmul_cm, the rows and the
+        // tokens past the last whole tile by matmul_cm_cut (bounds checked, slower);
+        // batches of up to 64 tokens in tiles of 128 x 64 (matmul_cm64, bounds checked).
         const uint32_t stride16 = u32((w.n_in() + 31) / 32 * 4);  // BK = 32 halves = 4 uvec4s
-        const bool wide = x.n_rows > 64;
-        const uint32_t cpc[] = {pc[0], pc[1], pc[2], pc[3], stride16, yb.off, yb.stride};
         const VkBuffer cb[kMaxBindings] = {b[0], to_f16(x, xb, stride16), yb.buf};
-        split_groups(uint64_t((w.n_out() + 127) / 128), &gx, &gy);
-        dev_->reserve(0, 1);
-        dev_->dispatch(variant(wide ? "matmul_cm" : "matmul_cm64", w.type(), false).c_str(), cb, cpc, sizeof cpc, gx, gy,
-                       u32((x.n_rows + (wide ? 127 : 63)) / (wide ? 128 : 64)));
+        const auto tiles = [&](const char* shader, int64_t bn, int64_t o_first, int64_t o_end, int64_t t_first,
+                               int64_t t_end) {
+            if (o_end <= o_first || t_end <= t_first) return;
+            const uint32_t cpc[] = {pc[0], pc[1], pc[2], pc[3], stride16, yb.off, yb.stride, u32(o_first), u32(t_first)};
+            split_groups(uint64_t((o_end - o_first + 127) / 128), &gx, &gy);
+            dev_->reserve(0, 1);
+            dev_->dispatch(variant(shader, w.type(), false).c_str(), cb, cpc, sizeof cpc, gx, gy,
+                           u32((t_end - t_first + bn - 1) / bn));
+        };
+        const int64_t n_out = w.n_out(), n_tok = x.n_rows;
+        if (n_tok <= 64) {
+            tiles("matmul_cm64", 64, 0, n_out, 0, n_tok);
+            return;
+        }
+        const int64_t whole_o = n_out / 128 * 128, whole_t = n_tok / 128 * 128;
+        tiles("matmul_cm", 128, 0, whole_o, 0, whole_t);
+        tiles("matmul_cm_cut", 128, whole_o, n_out, 0, n_tok);
+        tiles("matmul_cm_cut", 128, 0, whole_o, whole_t, n_tok);
         return;
     }
     // Tiles of 64 output rows x 64 tokens (BM, BN in matmul_tiles.glsl); the shader reads
@@ -445,11 +461,20 @@ void VulkanBackend::attention(const Act& q, const KvView& kv, int layer, const A
     struct {
         uint32_t q_off, q_stride, o_off, o_stride, group, head_dim, n_kv_dim, n_scan, f16;
         float scale;
-        uint32_t cell_pos_off, cell_seqs_off, tok_pos_off, tok_seq_off;
+        uint32_t cell_pos_off, cell_seqs_off, tok_pos_off, tok_seq_off, n_tok;
     } pc{qb.off, qb.stride, ob.off, ob.stride, uint32_t(p.n_head / p.n_head_kv), uint32_t(p.head_dim),
          u32(kv.n_kv_dim), uint32_t(n_scan), kv.type == GgmlType::F16 ? 1u : 0u, p.scale, base,
-         uint32_t(base + n_scan), uint32_t(base + n_scan * 3), uint32_t(base + n_scan * 3 + n_tok)};
+         uint32_t(base + n_scan), uint32_t(base + n_scan * 3), uint32_t(base + n_scan * 3 + n_tok), uint32_t(n_tok)};
     const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, qb.buf, dev_->arena_buffer(), l.k, l.v, ob.buf};
+    // Prompts over an F16 cache: 64 queries a workgroup on cooperative matrices
+    // (attention_cm.glsl); decode steps and small batches: one (head, token) a workgroup.
+    const bool cm = dev_->coopmat() && kv.type == GgmlType::F16 && (p.head_dim == 64 || p.head_dim == 128) &&
+                    kv.n_kv_dim % 8 == 0 && n_tok >= kAttentionCmMinTokens;
+    if (cm) {
+        dev_->dispatch(p.head_dim == 64 ? "attention_cm64" : "attention_cm128", b, &pc, sizeof pc, uint32_t(p.n_head),
+                       uint32_t((n_tok + 63) / 64), 1);
+        return;
+    }
     dev_->dispatch("attention", b, &pc, sizeof pc, uint32_t(p.n_head), uint32_t(n_tok), 1);
 }
 

@@ -1,5 +1,6 @@
 #pragma once
-// Cooperative matrices for the prompt matmul (matmul_cm.comp): whether a
+// Cooperative matrices for the prompt matmul and attention (matmul_cm.comp,
+// attention_cm*.comp): whether a
 // device can run that shader, and what device creation must enable for it.
 // The shader is written for VK_NV_cooperative_matrix (the GLSL compiler kiln
 // builds with has no GL_KHR_cooperative_matrix); NVIDIA's drivers offer it.
@@ -29,7 +30,8 @@ struct CoopmatSupport {
 // VK_KHR_shader_float16_int8 and VK_KHR_vulkan_memory_model with their
 // features cooperativeMatrix, shaderFloat16 and vulkanMemoryModel; 16x8x16
 // subgroup matrices of f16 x f16 + f32 in compute shaders; subgroups of 32
-// (its eight subgroups each take an eighth of the tile); 40 KiB of shared memory.
+// (its eight subgroups each take an eighth of the tile); 47 KiB of shared memory
+// (attention_cm128.comp's; matmul_cm.comp takes 44).
 CoopmatSupport query_coopmat(VkInstance instance, VkPhysicalDevice phys);
 
 }  // namespace kiln::vk
