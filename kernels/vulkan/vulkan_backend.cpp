@@ -270,7 +270,7 @@ void VulkanBackend::rms_norm(const Act& x, const Weight& weight, float eps, Act 
     const VkBuffer b[kMaxBindings] = {bind_weight(weight, "rms_norm"), xb.buf, ob.buf,
                                       q8 ? q8_reserve(x.n_cols) : VK_NULL_HANDLE};
     dev_->reserve(0, 1);
-    dev_->dispatch("rms_norm", b, &pc, sizeof pc, u32(x.n_rows), 1, 1);
+    dev_->dispatch(dev_->subgroups() ? "rms_norm_sg" : "rms_norm", b, &pc, sizeof pc, u32(x.n_rows), 1, 1);
     if (q8) q8_mark(out, ob);
 }
 
@@ -296,7 +296,7 @@ void VulkanBackend::add_rms_norm(Act x, const Act& b, const Weight& weight, floa
     const VkBuffer bufs[kMaxBindings] = {bind_weight(weight, "add_rms_norm"), xb.buf, ob.buf,
                                          q8 ? q8_reserve(x.n_cols) : VK_NULL_HANDLE, bb.buf};
     dev_->reserve(0, 1);
-    dev_->dispatch("add_rms_norm", bufs, &pc, sizeof pc, u32(x.n_rows), 1, 1);
+    dev_->dispatch(dev_->subgroups() ? "add_rms_norm_sg" : "add_rms_norm", bufs, &pc, sizeof pc, u32(x.n_rows), 1, 1);
     if (q8) q8_mark(out, ob);
 }
 
