@@ -7,8 +7,12 @@
 //   qs: n_in / 4 words, four int8 each (element order);
 //   then per block a vec2 (d, d * sum(q)): the sum serves the weight formats
 //   with an offset or a min (sum_i w_i x_i = d_w * (sum q_w q_x) * d_x + m * d_x * sum q_x).
-layout(std430, binding = 3) writeonly buffer QBuf { uint qa[]; };
-layout(std430, binding = 3) writeonly buffer QBuf2 { vec2 qa2[]; };
+// The copy is binding 3 unless the shader names another (Q8_BINDING).
+#ifndef Q8_BINDING
+#define Q8_BINDING 3
+#endif
+layout(std430, binding = Q8_BINDING) writeonly buffer QBuf { uint qa[]; };
+layout(std430, binding = Q8_BINDING) writeonly buffer QBuf2 { vec2 qa2[]; };
 
 // Block blk (elements 32 blk .. 32 blk + 31, in v) of the token at word q_row.
 void q8_store_block(uint q_row, uint n_in, uint blk, const vec4 v[8]) {

@@ -14,16 +14,6 @@ using namespace kiln::test;
 
 namespace {
 
-// The same floats, bit for bit; reports the first difference.
-void check_same(const std::vector<float>& got, const std::vector<float>& want, const std::string& what) {
-    REQUIRE(got.size() == want.size());
-    for (size_t i = 0; i < got.size(); ++i)
-        if (std::memcmp(&got[i], &want[i], 4) != 0) {
-            FAIL_CHECK(what << ": element " << i << " is " << got[i] << ", the unfused sequence gave " << want[i]);
-            return;
-        }
-}
-
 // Backends to run each check on: both reductions, float and (where the device
 // has it) integer-dot matvecs; `what` names the configuration.
 struct Config {
@@ -49,22 +39,6 @@ void for_each_backend(F&& f) {
 
 }  // namespace
 
-namespace {
-// A norm's q8 copy against quantize_q8's: a Q4_0 matmul right after the op reads
-// the copy the op wrote; after `add(out, 0)` (same floats, a new write) the
-// matmul quantizes out itself. Same bytes in, same bits out.
-void check_q8_copy(vk::VulkanBackend& vb, const Act& out, const std::string& what) {
-    const int64_t n_in = out.n_cols, n_out = 19;
-    const HostWeight hw = make_weight(GgmlType::Q4_0, n_in, n_out, 23);
-    const Weight w = vb.upload_weight(hw.view);
-    auto y1 = device_act(vb, out.n_rows, n_out), y2 = device_act(vb, out.n_rows, n_out);
-    auto zero = device_act(vb, out.n_rows, n_in);
-    vb.matmul(w, out, y1.act());
-    vb.add(out, zero.act(), out);
-    vb.matmul(w, out, y2.act());
-    check_same(read(vb, y1.act()), read(vb, y2.act()), what + ": matvec on the op's q8 copy");
-}
-}  // namespace
 
 TEST_CASE("vulkan fused: add_rms_norm equals add then rms_norm, with its q8 copy on the integer-dot path") {
     for_each_backend([&](vk::VulkanBackend& vb, Config c) {

@@ -364,6 +364,10 @@ TEST_CASE("vulkan: the bindings each shader writes, read off its SPIR-V (the str
     CHECK(written("rope") == 1u << 1);
     CHECK(written("kv_store") == 1u << 3);
     CHECK(written("attention") == 1u << 5);
+    // out and its q8 copy, or the splits' partial rows
+    CHECK(written("attention_decode_sg") == ((1u << 5) | (1u << 6) | (1u << 7)));
+    CHECK(written("attention_merge") == ((1u << 5) | (1u << 7)));
+    CHECK(written("rms_norm_sg") == ((1u << 2) | (1u << 3)));
     CHECK(written("add") == 1u << 3);
     CHECK(written("to_f16") == 1u << 3);
     CHECK(written("matmul_cm_q4_0") == 1u << 2);
