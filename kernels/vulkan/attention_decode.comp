@@ -15,7 +15,7 @@
 //    dimensions of one 16-byte slot of a value row and sums the chunk's cells
 //    lane, lane + n_lanes, ...: 16-byte loads, independent across cells.
 // Shared arrays alternate between chunks, so two barriers a chunk suffice
-// (the old shader took 16). At the end the lanes' sums meet in shared memory.
+// (attention.comp takes ~16). At the end the lanes' sums meet in shared memory.
 // One split writes the output (and with q8_stride != 0 its q8 copy for the
 // output projection's integer-dot matvec, head_dim % 32 == 0: q8_act.glsl);
 // several write, per split, (m, l, the unnormalized output) for

@@ -1,6 +1,7 @@
 // Activations as 8-bit blocks for the integer-dot matvec (matvec.comp with
 // USE_INT_DOT), written by quantize_q8.comp and, on the way out, by the ops
-// whose output feeds a matvec (rms_norm, add_rms_norm, swiglu_q8): one copy of
+// whose output feeds a matvec (rms_norm, add_rms_norm, swiglu_q8, decode
+// attention: attention_q8.glsl): one copy of
 // the rounding, so every writer leaves the same bytes.
 // Per token, 32-element blocks with d = max|x| / 127 and q = round(x / d), as
 // formats' Q8_0 quantizer but d kept in f32. Token t starts at word t * q_stride:
