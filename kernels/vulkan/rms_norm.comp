@@ -1,14 +1,21 @@
 #version 450
-// out[t, :] = x[t, :] / sqrt(mean(x[t, :]^2) + eps) * weight; one workgroup per
-// row (rms_norm_rows.glsl; q_stride != 0 also writes the q8 copy). out may alias
-// x: every invocation reads its elements before the barrier that precedes its
-// writes, and writes only elements it read.
+// kiln:subgroup-variant
+// out[t, :] = x[t, :] / sqrt(mean(x[t, :]^2) + eps) * weight; one workgroup
+// per row (rms_norm_rows.glsl; q_stride != 0 also writes the q8 copy). out may
+// alias x: every invocation reads its elements before the reduction's barrier
+// and writes only elements it read.
 #extension GL_GOOGLE_include_directive : require
+#ifdef USE_SUBGROUP
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 #include "q8_act.glsl"
-layout(local_size_x = 128) in;
 layout(std430, binding = 0) readonly buffer WBuf { float w[]; };
+layout(std430, binding = 0) readonly buffer WBuf4 { vec4 w4[]; };
 layout(std430, binding = 1) readonly buffer XBuf { float x[]; };
-layout(std430, binding = 2) buffer OutBuf { float outv[]; };
+layout(std430, binding = 1) readonly buffer XBuf4 { vec4 x4[]; };
+layout(std430, binding = 2) writeonly buffer OutBuf { float outv[]; };
+layout(std430, binding = 2) writeonly buffer OutBuf4 { vec4 outv4[]; };
 layout(push_constant) uniform Params {
     uint n_cols, x_off, x_stride, o_off, o_stride;
     float eps;
@@ -16,10 +23,13 @@ layout(push_constant) uniform Params {
 } p;
 #include "rms_norm_rows.glsl"
 
-void main() {
-    const uint t = gl_WorkGroupID.x, tid = gl_LocalInvocationID.x;
+void row_block(uint t, uint blk, bool vec, out vec4 v[8]) {
     const uint xr = p.x_off + t * p.x_stride;
-    float ss = 0.0;
-    for (uint i = tid; i < p.n_cols; i += 128u) ss += x[xr + i] * x[xr + i];
-    rms_write(xr, p.o_off + t * p.o_stride, t, rms_scale(ss));
+    for (uint k = 0u; k < 8u; ++k) v[k] = x_load4(xr, blk * 32u + 4u * k, p.n_cols, vec);
+}
+
+void main() {
+    const uint t = gl_WorkGroupID.x;
+    const bool vec = ((p.x_off | p.x_stride | p.o_off | p.o_stride) & 3u) == 0u;
+    rms_row(t, p.x_off + t * p.x_stride, p.o_off + t * p.o_stride, vec);
 }

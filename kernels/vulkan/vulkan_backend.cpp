@@ -55,6 +55,26 @@ constexpr int64_t kMatvecMaxTokens = 4, kMatvecRows = 2;  // NT and NROWS in mat
 // Batches from this many tokens take the cooperative-matrix attention (64 queries a workgroup).
 constexpr uint64_t kAttentionCmMinTokens = 16;
 
+// Decode attention (attention_decode.comp) for up to this many query tokens;
+// batches take attention.comp. Its cells split over workgroups only when the
+// heads leave the GPU idle: at most ~kAttentionTargetGroups workgroups, each
+// split at least kAttentionSplitMinChunks chunks of kAttentionChunk cells
+// (shorter splits would cost the merge dispatch more than they save), and at
+// most kAttentionMaxSplits (the merge reads every split's partial row).
+constexpr int64_t kAttentionDecodeTokens = 4;
+constexpr uint64_t kAttentionChunk = 128, kAttentionTargetGroups = 512, kAttentionSplitMinChunks = 2,
+                   kAttentionMaxSplits = 64;
+
+// Cells per split for n_scan cells and n_groups (head, token) workgroups; the
+// split count is then ceil(n_scan / cells), at least 1.
+uint64_t attention_split_cells(uint64_t n_scan, uint64_t n_groups) {
+    const uint64_t chunks = (n_scan + kAttentionChunk - 1) / kAttentionChunk;
+    const uint64_t want = std::min({chunks / kAttentionSplitMinChunks, (kAttentionTargetGroups + n_groups - 1) / n_groups,
+                                    kAttentionMaxSplits});
+    const uint64_t n_split = std::max<uint64_t>(want, 1);
+    return std::max<uint64_t>((chunks + n_split - 1) / n_split, 1) * kAttentionChunk;
+}
+
 // Per token of `pos`, the n_rot / 2 cosines then the n_rot / 2 sines that rope.comp
 // and rope_kv_store.comp read (the CPU backend's angles, bit for bit).
 void rope_table(const RopeParams& p, std::span<const int32_t> pos, float* cs) {
@@ -286,7 +306,7 @@ void VulkanBackend::rms_norm(const Act& x, const Weight& weight, float eps, Act 
     const VkBuffer b[kMaxBindings] = {bind_weight(weight, "rms_norm"), xb.buf, ob.buf,
                                       q8 ? q8_reserve(x.n_cols) : VK_NULL_HANDLE};
     dev_->reserve(0, 1);
-    dev_->dispatch("rms_norm", b, &pc, sizeof pc, u32(x.n_rows), 1, 1);
+    dev_->dispatch(dev_->subgroups() ? "rms_norm_sg" : "rms_norm", b, &pc, sizeof pc, u32(x.n_rows), 1, 1);
     if (q8) q8_mark(out, ob);
 }
 
@@ -312,7 +332,7 @@ void VulkanBackend::add_rms_norm(Act x, const Act& b, const Weight& weight, floa
     const VkBuffer bufs[kMaxBindings] = {bind_weight(weight, "add_rms_norm"), xb.buf, ob.buf,
                                          q8 ? q8_reserve(x.n_cols) : VK_NULL_HANDLE, bb.buf};
     dev_->reserve(0, 1);
-    dev_->dispatch("add_rms_norm", bufs, &pc, sizeof pc, u32(x.n_rows), 1, 1);
+    dev_->dispatch(dev_->subgroups() ? "add_rms_norm_sg" : "add_rms_norm", bufs, &pc, sizeof pc, u32(x.n_rows), 1, 1);
     if (q8) q8_mark(out, ob);
 }
 
@@ -451,7 +471,7 @@ void VulkanBackend::attention(const Act& q, const KvView& kv, int layer, const A
     const uint64_t n_scan = uint64_t(kv.n_scan), n_tok = uint64_t(q.n_rows);
     // cell_pos, cell_seqs (two words each), token positions, token sequences.
     const uint64_t words = n_scan * 3 + n_tok * 2 + 4;
-    dev_->reserve(words, 1);
+    dev_->reserve(words, 2);  // decode attention may take a merge dispatch too
     uint32_t base = 0;
     uint32_t* a = dev_->arena(words, &base);
     std::memcpy(a, kv.cell_pos, n_scan * 4);
@@ -461,21 +481,58 @@ void VulkanBackend::attention(const Act& q, const KvView& kv, int layer, const A
     struct {
         uint32_t q_off, q_stride, o_off, o_stride, group, head_dim, n_kv_dim, n_scan, f16;
         float scale;
-        uint32_t cell_pos_off, cell_seqs_off, tok_pos_off, tok_seq_off, n_tok;
+        uint32_t cell_pos_off, cell_seqs_off, tok_pos_off, tok_seq_off;
     } pc{qb.off, qb.stride, ob.off, ob.stride, uint32_t(p.n_head / p.n_head_kv), uint32_t(p.head_dim),
          u32(kv.n_kv_dim), uint32_t(n_scan), kv.type == GgmlType::F16 ? 1u : 0u, p.scale, base,
-         uint32_t(base + n_scan), uint32_t(base + n_scan * 3), uint32_t(base + n_scan * 3 + n_tok), uint32_t(n_tok)};
-    const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, qb.buf, dev_->arena_buffer(), l.k, l.v, ob.buf};
+         uint32_t(base + n_scan), uint32_t(base + n_scan * 3), uint32_t(base + n_scan * 3 + n_tok)};
+    const bool f16 = kv.type == GgmlType::F16;
     // Prompts over an F16 cache: 64 queries a workgroup on cooperative matrices
-    // (attention_cm.glsl); decode steps and small batches: one (head, token) a workgroup.
-    const bool cm = dev_->coopmat() && kv.type == GgmlType::F16 && (p.head_dim == 64 || p.head_dim == 128) &&
-                    kv.n_kv_dim % 8 == 0 && n_tok >= kAttentionCmMinTokens;
-    if (cm) {
-        dev_->dispatch(p.head_dim == 64 ? "attention_cm64" : "attention_cm128", b, &pc, sizeof pc, uint32_t(p.n_head),
-                       uint32_t((n_tok + 63) / 64), 1);
+    // (attention_cm.glsl, which reads n_tok after the common parameters).
+    if (dev_->coopmat() && f16 && (p.head_dim == 64 || p.head_dim == 128) && kv.n_kv_dim % 8 == 0 &&
+        n_tok >= kAttentionCmMinTokens) {
+        const struct {
+            decltype(pc) base;
+            uint32_t n_tok;
+        } cpc{pc, uint32_t(n_tok)};
+        const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, qb.buf, dev_->arena_buffer(), l.k, l.v, ob.buf};
+        dev_->dispatch(p.head_dim == 64 ? "attention_cm64" : "attention_cm128", b, &cpc, sizeof cpc,
+                       uint32_t(p.n_head), uint32_t((n_tok + 63) / 64), 1);
         return;
     }
-    dev_->dispatch("attention", b, &pc, sizeof pc, uint32_t(p.n_head), uint32_t(n_tok), 1);
+    const bool decode = q.n_rows <= kAttentionDecodeTokens && p.head_dim % (f16 ? 8 : 4) == 0 && qb.off % 4 == 0 &&
+                        qb.stride % 4 == 0;
+    if (!decode) {
+        const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, qb.buf, dev_->arena_buffer(), l.k, l.v, ob.buf};
+        dev_->dispatch("attention", b, &pc, sizeof pc, uint32_t(p.n_head), uint32_t(n_tok), 1);
+        return;
+    }
+    const uint64_t split_cells = attention_split_cells(n_scan, uint64_t(p.n_head) * n_tok);
+    const uint64_t n_split = std::max<uint64_t>((n_scan + split_cells - 1) / split_cells, 1);
+    // The output feeds the output projection: its q8 copy comes with it (whole blocks per head).
+    const bool q8 = q8_on_output(out) && p.head_dim % 32 == 0;
+    const uint32_t q8_words = q8 ? q8_stride(out.n_cols) : 0;
+    const VkBuffer q8_buf = q8 ? q8_reserve(out.n_cols) : VK_NULL_HANDLE;
+    struct {
+        decltype(pc) base;
+        uint32_t split_cells, q8_stride;
+    } dpc{pc, uint32_t(split_cells), n_split == 1 ? q8_words : 0};
+    VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, qb.buf, dev_->arena_buffer(), l.k, l.v, ob.buf};
+    if (n_split > 1) b[6] = attention_partials(n_tok * uint64_t(p.n_head) * n_split * uint64_t(p.head_dim + 2));
+    else b[7] = q8_buf;
+    dev_->dispatch(dev_->subgroups() ? "attention_decode_sg" : "attention_decode", b, &dpc, sizeof dpc,
+                   uint32_t(p.n_head), uint32_t(n_tok), uint32_t(n_split));
+    if (n_split > 1) {
+        const uint32_t mpc[] = {ob.off, ob.stride, uint32_t(p.head_dim), uint32_t(n_split), q8_words};
+        const VkBuffer mb[kMaxBindings] = {VK_NULL_HANDLE, b[6], VK_NULL_HANDLE, VK_NULL_HANDLE, VK_NULL_HANDLE, ob.buf,
+                                           VK_NULL_HANDLE, q8_buf};
+        dev_->dispatch("attention_merge", mb, mpc, sizeof mpc, uint32_t(p.n_head), uint32_t(n_tok), 1);
+    }
+    if (q8) q8_mark(out, ob);
+}
+
+VkBuffer VulkanBackend::attention_partials(uint64_t floats) {
+    if (!attn_part_ || attn_part_->size < floats * 4) attn_part_ = dev_->alloc(floats * 4, "attention partials");
+    return attn_part_->buf;
 }
 
 namespace {

@@ -112,6 +112,11 @@ private:
                    last_write < at;
         }
     };
+    // Split decode attention's per-split partial rows (attention_decode.comp),
+    // grown to hold `floats`.
+    VkBuffer attention_partials(uint64_t floats);
+    std::shared_ptr<DeviceBuffer> attn_part_;
+
     std::shared_ptr<DeviceBuffer> q8_;
     ConvertedFrom q8_source_;
     std::shared_ptr<DeviceBuffer> x16_;

@@ -174,8 +174,13 @@ void VulkanDevice::create_objects() {
     dpci.pPoolSizes = &ps;
     check(vkCreateDescriptorPool(device_, &dpci, nullptr, &desc_pool_), "vkCreateDescriptorPool");
 
-    arena_ = make_host_buffer(kArenaBytes, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT, false);
-    dummy_ = make_host_buffer(256, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, false);
+    // Shaders read the arena in nearly every op (positions, cell masks, rope
+    // tables): in device memory through the BAR where the device offers
+    // host-visible device memory, not over PCIe from system memory, where each
+    // read costs a bus round trip. The host only writes it (sequentially).
+    arena_ = make_host_buffer(kArenaBytes, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT,
+                              VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+    dummy_ = make_host_buffer(256, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, 0);
     profile_ = ShaderProfile::from_environment(phys_, device_, queue_family_, kDispatchesPerSubmit);
 }
 
@@ -217,7 +222,7 @@ uint32_t VulkanDevice::find_memory_type(uint32_t bits, VkMemoryPropertyFlags wan
     return best < 0 ? UINT32_MAX : uint32_t(best);
 }
 
-VulkanDevice::HostBuffer VulkanDevice::make_host_buffer(uint64_t bytes, VkBufferUsageFlags usage, bool cached) {
+VulkanDevice::HostBuffer VulkanDevice::make_host_buffer(uint64_t bytes, VkBufferUsageFlags usage, VkMemoryPropertyFlags nice) {
     HostBuffer h;
     h.size = bytes;
     VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
@@ -226,8 +231,8 @@ VulkanDevice::HostBuffer VulkanDevice::make_host_buffer(uint64_t bytes, VkBuffer
     check(vkCreateBuffer(device_, &bci, nullptr, &h.buf), "vkCreateBuffer (host-visible)");
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(device_, h.buf, &req);
-    const uint32_t type = find_memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
-                                           cached ? VK_MEMORY_PROPERTY_HOST_CACHED_BIT : 0);
+    constexpr VkMemoryPropertyFlags want = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    const uint32_t type = find_memory_type(req.memoryTypeBits, want, nice);
     if (type == UINT32_MAX) {
         vkDestroyBuffer(device_, h.buf, nullptr);
         throw VulkanError("vulkan: device " + name_ + " has no host-visible coherent memory");
@@ -235,7 +240,13 @@ VulkanDevice::HostBuffer VulkanDevice::make_host_buffer(uint64_t bytes, VkBuffer
     VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
     mai.allocationSize = req.size;
     mai.memoryTypeIndex = type;
-    const VkResult r = vkAllocateMemory(device_, &mai, nullptr, &h.mem);
+    VkResult r = vkAllocateMemory(device_, &mai, nullptr, &h.mem);
+    // A full preferred heap (a small BAR window): the plain host-visible memory.
+    const uint32_t plain = find_memory_type(req.memoryTypeBits, want, 0);
+    if (r != VK_SUCCESS && plain != type) {
+        mai.memoryTypeIndex = plain;
+        r = vkAllocateMemory(device_, &mai, nullptr, &h.mem);
+    }
     if (r != VK_SUCCESS) {
         vkDestroyBuffer(device_, h.buf, nullptr);
         throw VulkanError("vulkan: allocating " + mib(bytes) + " of host-visible memory failed: " + result_name(r));
@@ -545,7 +556,8 @@ const uint8_t* VulkanDevice::read_back(VkBuffer src, const VkBufferCopy* regions
     if (readback_.size < total_bytes) {
         flush();
         free_host_buffer(readback_);
-        readback_ = make_host_buffer(std::max<uint64_t>(total_bytes, 1u << 20), VK_BUFFER_USAGE_TRANSFER_DST_BIT, true);
+        readback_ = make_host_buffer(std::max<uint64_t>(total_bytes, 1u << 20), VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                                     VK_MEMORY_PROPERTY_HOST_CACHED_BIT);
     }
     copy(src, readback_.buf, regions, n);
     flush();

@@ -118,7 +118,8 @@ private:
     void create_objects();
     void destroy();
     uint32_t find_memory_type(uint32_t type_bits, VkMemoryPropertyFlags want, VkMemoryPropertyFlags nice) const;
-    HostBuffer make_host_buffer(uint64_t bytes, VkBufferUsageFlags usage, bool cached);
+    // Host-visible coherent memory, of a type with the `nice` properties where there is one.
+    HostBuffer make_host_buffer(uint64_t bytes, VkBufferUsageFlags usage, VkMemoryPropertyFlags nice);
     void free_host_buffer(HostBuffer& b);
     void release(DeviceBuffer* b);
     struct Pipeline {

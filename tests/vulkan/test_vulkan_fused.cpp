@@ -14,16 +14,6 @@ using namespace kiln::test;
 
 namespace {
 
-// The same floats, bit for bit; reports the first difference.
-void check_same(const std::vector<float>& got, const std::vector<float>& want, const std::string& what) {
-    REQUIRE(got.size() == want.size());
-    for (size_t i = 0; i < got.size(); ++i)
-        if (std::memcmp(&got[i], &want[i], 4) != 0) {
-            FAIL_CHECK(what << ": element " << i << " is " << got[i] << ", the unfused sequence gave " << want[i]);
-            return;
-        }
-}
-
 // Backends to run each check on: both reductions, float and (where the device
 // has it) integer-dot matvecs; `what` names the configuration.
 struct Config {
@@ -49,26 +39,11 @@ void for_each_backend(F&& f) {
 
 }  // namespace
 
-namespace {
-// A norm's q8 copy against quantize_q8's: a Q4_0 matmul right after the op reads
-// the copy the op wrote; after `add(out, 0)` (same floats, a new write) the
-// matmul quantizes out itself. Same bytes in, same bits out.
-void check_q8_copy(vk::VulkanBackend& vb, const Act& out, const std::string& what) {
-    const int64_t n_in = out.n_cols, n_out = 19;
-    const HostWeight hw = make_weight(GgmlType::Q4_0, n_in, n_out, 23);
-    const Weight w = vb.upload_weight(hw.view);
-    auto y1 = device_act(vb, out.n_rows, n_out), y2 = device_act(vb, out.n_rows, n_out);
-    auto zero = device_act(vb, out.n_rows, n_in);
-    vb.matmul(w, out, y1.act());
-    vb.add(out, zero.act(), out);
-    vb.matmul(w, out, y2.act());
-    check_same(read(vb, y1.act()), read(vb, y2.act()), what + ": matvec on the op's q8 copy");
-}
-}  // namespace
 
 TEST_CASE("vulkan fused: add_rms_norm equals add then rms_norm, with its q8 copy on the integer-dot path") {
     for_each_backend([&](vk::VulkanBackend& vb, Config c) {
-        for (int64_t cols : {int64_t(300), int64_t(4096 + 96)})
+        // 8192 + 96: blocks past one pass of the 256 invocations (read again after the reduction).
+        for (int64_t cols : {int64_t(300), int64_t(4096 + 96), int64_t(8192 + 96)})
             for (int64_t rows : {1, 3, 4, 5}) {
                 const std::string what = c.what() + " " + std::to_string(rows) + "x" + std::to_string(cols);
                 auto x = random_floats(size_t(rows * cols), 1 + uint32_t(rows), -4.0f, 4.0f);
@@ -93,6 +68,30 @@ TEST_CASE("vulkan fused: add_rms_norm equals add then rms_norm, with its q8 copy
                     check_q8_copy(vb, o1.act(), what);
                 }
             }
+        // Rows off whole vec4s (x, b and out from column 1 of wider rows): element by element.
+        {
+            const int64_t rows = 3, cols = 517;
+            auto x = random_floats(size_t(rows * cols), 11, -4.0f, 4.0f), bv = random_floats(size_t(rows * cols), 12);
+            auto g = random_floats(size_t(cols), 13);
+            const Weight w = upload_vector(vb, g);
+            auto dx = device_act(vb, rows, cols + 1), db = device_act(vb, rows, cols + 1), dout = device_act(vb, rows, cols + 1);
+            const auto at_col1 = [&](const ActBuffer& a) {
+                Act v = a.act();
+                v.data += 1;
+                v.n_cols = cols;
+                return v;
+            };
+            vb.write_act(at_col1(dx), x.data());
+            vb.write_act(at_col1(db), bv.data());
+            vb.add_rms_norm(at_col1(dx), at_col1(db), w, 1e-5f, at_col1(dout));
+            std::vector<float> sum(x.size()), want(x.size());
+            ref::add(host_act(x, rows, cols), host_act(bv, rows, cols), host_act(sum, rows, cols));
+            ref::rms_norm(host_act(sum, rows, cols), g.data(), 1e-5f, host_act(want, rows, cols));
+            check_close(read(vb, at_col1(dx)), sum, 0.0f, 0.0f, c.what() + " unaligned residual vs CPU");
+            check_close(read(vb, at_col1(dout)), want, 1e-6f, 1e-5f, c.what() + " unaligned norm vs CPU");
+            const auto all = read(vb, dout.act());
+            for (int64_t r = 0; r < rows; ++r) CHECK(all[size_t(r * (cols + 1))] == 0.0f);
+        }
         // out sharing x's buffer: the unfused pair (x is updated before the norm reads it).
         auto x = random_floats(64, 4), bv = random_floats(32, 5), g = random_floats(32, 6);
         const Weight w = upload_vector(vb, g);
@@ -108,9 +107,11 @@ TEST_CASE("vulkan fused: add_rms_norm equals add then rms_norm, with its q8 copy
 }
 
 TEST_CASE("vulkan fused: rms_norm and swiglu write the q8 copy of their decode rows") {
-    auto plain = vulkan_backend(true, false);  // writes no q8 copies: the float reference
-    if (!plain) return;
     for_each_backend([&](vk::VulkanBackend& vb, Config c) {
+        // Writes no q8 copies: the float reference, with the same reduction
+        // (subgroup sums and the shared-memory tree add in different orders).
+        auto plain = vulkan_backend(c.sg, false, false);
+        if (!plain) return;
         for (int64_t cols : {int64_t(96), int64_t(11008), int64_t(517)})
             for (int64_t rows : {1, 4, 6}) {
                 const std::string what = c.what() + " " + std::to_string(rows) + "x" + std::to_string(cols);

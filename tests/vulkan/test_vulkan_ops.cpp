@@ -131,26 +131,40 @@ TEST_CASE("vulkan: get_rows of every weight type") {
     }
 }
 
-TEST_CASE("vulkan: rms_norm, in place and out of place") {
-    auto vb = vulkan_backend();
-    if (!vb) return;
-    const int64_t rows = 5, cols = 300;
-    auto x = random_floats(size_t(rows * cols), 1);
-    auto wv = random_floats(size_t(cols), 2);
-    TensorView wt;
-    wt.data = wv.data();
-    wt.ne[0] = cols;
-    wt.nb[0] = 4;
-    wt.nb[1] = wt.nb[2] = wt.nb[3] = size_t(cols) * 4;
-    const Weight w = vb->upload_weight(wt);
-    std::vector<float> want(x.size());
-    ref::rms_norm(host_act(x, rows, cols), wv.data(), 1e-5f, host_act(want, rows, cols));
-    auto dx = device_act(*vb, rows, cols, &x);
-    auto dout = device_act(*vb, rows, cols);
-    vb->rms_norm(dx.act(), w, 1e-5f, dout.act());
-    check_close(read(*vb, dout.act()), want, 1e-6f, 1e-5f, "rms_norm");
-    vb->rms_norm(dx.act(), w, 1e-5f, dx.act());
-    check_close(read(*vb, dx.act()), want, 1e-6f, 1e-5f, "rms_norm in place");
+TEST_CASE("vulkan: rms_norm, in place and out of place: both reductions, tails, rows past one pass, unaligned rows") {
+    for (bool sg : {true, false}) {
+        auto vb = vulkan_backend(sg);
+        if (!vb) return;
+        // 300: blocks of 32 with a tail of 12; 517: a tail inside a vec4; 8192 + 261:
+        // blocks past one pass of 256 invocations (read again after the reduction).
+        for (int64_t cols : {int64_t(300), int64_t(517), int64_t(8192 + 261)})
+            // col 0: rows on whole vec4s (vec4 loads); col 1: element by element.
+            for (int64_t col : {int64_t(0), int64_t(1)}) {
+                const int64_t rows = 5;
+                const std::string what = std::string(sg ? "subgroups" : "shared memory") + " rms_norm " +
+                                         std::to_string(cols) + " cols at column " + std::to_string(col);
+                auto x = random_floats(size_t(rows * cols), 1 + uint32_t(cols), -3.0f, 3.0f);
+                auto wv = random_floats(size_t(cols), 2);
+                const Weight w = upload_vector(*vb, wv);
+                std::vector<float> want(x.size());
+                ref::rms_norm(host_act(x, rows, cols), wv.data(), 1e-5f, host_act(want, rows, cols));
+                auto dx = device_act(*vb, rows, cols + col), dout = device_act(*vb, rows, cols + col);
+                Act xa = dx.act(), oa = dout.act();
+                xa.data += col;
+                oa.data += col;
+                xa.n_cols = oa.n_cols = cols;
+                vb->write_act(xa, x.data());
+                vb->rms_norm(xa, w, 1e-5f, oa);
+                check_close(read(*vb, oa), want, 1e-6f, 1e-5f, what);
+                // Column 0 of the wider rows stays untouched.
+                if (col == 1) {
+                    const auto all = read(*vb, dout.act());
+                    for (int64_t r = 0; r < rows; ++r) CHECK(all[size_t(r * (cols + 1))] == 0.0f);
+                }
+                vb->rms_norm(xa, w, 1e-5f, xa);
+                check_close(read(*vb, xa), want, 1e-6f, 1e-5f, what + " in place");
+            }
+    }
 }
 
 TEST_CASE("vulkan: rope normal and neox, partial rotation, YaRN and frequency factors") {
@@ -350,6 +364,10 @@ TEST_CASE("vulkan: the bindings each shader writes, read off its SPIR-V (the str
     CHECK(written("rope") == 1u << 1);
     CHECK(written("kv_store") == 1u << 3);
     CHECK(written("attention") == 1u << 5);
+    // out and its q8 copy, or the splits' partial rows
+    CHECK(written("attention_decode_sg") == ((1u << 5) | (1u << 6) | (1u << 7)));
+    CHECK(written("attention_merge") == ((1u << 5) | (1u << 7)));
+    CHECK(written("rms_norm_sg") == ((1u << 2) | (1u << 3)));
     CHECK(written("add") == 1u << 3);
     CHECK(written("to_f16") == 1u << 3);
     CHECK(written("matmul_cm_q4_0") == 1u << 2);
