@@ -12,6 +12,10 @@
 // the accumulators as an online softmax would: NV matrices cannot be scaled
 // row by row without a trip through shared memory.
 //
+// Each tile's cell positions and sequence words go to shared memory first: a
+// tile no query of the workgroup sees is not loaded, and a subgroup skips the
+// products of a tile none of its 16 queries sees (a causal prompt: about half).
+//
 // Scores go through shared memory (a subgroup's 16 x 32 floats) for the mask
 // and the softmax: lane 2r + h owns query row r, cells 16h .. 16h + 15. Rows of
 // empty cells and cells past n_scan are loaded as zeros, so that garbage in an
@@ -22,6 +26,7 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_KHR_shader_subgroup_vote : require
 #extension GL_EXT_control_flow_attributes : require
 
 #define D HEAD_DIM
@@ -51,6 +56,11 @@ shared float16_t ks[CT * DS];
 shared float16_t vs[CT * DS];
 shared float ss[4u * 16u * CT];
 shared float16_t ps[4u * 16u * PS];
+// The tile's cells: position (-1: empty or past n_scan) and both sequence words;
+// and whether any query of the workgroup sees one of them.
+shared int cell_pos[CT];
+shared uint cell_seqs[2u * CT];
+shared uint tile_live;
 
 const float NEG_INF = -1.0 / 0.0;
 
@@ -62,19 +72,41 @@ const float NEG_INF = -1.0 / 0.0;
         arr[(at) + 2u * c_ + 1u] = h_.y;                        \
     }
 
-// Whether the query at (pos, seq) sees cell c (c < n_scan).
-bool visible(uint c, int pos, uint seq) {
-    const int cp = arena[p.cell_pos_off + c];
-    const uint word = uint(arena[p.cell_seqs_off + 2u * c + (seq >> 5)]);
-    return cp >= 0 && cp <= pos && ((word >> (seq & 31u)) & 1u) != 0u;
+// The tile's cell bookkeeping into shared memory (before a barrier).
+void load_cells(uint c0) {
+    const uint tid = gl_LocalInvocationID.x;
+    if (tid < CT) {
+        const uint c = c0 + tid;
+        const bool inside = c < p.n_scan;
+        cell_pos[tid] = inside ? arena[p.cell_pos_off + c] : -1;
+        cell_seqs[2u * tid] = inside ? uint(arena[p.cell_seqs_off + 2u * c]) : 0u;
+        cell_seqs[2u * tid + 1u] = inside ? uint(arena[p.cell_seqs_off + 2u * c + 1u]) : 0u;
+    }
+    if (tid == 0u) tile_live = 0u;
+}
+
+// Bit j: the query at (pos, seq) sees tile cell j0 + j (after load_cells' barrier).
+uint visible16(uint j0, int pos, uint seq) {
+    uint bits = 0u;
+    [[unroll]] for (uint j = 0u; j < 16u; ++j) {
+        const int cp = cell_pos[j0 + j];
+        const uint word = cell_seqs[2u * (j0 + j) + (seq >> 5)];
+        if (cp >= 0 && cp <= pos && ((word >> (seq & 31u)) & 1u) != 0u) bits |= 1u << j;
+    }
+    return bits;
+}
+
+// Whether any subgroup of the workgroup sees the tile: after a barrier, tile_live says.
+void mark_live(uint bits) {
+    if (subgroupAny(bits != 0u) && subgroupElect()) atomicOr(tile_live, 1u);
 }
 
 // Cells c0 .. c0 + CT - 1 of this head's K (and V) rows into ks (vs).
 void load_tile(uint c0, uint kv_off, bool with_v) {
     for (uint e = gl_LocalInvocationID.x; e < CT * (D / 8u); e += 128u) {
-        const uint r = e / (D / 8u), w = e % (D / 8u), c = c0 + r;
-        const bool live = c < p.n_scan && arena[p.cell_pos_off + c] >= 0;
-        const uint src = (c * p.n_kv_dim + kv_off) / 8u + w;
+        const uint r = e / (D / 8u), w = e % (D / 8u);
+        const bool live = cell_pos[r] >= 0;
+        const uint src = ((c0 + r) * p.n_kv_dim + kv_off) / 8u + w;
         const uvec4 kv = live ? kw4[src] : uvec4(0u);
         PUT8(ks, r * DS + 8u * w, kv);
         if (with_v) {
@@ -129,27 +161,37 @@ void main() {
     const uint n_tiles = (p.n_scan + CT - 1u) / CT;
 
     // Pass 1: each lane's running max and sum over its cells, then merged with its partner's.
+    // Tiles no query of the workgroup sees are not loaded; a subgroup skips the
+    // products of a tile none of its queries sees (causal prompts: about half).
     float m = NEG_INF, l = 0.0;
     for (uint tile = 0u; tile < n_tiles; ++tile) {
         const uint c0 = tile * CT;
-        load_tile(c0, kv_off, false);
+        load_cells(c0);
         barrier();
-        scores(qa, sg);
-        float s[16];
-        float tmax = NEG_INF;
-        [[unroll]] for (uint j = 0u; j < 16u; ++j) {
-            const uint c = c0 + j0 + j;
-            s[j] = c < p.n_scan && visible(c, pos, seq) ? ss[srow + j0 + j] : NEG_INF;
-            tmax = max(tmax, s[j]);
+        const uint vis = visible16(j0, pos, seq);
+        mark_live(vis);
+        barrier();
+        if (tile_live != 0u) {
+            load_tile(c0, kv_off, false);
+            barrier();
+            if (subgroupAny(vis != 0u)) {
+                scores(qa, sg);
+                float s[16];
+                float tmax = NEG_INF;
+                [[unroll]] for (uint j = 0u; j < 16u; ++j) {
+                    s[j] = (vis & (1u << j)) != 0u ? ss[srow + j0 + j] : NEG_INF;
+                    tmax = max(tmax, s[j]);
+                }
+                if (tmax != NEG_INF) {
+                    const float m_new = max(m, tmax);
+                    float sum = 0.0;
+                    [[unroll]] for (uint j = 0u; j < 16u; ++j) sum += exp(s[j] - m_new);  // exp(-inf) = 0
+                    l = (m == NEG_INF ? 0.0 : l * exp(m - m_new)) + sum;
+                    m = m_new;
+                }
+            }
         }
-        if (tmax != NEG_INF) {
-            const float m_new = max(m, tmax);
-            float sum = 0.0;
-            [[unroll]] for (uint j = 0u; j < 16u; ++j) sum += exp(s[j] - m_new);  // exp(-inf) = 0
-            l = (m == NEG_INF ? 0.0 : l * exp(m - m_new)) + sum;
-            m = m_new;
-        }
-        barrier();  // ks is rewritten by the next tile
+        barrier();  // the cells, ks and the flag are rewritten by the next tile
     }
     {
         const float m2 = subgroupShuffleXor(m, 1u), l2 = subgroupShuffleXor(l, 1u);
@@ -167,25 +209,31 @@ void main() {
     const uint prow = sg * 16u * PS + r * PS + j0;
     for (uint tile = 0u; tile < n_tiles; ++tile) {
         const uint c0 = tile * CT;
-        load_tile(c0, kv_off, true);
+        load_cells(c0);
         barrier();
-        scores(qa, sg);
-        [[unroll]] for (uint j = 0u; j < 16u; ++j) {
-            const uint c = c0 + j0 + j;
-            const bool vis = c < p.n_scan && visible(c, pos, seq);
-            ps[prow + j] = float16_t(vis ? exp(ss[srow + j0 + j] - m) * inv_l : 0.0);
-        }
-        subgroupMemoryBarrierShared();
-        subgroupBarrier();
-        MatA pa[CT / 16u];
-        [[unroll]] for (uint k = 0u; k < CT / 16u; ++k) coopMatLoadNV(pa[k], ps, sg * 16u * PS + 16u * k, PS, false);
-        [[unroll]] for (uint n = 0u; n < D / 8u; ++n)
-            [[unroll]] for (uint k = 0u; k < CT / 16u; ++k) {
-                MatB vb;  // 16 cells x 8 dimensions, row-major in vs
-                coopMatLoadNV(vb, vs, 16u * k * DS + 8u * n, DS, false);
-                o[n] = coopMatMulAddNV(pa[k], vb, o[n]);
+        const uint vis = visible16(j0, pos, seq);
+        mark_live(vis);
+        barrier();
+        if (tile_live != 0u) {
+            load_tile(c0, kv_off, true);
+            barrier();
+            if (subgroupAny(vis != 0u)) {
+                scores(qa, sg);
+                [[unroll]] for (uint j = 0u; j < 16u; ++j)
+                    ps[prow + j] = float16_t((vis & (1u << j)) != 0u ? exp(ss[srow + j0 + j] - m) * inv_l : 0.0);
+                subgroupMemoryBarrierShared();
+                subgroupBarrier();
+                MatA pa[CT / 16u];
+                [[unroll]] for (uint k = 0u; k < CT / 16u; ++k) coopMatLoadNV(pa[k], ps, sg * 16u * PS + 16u * k, PS, false);
+                [[unroll]] for (uint n = 0u; n < D / 8u; ++n)
+                    [[unroll]] for (uint k = 0u; k < CT / 16u; ++k) {
+                        MatB vb;  // 16 cells x 8 dimensions, row-major in vs
+                        coopMatLoadNV(vb, vs, 16u * k * DS + 8u * n, DS, false);
+                        o[n] = coopMatMulAddNV(pa[k], vb, o[n]);
+                    }
             }
-        barrier();  // ks, vs and ps are rewritten by the next tile
+        }
+        barrier();  // the cells, ks, vs, ps and the flag are rewritten by the next tile
     }
 
     // out row t holds token t's heads side by side.
