@@ -7,6 +7,7 @@
 // The sums and products are rms_norm.comp's after add.comp's, bit for bit.
 // out must not alias x or b.
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #ifdef USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -32,11 +33,11 @@ DEFINE_STORE4(x_store4, x, x4)
 void row_block(uint t, uint blk, bool vec, out vec4 v[8]) {
     const uint xr = p.x_off + t * p.x_stride, br = p.b_off + t * p.b_stride;
     vec4 bv[8];
-    for (uint k = 0u; k < 8u; ++k) {
+    [[unroll]] for (uint k = 0u; k < 8u; ++k) {
         v[k] = x_load4(xr, blk * 32u + 4u * k, p.n_cols, vec);
         bv[k] = b_load4(br, blk * 32u + 4u * k, p.n_cols, vec);
     }
-    for (uint k = 0u; k < 8u; ++k) {
+    [[unroll]] for (uint k = 0u; k < 8u; ++k) {
         v[k] += bv[k];
         x_store4(xr, blk * 32u + 4u * k, p.n_cols, vec, v[k]);
     }

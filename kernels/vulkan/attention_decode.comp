@@ -26,6 +26,7 @@
 // arena: cell_pos[n_scan] (int, -1 empty), cell_seqs[n_scan] (two words each,
 // bit s = sequence s), then per token its position and sequence.
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #ifdef USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -73,8 +74,8 @@ float k_dot(uint k0, uint n_slots, bool f16) {
     float sum = 0.0;
     for (uint j0 = 0u; j0 < n_slots; j0 += KB) {
         uvec4 kr[KB];
-        for (uint j = 0u; j < KB; ++j) kr[j] = j0 + j < n_slots ? kw4[k0 + j0 + j] : uvec4(0u);
-        for (uint j = 0u; j < KB; ++j) {
+        [[unroll]] for (uint j = 0u; j < KB; ++j) kr[j] = j0 + j < n_slots ? kw4[k0 + j0 + j] : uvec4(0u);
+        [[unroll]] for (uint j = 0u; j < KB; ++j) {
             if (j0 + j >= n_slots) break;
             vec4 a, b;
             unpack_slot(kr[j], f16, a, b);
@@ -97,7 +98,7 @@ float chunk_max(float s, uint par) {
     const uint tid = gl_LocalInvocationID.x;
     red[par][tid] = s;
     barrier();
-    for (uint st = WG / 2u; st > 0u; st >>= 1) {
+    [[unroll]] for (uint st = WG / 2u; st > 0u; st >>= 1) {
         if (tid < st) red[par][tid] = max(red[par][tid], red[par][tid + st]);
         barrier();
     }

@@ -6,6 +6,7 @@
 // none at all gets zeros (as the reference). With q8_stride != 0 the output's
 // q8 copy too (attention_decode.comp's q8_store_head).
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #define Q8_BINDING 7
 #include "q8_act.glsl"
 layout(local_size_x = 128) in;

@@ -10,7 +10,7 @@ void q8_store_head(uint h, uint t) {
     const uint tid = gl_LocalInvocationID.x;
     if (tid >= p.head_dim / 32u) return;
     vec4 v[8];
-    for (uint k = 0u; k < 8u; ++k) {
+    [[unroll]] for (uint k = 0u; k < 8u; ++k) {
         const uint e = tid * 32u + 4u * k;
         v[k] = vec4(o_sh[e], o_sh[e + 1u], o_sh[e + 2u], o_sh[e + 3u]);
     }

@@ -18,14 +18,14 @@ layout(std430, binding = Q8_BINDING) writeonly buffer QBuf2 { vec2 qa2[]; };
 // Block blk (elements 32 blk .. 32 blk + 31, in v) of the token at word q_row.
 void q8_store_block(uint q_row, uint n_in, uint blk, const vec4 v[8]) {
     float amax = 0.0;
-    for (uint k = 0u; k < 8u; ++k) {
+    [[unroll]] for (uint k = 0u; k < 8u; ++k) {
         const vec4 a = abs(v[k]);
         amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
     }
     const float d = amax / 127.0;
     const float id = d != 0.0 ? 1.0 / d : 0.0;
     int sum = 0;
-    for (uint k = 0u; k < 8u; ++k) {
+    [[unroll]] for (uint k = 0u; k < 8u; ++k) {
         const ivec4 q = clamp(ivec4(round(v[k] * id)), -127, 127);
         sum += q.x + q.y + q.z + q.w;
         qa[q_row + blk * 8u + k] = uint(q.x & 255) | (uint(q.y & 255) << 8) | (uint(q.z & 255) << 16) | (uint(q.w & 255) << 24);

@@ -5,6 +5,7 @@
 // alias x: every invocation reads its elements before the reduction's barrier
 // and writes only elements it read.
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #ifdef USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -25,7 +26,7 @@ layout(push_constant) uniform Params {
 
 void row_block(uint t, uint blk, bool vec, out vec4 v[8]) {
     const uint xr = p.x_off + t * p.x_stride;
-    for (uint k = 0u; k < 8u; ++k) v[k] = x_load4(xr, blk * 32u + 4u * k, p.n_cols, vec);
+    [[unroll]] for (uint k = 0u; k < 8u; ++k) v[k] = x_load4(xr, blk * 32u + 4u * k, p.n_cols, vec);
 }
 
 void main() {

@@ -30,7 +30,7 @@ void row_block(uint t, uint blk, bool vec, out vec4 v[8]);
 
 float block_sum_sq(const vec4 v[8]) {
     precise float s = 0.0;
-    for (uint k = 0u; k < 8u; ++k) s += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+    [[unroll]] for (uint k = 0u; k < 8u; ++k) s += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
     return s;
 }
 
@@ -46,7 +46,7 @@ float rms_scale(float ss) {
     const uint tid = gl_LocalInvocationID.x;
     red[tid] = ss;
     barrier();
-    for (uint s = RMS_WG / 2u; s > 0u; s >>= 1) {
+    [[unroll]] for (uint s = RMS_WG / 2u; s > 0u; s >>= 1) {
         if (tid < s) red[tid] += red[tid + s];
         barrier();
     }
@@ -57,7 +57,7 @@ float rms_scale(float ss) {
 
 // Block blk (its x in v, its weights in g) to row orow of outv and token t of the q8 copy.
 void rms_write_block(uint t, uint orow, uint blk, float scale, vec4 v[8], const vec4 g[8], bool vec) {
-    for (uint k = 0u; k < 8u; ++k) {
+    [[unroll]] for (uint k = 0u; k < 8u; ++k) {
         v[k] = v[k] * scale * g[k];
         out_store4(orow, blk * 32u + 4u * k, p.n_cols, vec, v[k]);
     }
@@ -71,7 +71,7 @@ void rms_row(uint t, uint xr, uint orow, bool vec) {
     precise float ss = 0.0;
     if (tid < n_blocks) {
         // The weights start their buffer: always whole vec4s.
-        for (uint k = 0u; k < 8u; ++k) g[k] = w_load4(0u, tid * 32u + 4u * k, p.n_cols, true);
+        [[unroll]] for (uint k = 0u; k < 8u; ++k) g[k] = w_load4(0u, tid * 32u + 4u * k, p.n_cols, true);
         row_block(t, tid, vec, v);
         ss = block_sum_sq(v);
     }
@@ -86,7 +86,7 @@ void rms_row(uint t, uint xr, uint orow, bool vec) {
     // them as row_block left them; an in-place norm writes a block only after
     // reading it, and every block has one owner).
     for (uint blk = tid + RMS_WG; blk < n_blocks; blk += RMS_WG) {
-        for (uint k = 0u; k < 8u; ++k) {
+        [[unroll]] for (uint k = 0u; k < 8u; ++k) {
             g[k] = w_load4(0u, blk * 32u + 4u * k, p.n_cols, true);
             v[k] = x_load4(xr, blk * 32u + 4u * k, p.n_cols, vec);
         }

@@ -6,6 +6,7 @@
 // (vec4_rows.glsl), every load issued before any store. out may alias gate:
 // each invocation reads its elements before it writes them and touches no others.
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "q8_act.glsl"
 #include "swiglu.glsl"
 #include "vec4_rows.glsl"
@@ -29,13 +30,13 @@ void main() {
     const uint g0 = p.g_off + t * p.g_stride, u0 = p.u_off + t * p.u_stride, o0 = p.o_off + t * p.o_stride;
     const bool vec = ((p.g_off | p.g_stride | p.u_off | p.u_stride | p.o_off | p.o_stride) & 3u) == 0u;
     vec4 g[8], u[8];
-    for (uint k = 0u; k < 8u; ++k) {
+    [[unroll]] for (uint k = 0u; k < 8u; ++k) {
         g[k] = gate_load4(g0, blk * 32u + 4u * k, p.n_cols, vec);
         u[k] = up_load4(u0, blk * 32u + 4u * k, p.n_cols, vec);
     }
     vec4 v[8];
-    for (uint k = 0u; k < 8u; ++k) {
-        for (uint c = 0u; c < 4u; ++c) v[k][c] = silu_mul(g[k][c], u[k][c]);
+    [[unroll]] for (uint k = 0u; k < 8u; ++k) {
+        [[unroll]] for (uint c = 0u; c < 4u; ++c) v[k][c] = silu_mul(g[k][c], u[k][c]);
         out_store4(o0, blk * 32u + 4u * k, p.n_cols, vec, v[k]);
     }
     q8_store_block(t * p.q_stride, p.n_cols, blk, v);

@@ -5,14 +5,15 @@
 // [i, i + 4) inside the row moves as one vec4; the last vec4 of a row whose
 // length n is not a multiple of 4, or any vec4 of an unaligned row, goes
 // element by element, and a load gives zeros past n. The two views of one
-// binding alias, so these buffers are never declared restrict.
+// binding alias, so these buffers are never declared restrict. The including
+// shader enables GL_EXT_control_flow_attributes ([[unroll]]).
 
 // vec4 name(uint base, uint i, uint n, bool vec): elements base + i .. base + i + 3.
 #define DEFINE_LOAD4(name, buf, buf4)                                  \
     vec4 name(uint base, uint i, uint n, bool vec) {                   \
         if (vec && i + 4u <= n) return buf4[(base + i) >> 2];          \
         vec4 r = vec4(0.0);                                            \
-        for (uint c = 0u; c < 4u; ++c)                                \
+        [[unroll]] for (uint c = 0u; c < 4u; ++c)                      \
             if (i + c < n) r[c] = buf[base + i + c];                   \
         return r;                                                      \
     }
@@ -24,6 +25,6 @@
             buf4[(base + i) >> 2] = v;                                 \
             return;                                                    \
         }                                                              \
-        for (uint c = 0u; c < 4u; ++c)                                 \
+        [[unroll]] for (uint c = 0u; c < 4u; ++c)                      \
             if (i + c < n) buf[base + i + c] = v[c];                   \
     }
