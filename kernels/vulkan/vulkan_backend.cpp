@@ -52,15 +52,6 @@ bool has_int_dot_matvec(GgmlType t) {
 uint32_t u32(int64_t v) { return uint32_t(v); }
 
 constexpr int64_t kMatvecMaxTokens = 4, kMatvecRows = 2;  // NT and NROWS in matvec.comp
-// KILN_VK_CM_TOKENS=64: prompt matmuls in tiles of 128 rows x 64 tokens rather than x 128
-// (twice the workgroups: for comparing the two on a device).
-bool tiles_of_64_tokens() {
-    static const bool narrow = [] {
-        const char* e = std::getenv("KILN_VK_CM_TOKENS");
-        return e && std::strcmp(e, "64") == 0;
-    }();
-    return narrow;
-}
 // Batches from this many tokens take the cooperative-matrix attention (64 queries a workgroup).
 constexpr uint64_t kAttentionCmMinTokens = 16;
 
@@ -217,7 +208,7 @@ void VulkanBackend::matmul(const Weight& w, const Act& x, Act y) {
         // Cooperative matrices over activations rounded to f16 once (matmul_cm.glsl):
         // tiles of 128 rows x 128 tokens, whole ones by matmul_cm, the rows and the
         // tokens past the last whole tile by matmul_cm_cut (bounds checked, slower);
-        // batches of up to 64 tokens in tiles of 128 x 64 (matmul_cm64_cut, bounds checked).
+        // batches of up to 64 tokens in tiles of 128 x 64 (matmul_cm64, bounds checked).
         const uint32_t stride16 = u32((w.n_in() + 31) / 32 * 4);  // BK = 32 halves = 4 uvec4s
         const VkBuffer cb[kMaxBindings] = {b[0], to_f16(x, xb, stride16), yb.buf};
         const auto tiles = [&](const char* shader, int64_t bn, int64_t o_first, int64_t o_end, int64_t t_first,
@@ -231,14 +222,14 @@ void VulkanBackend::matmul(const Weight& w, const Act& x, Act y) {
         };
         const int64_t n_out = w.n_out(), n_tok = x.n_rows;
         if (n_tok <= 64) {
-            tiles("matmul_cm64_cut", 64, 0, n_out, 0, n_tok);
+            tiles("matmul_cm64", 64, 0, n_out, 0, n_tok);
             return;
         }
-        const bool narrow = tiles_of_64_tokens();
-        const int64_t bn = narrow ? 64 : 128, whole_o = n_out / 128 * 128, whole_t = n_tok / bn * bn;
-        tiles(narrow ? "matmul_cm64" : "matmul_cm", bn, 0, whole_o, 0, whole_t);
-        tiles(narrow ? "matmul_cm64_cut" : "matmul_cm_cut", bn, whole_o, n_out, 0, n_tok);
-        tiles(narrow ? "matmul_cm64_cut" : "matmul_cm_cut", bn, 0, whole_o, whole_t, n_tok);
+        // Tiles of 64 tokens for every batch (twice the workgroups): pp512 5021 -> 4195 (H200, 7B Q4_0).
+        const int64_t whole_o = n_out / 128 * 128, whole_t = n_tok / 128 * 128;
+        tiles("matmul_cm", 128, 0, whole_o, 0, whole_t);
+        tiles("matmul_cm_cut", 128, whole_o, n_out, 0, n_tok);
+        tiles("matmul_cm_cut", 128, 0, whole_o, whole_t, n_tok);
         return;
     }
     // Tiles of 64 output rows x 64 tokens (BM, BN in matmul_tiles.glsl); the shader reads

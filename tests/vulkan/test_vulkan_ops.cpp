@@ -372,6 +372,8 @@ TEST_CASE("vulkan: the bindings each shader writes, read off its SPIR-V (the str
     CHECK(written("to_f16") == 1u << 3);
     CHECK(written("matmul_cm_q4_0") == 1u << 2);
     CHECK(written("matmul_cm64_q6_k") == 1u << 2);
+    CHECK(written("matmul_cm_cut_q4_k") == 1u << 2);
+    CHECK(written("attention_cm128") == 1u << 5);
     // Every shader writes something, and none writes the weights (binding 0).
     for (const vk::SpirvModule& m : vk::spirv_modules()) {
         const uint32_t w = vk::spirv_written_bindings(m.words, m.n_words);
