@@ -91,6 +91,17 @@ struct HostKv {
     KvView view(int64_t n_scan) const {
         return KvView{type, n_cells, n_kv_dim, layers, cell_pos.data(), cell_seqs.data(), n_scan};
     }
+    // The attention tests' two sequences (n_cells >= 240): sequence 0 holds positions
+    // 0..199 in cells 0..199 but cell 50 is empty; sequence 1 (bit 1) shares cells
+    // 0..99 and holds 100..139 in cells 200..239; the cells from 240 stay empty.
+    void hold_two_sequences() {
+        for (int64_t c = 0; c < 240; ++c) {
+            cell_pos[size_t(c)] = int32_t(c < 200 ? c : c - 100);
+            cell_seqs[size_t(c)] = c < 100 ? 3u : (c < 200 ? 1u : 2u);
+        }
+        cell_pos[50] = -1;
+        cell_seqs[50] = 0;
+    }
 };
 
 // Random keys (seed) and values (seed + 1) in every cell of `layer`, stored by

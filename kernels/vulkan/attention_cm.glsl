@@ -116,6 +116,21 @@ void load_tile(uint c0, uint kv_off, bool with_v) {
     }
 }
 
+// Tile c0's cells, then, when any query of the workgroup sees one of them, its
+// K (and V) rows; returns whether it loaded them (uniform across the workgroup).
+// vis: bit j, this lane's query sees cell j0 + j.
+bool enter_tile(uint c0, uint kv_off, bool with_v, uint j0, int pos, uint seq, out uint vis) {
+    load_cells(c0);
+    barrier();
+    vis = visible16(j0, pos, seq);
+    mark_live(vis);
+    barrier();
+    if (tile_live == 0u) return false;
+    load_tile(c0, kv_off, with_v);
+    barrier();
+    return true;
+}
+
 // This subgroup's 16 x CT scores of the tile in ks, into its part of ss.
 void scores(const MatA qa[D / 16u], uint sg) {
     MatC acc[CT / 8u];
@@ -166,14 +181,8 @@ void main() {
     float m = NEG_INF, l = 0.0;
     for (uint tile = 0u; tile < n_tiles; ++tile) {
         const uint c0 = tile * CT;
-        load_cells(c0);
-        barrier();
-        const uint vis = visible16(j0, pos, seq);
-        mark_live(vis);
-        barrier();
-        if (tile_live != 0u) {
-            load_tile(c0, kv_off, false);
-            barrier();
+        uint vis;
+        if (enter_tile(c0, kv_off, false, j0, pos, seq, vis)) {
             if (subgroupAny(vis != 0u)) {
                 scores(qa, sg);
                 float s[16];
@@ -209,14 +218,8 @@ void main() {
     const uint prow = sg * 16u * PS + r * PS + j0;
     for (uint tile = 0u; tile < n_tiles; ++tile) {
         const uint c0 = tile * CT;
-        load_cells(c0);
-        barrier();
-        const uint vis = visible16(j0, pos, seq);
-        mark_live(vis);
-        barrier();
-        if (tile_live != 0u) {
-            load_tile(c0, kv_off, true);
-            barrier();
+        uint vis;
+        if (enter_tile(c0, kv_off, true, j0, pos, seq, vis)) {
             if (subgroupAny(vis != 0u)) {
                 scores(qa, sg);
                 [[unroll]] for (uint j = 0u; j < 16u; ++j)

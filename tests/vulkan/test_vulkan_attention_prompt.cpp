@@ -19,14 +19,7 @@ TEST_CASE("vulkan: prompt attention over an F16 cache: head sizes 64 and 128, cu
         const AttentionParams p{8, 2, head_dim, 1.0f / std::sqrt(float(head_dim))};
         const int64_t dim = p.n_head_kv * p.head_dim, n_cells = 300;
         HostKv kv(GgmlType::F16, n_cells, dim, 1);
-        // Sequence 0 holds positions 0..199 in cells 0..199, cell 50 empty; sequence 1
-        // shares cells 0..99 and holds 100..139 in cells 200..239; cells from 240 are empty.
-        for (int64_t c = 0; c < 240; ++c) {
-            kv.cell_pos[size_t(c)] = int32_t(c < 200 ? c : c - 100);
-            kv.cell_seqs[size_t(c)] = c < 100 ? 3u : (c < 200 ? 1u : 2u);
-        }
-        kv.cell_pos[50] = -1;
-        kv.cell_seqs[50] = 0;
+        kv.hold_two_sequences();
         store_random_kv(*vb, kv.view(n_cells), 0, 41);
 
         // 150 tokens: two full groups of 64 and a cut one (16 + 6 queries); sequence 0 at

@@ -268,14 +268,7 @@ TEST_CASE("vulkan: attention over a host cache: GQA, two sequences, empty cells,
         const AttentionParams p{8, 2, 32, 1.0f / std::sqrt(32.0f)};
         const int64_t dim = p.n_head_kv * p.head_dim, n_cells = 300, n_tok = 5;
         HostKv kv(t, n_cells, dim, 1);
-        // Sequence 0 holds positions 0..199 in cells 0..199 but cell 50 is empty;
-        // sequence 1 (bit 1) shares cells 0..99 and holds 100..139 in cells 200..239.
-        for (int64_t c = 0; c < 240; ++c) {
-            kv.cell_pos[size_t(c)] = int32_t(c < 200 ? c : c - 100);
-            kv.cell_seqs[size_t(c)] = c < 100 ? 3u : (c < 200 ? 1u : 2u);
-        }
-        kv.cell_pos[50] = -1;
-        kv.cell_seqs[50] = 0;
+        kv.hold_two_sequences();
         store_random_kv(*vb, kv.view(n_cells), 0, 21);
 
         const std::vector<int32_t> pos = {199, 0, 120, 139, 150};
