@@ -7,6 +7,7 @@
 // copies its 64 activation rows into shared memory; each of the 128
 // invocations then accumulates an 8-row x 4-token register block from them.
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "matmul_tiles.glsl"
 
 #define BK 32u
@@ -29,36 +30,36 @@ void main() {
     const uint tx = tid % 8u, ty = tid / 8u;
 
     float acc[TM][TN];
-    for (uint m = 0u; m < TM; ++m)
-        for (uint n = 0u; n < TN; ++n) acc[m][n] = 0.0;
+    [[unroll]] for (uint m = 0u; m < TM; ++m)
+        [[unroll]] for (uint n = 0u; n < TN; ++n) acc[m][n] = 0.0;
 
     for (uint k0 = 0u; k0 < p.n_in; k0 += BK) {
         // Eight neighbouring invocations read one row's BK elements: one block
         // of the 32-element formats, a contiguous run of the others.
-        for (uint l = 0u; l < BM * BK4 / WG; ++l) {
+        [[unroll]] for (uint l = 0u; l < BM * BK4 / WG; ++l) {
             const uint idx = tid + l * WG, r = idx / BK4, q = idx % BK4;
             As[r][q] = load_w4(o0 + r, k0 + 4u * q);
         }
-        for (uint l = 0u; l < BN * BK4 / WG; ++l) {
+        [[unroll]] for (uint l = 0u; l < BN * BK4 / WG; ++l) {
             const uint idx = tid + l * WG, r = idx / BK4, q = idx % BK4;
             Bs[r][q] = load_x4(t0 + r, k0 + 4u * q);
         }
         barrier();
-        for (uint q = 0u; q < BK4; ++q) {
+        [[unroll]] for (uint q = 0u; q < BK4; ++q) {
             vec4 a[TM], b[TN];
-            for (uint m = 0u; m < TM; ++m) a[m] = As[tx + 8u * m][q];
-            for (uint n = 0u; n < TN; ++n) b[n] = Bs[ty + 16u * n][q];
-            for (uint m = 0u; m < TM; ++m)
-                for (uint n = 0u; n < TN; ++n)
+            [[unroll]] for (uint m = 0u; m < TM; ++m) a[m] = As[tx + 8u * m][q];
+            [[unroll]] for (uint n = 0u; n < TN; ++n) b[n] = Bs[ty + 16u * n][q];
+            [[unroll]] for (uint m = 0u; m < TM; ++m)
+                [[unroll]] for (uint n = 0u; n < TN; ++n)
                     acc[m][n] = fma(a[m].w, b[n].w, fma(a[m].z, b[n].z, fma(a[m].y, b[n].y, fma(a[m].x, b[n].x, acc[m][n]))));
         }
         barrier();
     }
 
-    for (uint n = 0u; n < TN; ++n) {
+    [[unroll]] for (uint n = 0u; n < TN; ++n) {
         const uint t = t0 + ty + 16u * n;
         if (t >= p.n_tok) continue;
-        for (uint m = 0u; m < TM; ++m) {
+        [[unroll]] for (uint m = 0u; m < TM; ++m) {
             const uint o = o0 + tx + 8u * m;
             if (o < p.n_out) y[p.y_off + t * p.y_stride + o] = acc[m][n];
         }

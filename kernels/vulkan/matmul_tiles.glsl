@@ -27,7 +27,7 @@ vec4 load_w4(uint o, uint i) {
     const uint row = o * p.w_row_bytes;
     if (i + 4u <= p.n_in) return dq4(row + (i / BLOCK_SIZE) * BLOCK_BYTES, i % BLOCK_SIZE);
     vec4 v = vec4(0.0);
-    for (uint c = 0u; c < 4u; ++c)
+    [[unroll]] for (uint c = 0u; c < 4u; ++c)
         if (i + c < p.n_in) v[c] = dq(row + ((i + c) / BLOCK_SIZE) * BLOCK_BYTES, (i + c) % BLOCK_SIZE);
     return v;
 }
@@ -38,7 +38,7 @@ vec4 load_x4(uint t, uint i) {
     const uint b = p.x_off + t * p.x_stride + i;
     if (i + 4u <= p.n_in) return vec4(x[b], x[b + 1u], x[b + 2u], x[b + 3u]);
     vec4 v = vec4(0.0);
-    for (uint c = 0u; c < 4u; ++c)
+    [[unroll]] for (uint c = 0u; c < 4u; ++c)
         if (i + c < p.n_in) v[c] = x[b + c];
     return v;
 }
