@@ -1,4 +1,4 @@
-// Decode attention (attention_decode.comp: 1..4 query tokens) against the CPU
+// Decode attention (attention_decode.glsl, 1..4 query tokens) against the CPU
 // reference: contexts of one chunk, of several chunks in one workgroup, and
 // long enough to split over workgroups and merge (attention_merge.comp), with
 // empty cells, cells of another sequence, cells past a token's position,
