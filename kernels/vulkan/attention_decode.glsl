@@ -8,10 +8,10 @@
 //
 // Workgroup (h, t, s) takes query head h of token t over split s of the
 // cells, [s * split_cells, min((s + 1) * split_cells, n_scan)), cut to the
-// token's visible range (attention_cells.h: its first to its last visible
-// cell, exact for any order of cells; a causal prompt's early tokens stop
-// after a few chunks), in chunks of 128 cells with a running max and sum
-// (online softmax). Per chunk:
+// token's range (attention_cells.h: a range that holds every cell the token
+// sees, for any order of cells; in a causal prompt its first to its last
+// visible cell, so early tokens stop after a few chunks), in chunks of 128
+// cells with a running max and sum (online softmax). Per chunk:
 //  - scores: invocation i takes cell c0 + i, its key row by 16-byte loads
 //    issued together with the cell's position and sequence words (the mask
 //    drops the score after the loads, so no load waits on it);

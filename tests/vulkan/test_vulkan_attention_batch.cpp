@@ -125,39 +125,48 @@ TEST_CASE("vulkan attention: batches on a device with cooperative matrices take 
     }
 }
 
-TEST_CASE("attention cell ranges: each token's first and last visible cell, any cell order, as a scan finds them") {
+TEST_CASE("attention cell ranges: every visible cell inside its token's range, any cell order; exact for causal sequences") {
     std::mt19937 rng(5);
     vk::AttentionCellRanges ranges;
-    for (int round = 0; round < 200; ++round) {
+    for (int round = 0; round < 300; ++round) {
         const int64_t n_cells = 1 + int64_t(rng() % 300);
         HostKv kv(GgmlType::F32, n_cells, 4, 1);
         for (int64_t c = 0; c < n_cells; ++c) {
-            if (rng() % 5 == 0) continue;  // empty; some empty cells keep stale sequence bits
+            if (rng() % 5 == 0) continue;  // empty
             kv.cell_pos[size_t(c)] = int32_t(rng() % 200);
             kv.cell_seqs[size_t(c)] = (uint64_t(1) << (rng() % 4)) | (rng() % 3 == 0 ? uint64_t(1) << 63 : 0);
         }
-        for (int64_t c = 0; c < n_cells; ++c)
+        for (int64_t c = 0; c < n_cells; ++c)  // some empty cells keep a stale sequence bit
             if (kv.cell_pos[size_t(c)] < 0 && rng() % 2 == 0) kv.cell_seqs[size_t(c)] = 1u;
         const int64_t n_scan = int64_t(rng() % uint32_t(n_cells + 1));
         const KvView view = kv.view(n_scan);
         const size_t n_tok = 1 + rng() % 20;
+        // A third of the rounds: one position per sequence (decode steps of several slots).
+        const bool one_position = round % 3 == 0;
         std::vector<int32_t> pos(n_tok), seq(n_tok), got(2 * n_tok);
         for (size_t t = 0; t < n_tok; ++t) {
-            pos[t] = int32_t(rng() % 220);
             const uint32_t r = rng() % 6;
             seq[t] = r < 4 ? int32_t(r) : (r == 4 ? 63 : 9);  // 9: no cell holds it
+            pos[t] = one_position ? 150 + seq[t] % 7 : int32_t(rng() % 220);
         }
         ranges.compute(view, pos, seq, got.data());
         for (size_t t = 0; t < n_tok; ++t) {
+            const std::string what = "round " + std::to_string(round) + " token " + std::to_string(t);
+            bool causal = false;
+            for (size_t u = 0; u < n_tok; ++u) causal |= seq[u] == seq[t] && pos[u] != pos[t];
+            // Causal: the first to the last visible cell; else the first to the last
+            // cell with the sequence's bit (empty or not).
             int32_t first = -1, last = -1;
             for (int64_t c = 0; c < n_scan; ++c)
-                if (kv_cell_visible(view, c, pos[t], seq[t])) {
+                if (causal ? kv_cell_visible(view, c, pos[t], seq[t]) : ((view.cell_seqs[c] >> seq[t]) & 1u) != 0) {
                     if (first < 0) first = int32_t(c);
                     last = int32_t(c);
                 }
-            const int32_t want_begin = first < 0 ? 0 : first, want_end = first < 0 ? 0 : last + 1;
-            CHECK_MESSAGE(got[2 * t] == want_begin, "round " << round << " token " << t);
-            CHECK_MESSAGE(got[2 * t + 1] == want_end, "round " << round << " token " << t);
+            CHECK_MESSAGE(got[2 * t] == (first < 0 ? 0 : first), what);
+            CHECK_MESSAGE(got[2 * t + 1] == (first < 0 ? 0 : last + 1), what);
+            for (int64_t c = 0; c < n_scan; ++c)
+                if (kv_cell_visible(view, c, pos[t], seq[t]))
+                    CHECK_MESSAGE((c >= got[2 * t] && c < got[2 * t + 1]), what << ": visible cell " << c << " outside");
         }
     }
 }
