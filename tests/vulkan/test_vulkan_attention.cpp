@@ -18,15 +18,6 @@ using namespace kiln::test;
 
 namespace {
 
-// Dispatches of `shader` (with or without its _sg suffix) recorded so far.
-uint64_t dispatches(const vk::VulkanBackend& vb, const std::string& shader) {
-    uint64_t n = 0;
-    for (const auto& e : vb.device().profile()->entries())
-        if (e.shader == shader || e.shader == shader + "_sg") n += e.count;
-    return n;
-}
-
-
 // One cache layout over 1500 cells (below), queried by 1, 4 and 2 tokens over
 // 50, 200 and 1500 of its cells, against the reference; `config` names the backend.
 void check_decode_attention(vk::VulkanBackend& vb, GgmlType t, int head_dim, const std::string& config) {

@@ -15,13 +15,6 @@ using namespace kiln::test;
 
 namespace {
 
-uint64_t dispatches(const vk::VulkanBackend& vb, const std::string& shader) {
-    uint64_t n = 0;
-    for (const auto& e : vb.device().profile()->entries())
-        if (e.shader == shader || e.shader == shader + "_sg") n += e.count;
-    return n;
-}
-
 // 1100 cells: the two sequences of HostKv::hold_two_sequences in cells 0..239,
 // then sequence 0's positions 200..299 in cells 600..699 in reverse order (a
 // cache whose cells were reused: cell 600 holds 299), the rest empty.
