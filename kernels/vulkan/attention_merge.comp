@@ -1,10 +1,10 @@
 #version 450
-// The second pass of split decode attention (attention_decode.comp): per
+// The second pass of split attention (attention_decode.glsl): per
 // (query head h, token t), the splits' (m_s, l_s, o_s) become
 // out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s with M = max_s m_s;
 // splits that saw no cell (m_s = -inf) weigh nothing, and a token that saw
 // none at all gets zeros (as the reference). With q8_stride != 0 the output's
-// q8 copy too (attention_decode.comp's q8_store_head).
+// q8 copy too (attention_decode.glsl's q8_store_head).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #define Q8_BINDING 7

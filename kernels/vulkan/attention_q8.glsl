@@ -1,4 +1,4 @@
-// The q8 copy of one output head, which attention_decode.comp (one split) or
+// The q8 copy of one output head, which attention_decode.glsl (one split) or
 // attention_merge.comp (several) writes beside the output so that the output
 // projection's integer-dot matvec skips its quantize_q8 dispatch. The including
 // shader declares p (head_dim, q8_stride), shared float o_sh[] holding the

@@ -55,13 +55,15 @@ constexpr int64_t kMatvecMaxTokens = 4, kMatvecRows = 2;  // NT and NROWS in mat
 // Batches from this many tokens take the cooperative-matrix attention (64 queries a workgroup).
 constexpr uint64_t kAttentionCmMinTokens = 16;
 
-// Decode attention (attention_decode.comp) for up to this many query tokens;
-// batches take attention.comp. Its cells split over workgroups only when the
-// heads leave the GPU idle: at most ~kAttentionTargetGroups workgroups, each
-// split at least kAttentionSplitMinChunks chunks of kAttentionChunk cells
+// Attention outside the cooperative-matrix prompt shader: attention_decode.glsl
+// for any batch. Its cells split over workgroups only when the (head, token)
+// workgroups leave the GPU idle: at most ~kAttentionTargetGroups workgroups,
+// each split at least kAttentionSplitMinChunks chunks of kAttentionChunk cells
 // (shorter splits would cost the merge dispatch more than they save), and at
-// most kAttentionMaxSplits (the merge reads every split's partial row).
-constexpr int64_t kAttentionDecodeTokens = 4;
+// most kAttentionMaxSplits (the merge reads every split's partial row). So a
+// batch of n_groups >= kAttentionTargetGroups workgroups never splits, and the
+// partial rows (n_groups x n_split x (head_dim + 2) floats) stay under
+// 2 x kAttentionTargetGroups x 258 floats (~1 MiB) whatever the batch.
 constexpr uint64_t kAttentionChunk = 128, kAttentionTargetGroups = 512, kAttentionSplitMinChunks = 2,
                    kAttentionMaxSplits = 64;
 
@@ -470,9 +472,10 @@ void VulkanBackend::attention(const Act& q, const KvView& kv, int layer, const A
     const KvLayerBuffers l = bind_kv(kv, layer, "attention");
     const Bound qb = bind(q, "attention"), ob = bind(out, "attention");
     const uint64_t n_scan = uint64_t(kv.n_scan), n_tok = uint64_t(q.n_rows);
-    // cell_pos, cell_seqs (two words each), token positions, token sequences.
-    const uint64_t words = n_scan * 3 + n_tok * 2 + 4;
-    dev_->reserve(words, 2);  // decode attention may take a merge dispatch too
+    // cell_pos, cell_seqs (two words each), token positions, token sequences, and
+    // the tokens' visible cell ranges (two words each: attention_cells.h).
+    const uint64_t words = n_scan * 3 + n_tok * 4 + 4;
+    dev_->reserve(words, 2);  // attention may take a merge dispatch too
     uint32_t base = 0;
     uint32_t* a = dev_->arena(words, &base);
     std::memcpy(a, kv.cell_pos, n_scan * 4);
@@ -500,13 +503,10 @@ void VulkanBackend::attention(const Act& q, const KvView& kv, int layer, const A
                        uint32_t(p.n_head), uint32_t((n_tok + 63) / 64), 1);
         return;
     }
-    const bool decode = q.n_rows <= kAttentionDecodeTokens && p.head_dim % (f16 ? 8 : 4) == 0 && qb.off % 4 == 0 &&
-                        qb.stride % 4 == 0;
-    if (!decode) {
-        const VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, qb.buf, dev_->arena_buffer(), l.k, l.v, ob.buf};
-        dev_->dispatch("attention", b, &pc, sizeof pc, uint32_t(p.n_head), uint32_t(n_tok), 1);
-        return;
-    }
+    // Every other batch. The visible ranges cut each token's chunk loop (a causal
+    // prompt's token t reads about t cells, not n_scan).
+    attn_ranges_.compute(kv, pos, seq, reinterpret_cast<int32_t*>(a + n_scan * 3 + n_tok * 2));
+    const bool rows16 = p.head_dim % (f16 ? 8 : 4) == 0;  // key and value rows on 16 bytes
     const uint64_t split_cells = attention_split_cells(n_scan, uint64_t(p.n_head) * n_tok);
     const uint64_t n_split = std::max<uint64_t>((n_scan + split_cells - 1) / split_cells, 1);
     // The output feeds the output projection: its q8 copy comes with it (whole blocks per head).
@@ -515,13 +515,15 @@ void VulkanBackend::attention(const Act& q, const KvView& kv, int layer, const A
     const VkBuffer q8_buf = q8 ? q8_reserve(out.n_cols) : VK_NULL_HANDLE;
     struct {
         decltype(pc) base;
-        uint32_t split_cells, q8_stride;
-    } dpc{pc, uint32_t(split_cells), n_split == 1 ? q8_words : 0};
+        uint32_t split_cells, q8_stride, tok_range_off;
+    } dpc{pc, uint32_t(split_cells), n_split == 1 ? q8_words : 0, uint32_t(base + n_scan * 3 + n_tok * 2)};
     VkBuffer b[kMaxBindings] = {VK_NULL_HANDLE, qb.buf, dev_->arena_buffer(), l.k, l.v, ob.buf};
     if (n_split > 1) b[6] = attention_partials(n_tok * uint64_t(p.n_head) * n_split * uint64_t(p.head_dim + 2));
     else b[7] = q8_buf;
-    dev_->dispatch(dev_->subgroups() ? "attention_decode_sg" : "attention_decode", b, &dpc, sizeof dpc,
-                   uint32_t(p.n_head), uint32_t(n_tok), uint32_t(n_split));
+    const bool sg = dev_->subgroups();
+    const char* shader = rows16 ? (sg ? "attention_decode_sg" : "attention_decode")
+                                : (sg ? "attention_decode_rows_sg" : "attention_decode_rows");
+    dev_->dispatch(shader, b, &dpc, sizeof dpc, uint32_t(p.n_head), uint32_t(n_tok), uint32_t(n_split));
     if (n_split > 1) {
         const uint32_t mpc[] = {ob.off, ob.stride, uint32_t(p.head_dim), uint32_t(n_split), q8_words};
         const VkBuffer mb[kMaxBindings] = {VK_NULL_HANDLE, b[6], VK_NULL_HANDLE, VK_NULL_HANDLE, VK_NULL_HANDLE, ob.buf,

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/vulkan/attention_cells.h"
 #include "kernels/vulkan/vulkan_device.h"
 
 namespace kiln::vk {
@@ -112,10 +113,11 @@ private:
                    last_write < at;
         }
     };
-    // Split decode attention's per-split partial rows (attention_decode.comp),
+    // Split attention's per-split partial rows (attention_decode.glsl),
     // grown to hold `floats`.
     VkBuffer attention_partials(uint64_t floats);
     std::shared_ptr<DeviceBuffer> attn_part_;
+    AttentionCellRanges attn_ranges_;
 
     std::shared_ptr<DeviceBuffer> q8_;
     ConvertedFrom q8_source_;

@@ -1,4 +1,4 @@
-// Decode attention (attention_decode.comp: 1..4 query tokens) against the CPU
+// Decode attention (attention_decode.glsl, 1..4 query tokens) against the CPU
 // reference: contexts of one chunk, of several chunks in one workgroup, and
 // long enough to split over workgroups and merge (attention_merge.comp), with
 // empty cells, cells of another sequence, cells past a token's position,
@@ -17,15 +17,6 @@ using namespace kiln;
 using namespace kiln::test;
 
 namespace {
-
-// Dispatches of `shader` (with or without its _sg suffix) recorded so far.
-uint64_t dispatches(const vk::VulkanBackend& vb, const std::string& shader) {
-    uint64_t n = 0;
-    for (const auto& e : vb.device().profile()->entries())
-        if (e.shader == shader || e.shader == shader + "_sg") n += e.count;
-    return n;
-}
-
 
 // One cache layout over 1500 cells (below), queried by 1, 4 and 2 tokens over
 // 50, 200 and 1500 of its cells, against the reference; `config` names the backend.

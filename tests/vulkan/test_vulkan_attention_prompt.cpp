@@ -1,7 +1,7 @@
 // Prompt-sized attention (16+ tokens) against the CPU reference: on devices
 // with cooperative matrices this is attention_cm*.comp (64 queries a
-// workgroup, cells in tiles of 32, f16 scores and weights), elsewhere the
-// per-token shader; both must give the reference's output.
+// workgroup, cells in tiles of 32, f16 scores and weights), elsewhere
+// attention_decode.glsl; both must give the reference's output.
 #include <cmath>
 
 #include "kernels/cpu/ops_ref.h"

@@ -356,9 +356,9 @@ TEST_CASE("vulkan: the bindings each shader writes, read off its SPIR-V (the str
     CHECK(written("rope_kv_store") == ((1u << 1) | (1u << 3) | (1u << 4) | (1u << 5)));
     CHECK(written("rope") == 1u << 1);
     CHECK(written("kv_store") == 1u << 3);
-    CHECK(written("attention") == 1u << 5);
     // out and its q8 copy, or the splits' partial rows
     CHECK(written("attention_decode_sg") == ((1u << 5) | (1u << 6) | (1u << 7)));
+    CHECK(written("attention_decode_rows") == ((1u << 5) | (1u << 6) | (1u << 7)));
     CHECK(written("attention_merge") == ((1u << 5) | (1u << 7)));
     CHECK(written("rms_norm_sg") == ((1u << 2) | (1u << 3)));
     CHECK(written("add") == 1u << 3);
@@ -484,10 +484,11 @@ TEST_CASE("vulkan: integer-dot matvec quantizes an input once while it is unchan
     check_close(read(*vb, y4.act()), want(h1, x2), tol, 1e-5f, "after add");
 }
 
-TEST_CASE("vulkan: attention with head sizes off the 16-byte key loads (scalar keys) and on them") {
+TEST_CASE("vulkan: attention with head sizes off the 16-byte row loads (rows element by element) and on them") {
     auto vb = vulkan_backend();
     if (!vb) return;
-    // head_dim 6: no vector loads; 4: F32 keys by vec4, F16 keys one by one; 40: both vectorized.
+    // head_dim 6: rows element by element (attention_decode_rows); 4: F32 rows by 16 bytes,
+    // F16 rows element by element; 40: both by 16 bytes.
     for (int head_dim : {6, 4, 40})
         for (GgmlType t : {GgmlType::F16, GgmlType::F32}) {
             const AttentionParams p{6, 3, head_dim, 0.3f};

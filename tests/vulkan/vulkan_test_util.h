@@ -55,6 +55,15 @@ private:
     std::optional<std::string> old_;
 };
 
+// Dispatches of `shader` (with or without its _sg suffix) recorded so far by a
+// backend made under ProfileVariable("1").
+inline uint64_t dispatches(const vk::VulkanBackend& vb, const std::string& shader) {
+    uint64_t n = 0;
+    for (const auto& e : vb.device().profile()->entries())
+        if (e.shader == shader || e.shader == shader + "_sg") n += e.count;
+    return n;
+}
+
 // The same floats, bit for bit; reports the first difference.
 inline void check_same(const std::vector<float>& got, const std::vector<float>& want, const std::string& what) {
     REQUIRE(got.size() == want.size());
