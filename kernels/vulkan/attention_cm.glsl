@@ -1,7 +1,7 @@
 // Prompt attention on cooperative matrices (VK_NV_cooperative_matrix 16x8x16,
 // f16 in, f32 sums) over an F16 KV cache: attention_cm64.comp and
 // attention_cm128.comp include this with HEAD_DIM defined. The same causal,
-// sequence and empty-cell rules as attention.comp, for batches of 16+ tokens.
+// sequence and empty-cell rules as attention_decode.glsl, for batches of 16+ tokens.
 //
 // A workgroup of 4 subgroups takes 64 queries of one head (16 per subgroup,
 // their scaled rows held as matrices) and walks the cells in tiles of 32, K and

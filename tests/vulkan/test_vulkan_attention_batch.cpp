@@ -118,7 +118,7 @@ TEST_CASE("vulkan attention: batches on a device with cooperative matrices take 
     }
 }
 
-TEST_CASE("attention cell ranges: every visible cell inside its token's range, any cell order; exact for causal sequences") {
+TEST_CASE("attention cell ranges: every visible cell inside its token's range for any cell order, exact for causal sequences") {
     std::mt19937 rng(5);
     vk::AttentionCellRanges ranges;
     for (int round = 0; round < 300; ++round) {
