@@ -482,14 +482,14 @@ void VulkanBackend::attention(const Act& q, const KvView& kv, int layer, const A
     std::memcpy(a + n_scan, kv.cell_seqs, n_scan * 8);
     std::memcpy(a + n_scan * 3, pos.data(), n_tok * 4);
     std::memcpy(a + n_scan * 3 + n_tok, seq.data(), n_tok * 4);
+    const bool f16 = kv.type == GgmlType::F16;
     struct {
         uint32_t q_off, q_stride, o_off, o_stride, group, head_dim, n_kv_dim, n_scan, f16;
         float scale;
         uint32_t cell_pos_off, cell_seqs_off, tok_pos_off, tok_seq_off;
     } pc{qb.off, qb.stride, ob.off, ob.stride, uint32_t(p.n_head / p.n_head_kv), uint32_t(p.head_dim),
-         u32(kv.n_kv_dim), uint32_t(n_scan), kv.type == GgmlType::F16 ? 1u : 0u, p.scale, base,
+         u32(kv.n_kv_dim), uint32_t(n_scan), f16 ? 1u : 0u, p.scale, base,
          uint32_t(base + n_scan), uint32_t(base + n_scan * 3), uint32_t(base + n_scan * 3 + n_tok)};
-    const bool f16 = kv.type == GgmlType::F16;
     // Prompts over an F16 cache: 64 queries a workgroup on cooperative matrices
     // (attention_cm.glsl, which reads n_tok after the common parameters).
     if (dev_->coopmat() && f16 && (p.head_dim == 64 || p.head_dim == 128) && kv.n_kv_dim % 8 == 0 &&
