@@ -4,25 +4,27 @@
 // tiles), matmul_cm_cut.comp (BN 128, tiles cut by n_out or n_tok) and
 // matmul_cm64.comp (BN 64, cut) include this with BN (and CUT_TILES) defined.
 //
-// A workgroup of 256 takes 128 output rows x BN tokens, BK = 32 elements of i
+// A workgroup of 256 takes 128 output rows x BN tokens, BK = 64 elements of i
 // per step; its 8 subgroups, 2 along rows x 4 along tokens, each multiply a
 // 64-row x BN/4-token piece as 4 x BN/32 accumulators of 16 x 8 in f32.
-// Shared memory holds two buffers of the f16 tiles, as 16-byte words (rows
-// with i contiguous): while the subgroups multiply one, the next step's words
-// are read from global memory into registers and stored into the other, so a
-// step ends in one barrier. Weights are dequantized 8 elements at a time
-// (two dq4 reads of 32-bit words, dequant4.glsl) and rounded to f16 on the
-// way in; activations come already rounded (to_f16.comp, once per input,
-// rows zero-padded to a multiple of BK). f16 rounding: relative error 2^-11
-// per operand, as llama.cpp's f16 path; activations past 65504 overflow.
-// glslc here (glslang 11) has GL_NV_cooperative_matrix but not the KHR one.
+// One shared buffer holds the step's f16 tiles (rows with i contiguous); a step
+// is: barrier, registers -> shared, barrier, the next step's global loads into
+// registers, then the products, so the loads fly while the tensor cores work.
+// Invocation tid owns the 32-element chunk (tid % 2) of weight row tid / 2 (a
+// whole block of the 32-element formats: a Q4_0 block is five aligned word
+// loads, no branches) and BN / 32 16-byte words of activations. Weights are
+// rounded to f16 on the way in; activations come already rounded (to_f16.comp,
+// once per input, rows zero-padded to a multiple of BK). f16 rounding: relative
+// error 2^-11 per operand, as llama.cpp's f16 path; activations past 65504
+// overflow. glslc here (glslang 11) has GL_NV_cooperative_matrix, not the KHR one.
 //
-// What NVIDIA's compiler (driver 580, H200) needs to make this fast, measured on a
-// 4096 x 4096 x 512 Q4_0 product: the tiles in a plain float16_t array (the
-// matrices' own type; 16-byte words written half by half), and every fixed loop
-// unrolled: 412 us. Loading the matrices from a uvec4 array, or from float16_t
-// aliased onto it with GL_EXT_shared_memory_block, or leaving the loops rolled:
-// 950-970 us.
+// What NVIDIA's compiler (driver 580, H200) needs, measured on the products of a
+// 7B Q4_0 pp512 pass (KILN_VK_PROFILE mean; kernels/vulkan/NOTES.md has the table):
+// the tiles in a plain float16_t array written half by half (the matrices' own
+// type; a uvec4 array or float16_t aliased onto one: 2.3x slower), every fixed
+// loop unrolled, and no staging path in the whole-tile shader (2.3x slower with
+// it). This BK 64 single-buffer form (the CUDA backend's matmul_mma structure):
+// 267 us a product, against 413 for BK 32 with two buffers and one barrier.
 #extension GL_NV_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -32,17 +34,14 @@
 #include "dequant4.glsl"
 
 #define BM 128u
-#define BK 32u
+#define BK 64u
 #define WG 256u
+#define LD 72u               // halves per tile row: BK + 8 staggers the banks, keeps rows on 16 bytes
 #define SG_ROWS 64u          // rows per subgroup (two subgroups along rows)
 #define SG_TOKS (BN / 4u)    // tokens per subgroup (four along tokens)
 #define TM (SG_ROWS / 16u)   // accumulators along rows
 #define TN (SG_TOKS / 8u)    // accumulators along tokens
-#define XL (BN * 4u / WG)    // activation words each invocation moves per step
-// uvec4s per tile row: BK halves are 4, plus one of padding, so the 16-byte
-// words of 8 consecutive rows (one matrix load phase) fall on distinct banks.
-#define RS 5u
-#define TILE ((BM + BN) * RS)  // one buffer: the weight tile, then the activation tile
+#define XL (BN * 8u / WG)    // activation words each invocation moves per step
 
 #define MatA fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
 #define MatB fcoopmatNV<16, gl_ScopeSubgroup, 16, 8>
@@ -53,73 +52,111 @@ layout(std430, binding = 1) readonly buffer X16 { uvec4 x16[]; };
 layout(std430, binding = 2) buffer YBuf { float y[]; };  // not writeonly: coopMatStoreNV
 layout(push_constant) uniform Params {
     uint n_in, n_out, n_tok, w_row_bytes;
-    uint stride16;  // uvec4s per token row of x16
+    uint stride16;  // uvec4s per token row of x16 (a multiple of BK / 8)
     uint y_off, y_stride;
     uint o_first, t_first;  // the first tile's row and token (the backend splits whole tiles from cut ones)
 } p;
 
-// Word w (8 halves) of the tiles is sm[8w .. 8w + 7]:
-// word b + r * RS + q = W[o0 + r, k0 + 8q .. 8q + 7] (r < BM), and
-// word b + (BM + t) * RS + q = x[t0 + t, k0 + 8q .. 8q + 7], b = 0 or TILE.
-shared float16_t sm[2u * TILE * 8u];
+// Row r < BM of the weight tile is sm[r * LD ..], token t's row sm[(BM + t) * LD ..].
+shared float16_t sm[(BM + BN) * LD];
 // With CUT_TILES (matmul_cm_cut.comp, matmul_cm64.comp: tiles cut by n_out or
 // n_tok) results are staged here, one 16 x 8 matrix per subgroup at a time;
 // without, the backend dispatches whole tiles only and they go straight to y.
-// Two shaders rather than one with a branch: the same loop ran 2.3x slower
-// (949 vs 413 us) in a shader that also had the staging path.
 #ifdef CUT_TILES
 shared float staged[8u * 128u];
 #endif
 
-void put_word(uint w, uvec4 v) {
-    [[unroll]] for (uint c = 0u; c < 4u; ++c) {
-        const f16vec2 h = unpackFloat2x16(v[c]);
-        sm[8u * w + 2u * c] = h.x;
-        sm[8u * w + 2u * c + 1u] = h.y;
+uint wq[16];     // the next step's 32 weights of this invocation, as f16 pairs
+uvec4 xr[XL];    // and its activation words
+
+#if defined(WTYPE_Q4_0)
+// The block at byte blk (even): its five aligned words hold d and the 16 quant bytes.
+void load_chunk(uint blk) {
+    const uint base = blk >> 2;
+    uint W[5];
+    [[unroll]] for (uint k = 0u; k < 5u; ++k) W[k] = w_words[base + k];
+    const bool al = (blk & 2u) == 0u;
+    // Nibble n under the exponent of 1024 is the half 1024 + n: one subtraction
+    // gives n - 8 exactly, one f16 product the weight, rounded once as a float
+    // product rounded to f16 would be (pp512 7013 against 6807 for float math).
+    const float16_t d16 = unpackFloat2x16(al ? W[0] : W[0] >> 16).x;
+    const f16vec2 dd = f16vec2(d16), bias = f16vec2(float16_t(1032.0));
+    [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+        const uint q = al ? (W[k] >> 16) | (W[k + 1u] << 16) : W[k + 1u];
+        // bytes 4k..4k+3: low nibbles are elements 4k.., high nibbles 16 + 4k..
+        const uint lo01 = (q & 0x000F000Fu) | 0x64006400u;          // bytes 0, 2 -> elements 4k, 4k+2
+        const uint lo13 = ((q >> 8) & 0x000F000Fu) | 0x64006400u;   // bytes 1, 3 -> elements 4k+1, 4k+3
+        const uint hi01 = ((q >> 4) & 0x000F000Fu) | 0x64006400u;
+        const uint hi13 = ((q >> 12) & 0x000F000Fu) | 0x64006400u;
+        const f16vec2 a = (unpackFloat2x16(lo01) - bias) * dd, b = (unpackFloat2x16(lo13) - bias) * dd;
+        const f16vec2 c = (unpackFloat2x16(hi01) - bias) * dd, e = (unpackFloat2x16(hi13) - bias) * dd;
+        wq[2u * k] = packFloat2x16(f16vec2(a.x, b.x));
+        wq[2u * k + 1u] = packFloat2x16(f16vec2(a.y, b.y));
+        wq[8u + 2u * k] = packFloat2x16(f16vec2(c.x, e.x));
+        wq[8u + 2u * k + 1u] = packFloat2x16(f16vec2(c.y, e.y));
     }
 }
+#endif
 
-// W[o, i .. i + 7] as 8 halves, zero past n_out and (float rows) past n_in;
-// i < n_in is a multiple of 8, so quantized rows (whole blocks) need no bound in i.
-uvec4 w8(uint o, uint i) {
-    if (o >= p.n_out) return uvec4(0u);
+// W[o, i .. i + 31] into wq; zeros past n_in (a 32-element block past the end
+// of a row of 64k + 32, the tail of a float row).
+void load_weights(uint o, uint i) {
     const uint row = o * p.w_row_bytes;
-    vec4 a, b;
-    if (BLOCK_SIZE > 1u || i + 8u <= p.n_in) {
-        a = dq4(row + (i / BLOCK_SIZE) * BLOCK_BYTES, i % BLOCK_SIZE);
-        b = dq4(row + ((i + 4u) / BLOCK_SIZE) * BLOCK_BYTES, (i + 4u) % BLOCK_SIZE);
-    } else {
-        [[unroll]] for (uint c = 0u; c < 4u; ++c) {
-            a[c] = i + c < p.n_in ? dq(row + (i + c) * BLOCK_BYTES, 0u) : 0.0;
-            b[c] = i + 4u + c < p.n_in ? dq(row + (i + 4u + c) * BLOCK_BYTES, 0u) : 0.0;
-        }
+#if defined(WTYPE_Q4_0)
+    if (i < p.n_in) {
+        load_chunk(row + (i / 32u) * BLOCK_BYTES);
+        return;
     }
-    return uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
+    [[unroll]] for (uint c = 0u; c < 16u; ++c) wq[c] = 0u;
+#else
+    [[unroll]] for (uint c = 0u; c < 8u; ++c) {
+        const uint e = i + 4u * c;
+        vec4 v;
+        if (e + 4u <= p.n_in) {
+            v = dq4(row + (e / BLOCK_SIZE) * BLOCK_BYTES, e % BLOCK_SIZE);
+        } else {  // only float rows end inside a group of four
+            [[unroll]] for (uint j = 0u; j < 4u; ++j) v[j] = e + j < p.n_in ? dq(row + (e + j) * BLOCK_BYTES, 0u) : 0.0;
+        }
+        wq[2u * c] = packHalf2x16(v.xy);
+        wq[2u * c + 1u] = packHalf2x16(v.zw);
+    }
+#endif
 }
-
-// The next step's words, held in registers while the current step multiplies.
-// Invocation tid loads weight row tid / 2, words h and h + 2 (h = tid % 2:
-// elements 8h.. and 8h + 16.., which a 32-element block keeps in the same bytes).
-uvec4 wr[2];
-uvec4 xr[XL];
 
 void load_step(uint o0, uint t0, uint k0) {
-    const uint tid = gl_LocalInvocationID.x, r = tid >> 1, h = tid & 1u;
-    wr[0] = w8(o0 + r, k0 + 8u * h);
-    wr[1] = w8(o0 + r, k0 + 8u * h + 16u);
+    const uint tid = gl_LocalInvocationID.x, o = o0 + (tid >> 1);
+#ifdef CUT_TILES
+    if (o < p.n_out) {
+        load_weights(o, k0 + 32u * (tid & 1u));
+    } else {
+        [[unroll]] for (uint c = 0u; c < 16u; ++c) wq[c] = 0u;
+    }
+#else
+    load_weights(o, k0 + 32u * (tid & 1u));
+#endif
     [[unroll]] for (uint l = 0u; l < XL; ++l) {
-        const uint idx = tid + l * WG, t = idx >> 2;
-        xr[l] = t0 + t < p.n_tok ? x16[(t0 + t) * p.stride16 + k0 / 8u + (idx & 3u)] : uvec4(0u);
+        const uint idx = tid + l * WG, t = t0 + (idx >> 3), at = t * p.stride16 + k0 / 8u + (idx & 7u);
+#ifdef CUT_TILES
+        xr[l] = t < p.n_tok ? x16[at] : uvec4(0u);
+#else
+        xr[l] = x16[at];
+#endif
     }
 }
 
-void store_step(uint b) {
-    const uint tid = gl_LocalInvocationID.x, r = tid >> 1, h = tid & 1u;
-    put_word(b + r * RS + h, wr[0]);
-    put_word(b + r * RS + h + 2u, wr[1]);
+void put_pair(uint at, uint v) {
+    const f16vec2 h = unpackFloat2x16(v);
+    sm[at] = h.x;
+    sm[at + 1u] = h.y;
+}
+
+void store_step() {
+    const uint tid = gl_LocalInvocationID.x;
+    const uint w_at = (tid >> 1) * LD + 32u * (tid & 1u);
+    [[unroll]] for (uint c = 0u; c < 16u; ++c) put_pair(w_at + 2u * c, wq[c]);
     [[unroll]] for (uint l = 0u; l < XL; ++l) {
-        const uint idx = tid + l * WG;
-        put_word(b + (BM + (idx >> 2)) * RS + (idx & 3u), xr[l]);
+        const uint idx = tid + l * WG, x_at = (BM + (idx >> 3)) * LD + 8u * (idx & 7u);
+        [[unroll]] for (uint c = 0u; c < 4u; ++c) put_pair(x_at + 2u * c, xr[l][c]);
     }
 }
 
@@ -135,24 +172,20 @@ void main() {
 
     const uint n_steps = (p.n_in + BK - 1u) / BK;
     load_step(o0, t0, 0u);
-    store_step(0u);
-    barrier();
     for (uint s = 0u; s < n_steps; ++s) {
-        const uint cur = (s & 1u) * TILE;
-        const bool more = s + 1u < n_steps;  // uniform
-        if (more) load_step(o0, t0, (s + 1u) * BK);
-        [[unroll]] for (uint kq = 0u; kq < BK / 8u; kq += 2u) {  // 16 elements of i = 2 words
+        barrier();  // the previous step's products have read the tiles
+        store_step();
+        barrier();
+        if (s + 1u < n_steps) load_step(o0, t0, (s + 1u) * BK);  // uniform
+        [[unroll]] for (uint kk = 0u; kk < BK; kk += 16u) {
             // A: rows x i, row-major; B: i x tokens, column n = token n's row, so column-major.
             MatA a[TM];
             MatB b[TN];
-            [[unroll]] for (uint m = 0u; m < TM; ++m) coopMatLoadNV(a[m], sm, 8u * (cur + (m0 + 16u * m) * RS + kq), 8u * RS, false);
-            [[unroll]] for (uint n = 0u; n < TN; ++n) coopMatLoadNV(b[n], sm, 8u * (cur + (BM + n0 + 8u * n) * RS + kq), 8u * RS, true);
+            [[unroll]] for (uint m = 0u; m < TM; ++m) coopMatLoadNV(a[m], sm, (m0 + 16u * m) * LD + kk, LD, false);
+            [[unroll]] for (uint n = 0u; n < TN; ++n) coopMatLoadNV(b[n], sm, (BM + n0 + 8u * n) * LD + kk, LD, true);
             [[unroll]] for (uint m = 0u; m < TM; ++m)
                 [[unroll]] for (uint n = 0u; n < TN; ++n) acc[m][n] = coopMatMulAddNV(a[m], b[n], acc[m][n]);
         }
-        // The other buffer was last read in step s - 1, before that step's barrier.
-        if (more) store_step(TILE - cur);
-        barrier();
     }
 
     // y row t holds token t: a 16-row x 8-token result is column-major there.

@@ -1,7 +1,7 @@
 #version 450
 // Activations rounded to f16 once per matmul input, for the cooperative-matrix
 // matmul (matmul_cm.glsl), which reads them as 16-byte words: token t's row is
-// stride16 uvec4s (8 halves each, a multiple of the matmul's 32-element step),
+// stride16 uvec4s (8 halves each, a multiple of the matmul's 64-element step),
 // zero past n_in, so the matmul's activation loads need no bounds in i.
 // Each invocation writes one word (two halves).
 layout(local_size_x = 256) in;

@@ -211,7 +211,7 @@ void VulkanBackend::matmul(const Weight& w, const Act& x, Act y) {
         // tiles of 128 rows x 128 tokens, whole ones by matmul_cm, the rows and the
         // tokens past the last whole tile by matmul_cm_cut (bounds checked, slower);
         // batches of up to 64 tokens in tiles of 128 x 64 (matmul_cm64, bounds checked).
-        const uint32_t stride16 = u32((w.n_in() + 31) / 32 * 4);  // BK = 32 halves = 4 uvec4s
+        const uint32_t stride16 = u32((w.n_in() + 63) / 64 * 8);  // BK = 64 halves = 8 uvec4s
         const VkBuffer cb[kMaxBindings] = {b[0], to_f16(x, xb, stride16), yb.buf};
         const auto tiles = [&](const char* shader, int64_t bn, int64_t o_first, int64_t o_end, int64_t t_first,
                                int64_t t_end) {

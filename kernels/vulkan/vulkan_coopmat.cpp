@@ -7,8 +7,8 @@ namespace kiln::vk {
 namespace {
 // The most shared memory a cooperative-matrix shader declares: attention_cm128.comp's
 // 64 query rows, a K and a V tile of 32 rows (136 halves each), 4 x 16 x 32 float
-// scores, 4 x 16 x 40 halves of P and the tile's cells (attention_cm.glsl). matmul_cm.comp
-// takes 44 KiB.
+// scores, 4 x 16 x 40 halves of P and the tile's cells (attention_cm.glsl).
+// matmul_cm_cut.comp takes 40 KiB (36 of tiles, 4 of staging).
 constexpr uint32_t kSharedBytes = (64 + 32 + 32) * 136 * 2 + 4 * 16 * 32 * 4 + 4 * 16 * 40 * 2 + 32 * 4 * 3 + 4;
 
 bool has_extension(const std::vector<VkExtensionProperties>& all, const char* name) {

@@ -31,7 +31,7 @@ struct CoopmatSupport {
 // features cooperativeMatrix, shaderFloat16 and vulkanMemoryModel; 16x8x16
 // subgroup matrices of f16 x f16 + f32 in compute shaders; subgroups of 32
 // (its eight subgroups each take an eighth of the tile); 47 KiB of shared memory
-// (attention_cm128.comp's; matmul_cm.comp takes 44).
+// (attention_cm128.comp's; matmul_cm_cut.comp takes 40).
 CoopmatSupport query_coopmat(VkInstance instance, VkPhysicalDevice phys);
 
 }  // namespace kiln::vk
