@@ -17,6 +17,7 @@
 #include "kernels/cuda/attention_mask.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace kiln::cuda {
 
@@ -30,6 +31,8 @@ __device__ __forceinline__ float load_kv(const float* p) { return *p; }
 // kDims: dimensions per lane (head_dim <= 32 * kDims).
 template <class KT, int kDims>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a) {
+    let_next_grid_start();
+    wait_prior_grid();
     __shared__ float s_m[kWarps], s_l[kWarps];
     __shared__ float s_acc[kWarps][32 * kDims];
     const int h = blockIdx.x;
@@ -129,6 +132,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a)
 
 // Block per (head, token): merges the n_split partials into the output.
 __global__ void attention_merge_kernel(AttentionArgs a) {
+    let_next_grid_start();
+    wait_prior_grid();
     const int h = blockIdx.x;
     const int64_t t = blockIdx.y;
     const int D = a.head_dim;
@@ -196,6 +201,8 @@ __device__ __forceinline__ void load_kv_tile(KT* dst, const KT* src, const Atten
 
 template <class KT, int kD>
 __global__ void __launch_bounds__(kTileThreads) attention_tiled_kernel(AttentionArgs a) {
+    let_next_grid_start();
+    wait_prior_grid();
     using S = TileSmem<KT, kD>;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     float* sQ = reinterpret_cast<float*>(smem_raw);
@@ -347,7 +354,7 @@ bool launch_tiled(const AttentionArgs& a, cudaStream_t stream) {
     }();
     if (!fits) return false;
     const dim3 grid(unsigned(a.n_head), grid_1d(a.q.n_rows, kTileQ));
-    attention_tiled_kernel<KT, kD><<<grid, kTileThreads, bytes, stream>>>(a);
+    launch_kernel(attention_tiled_kernel<KT, kD>, grid, kTileThreads, bytes, stream, a);
     return true;
 }
 
@@ -363,13 +370,13 @@ template <class KT>
 void launch(const AttentionArgs& a, cudaStream_t stream) {
     const dim3 grid(unsigned(a.n_head), unsigned(a.q.n_rows), unsigned(a.n_split));
     if (a.head_dim <= 32)
-        attention_kernel<KT, 1><<<grid, kWarps * 32, 0, stream>>>(a);
+        launch_kernel(attention_kernel<KT, 1>, grid, kWarps * 32, 0, stream, a);
     else if (a.head_dim <= 64)
-        attention_kernel<KT, 2><<<grid, kWarps * 32, 0, stream>>>(a);
+        launch_kernel(attention_kernel<KT, 2>, grid, kWarps * 32, 0, stream, a);
     else if (a.head_dim <= 128)
-        attention_kernel<KT, 4><<<grid, kWarps * 32, 0, stream>>>(a);
+        launch_kernel(attention_kernel<KT, 4>, grid, kWarps * 32, 0, stream, a);
     else
-        attention_kernel<KT, 8><<<grid, kWarps * 32, 0, stream>>>(a);
+        launch_kernel(attention_kernel<KT, 8>, grid, kWarps * 32, 0, stream, a);
 }
 
 }  // namespace
@@ -391,7 +398,7 @@ void attention(const AttentionArgs& a, cudaStream_t stream) {
     else
         launch<float>(a, stream);
     if (a.n_split > 1)
-        attention_merge_kernel<<<dim3(unsigned(a.n_head), unsigned(a.q.n_rows)), 128, 0, stream>>>(a);
+        launch_kernel(attention_merge_kernel, dim3(unsigned(a.n_head), unsigned(a.q.n_rows)), 128, 0, stream, a);
 }
 
 }  // namespace kiln::cuda

@@ -17,6 +17,7 @@
 #include "kernels/cuda/attention_mask.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace kiln::cuda {
 
@@ -56,6 +57,8 @@ __device__ __forceinline__ void load_tile(__half* dst, const __half* src, const 
 
 template <int kD>
 __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionArgs a) {
+    let_next_grid_start();
+    wait_prior_grid();
     using S = MmaSmem<kD>;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     __half* sK = reinterpret_cast<__half*>(smem_raw);
@@ -207,7 +210,7 @@ bool launch(const AttentionArgs& a, cudaStream_t stream) {
     }();
     if (!fits) return false;
     const dim3 grid(unsigned(a.n_head), grid_1d(a.q.n_rows, kQ));
-    attention_mma_kernel<kD><<<grid, kThreads, bytes, stream>>>(a);
+    launch_kernel(attention_mma_kernel<kD>, grid, kThreads, bytes, stream, a);
     return true;
 }
 

@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "formats/quant_traits.h"
@@ -93,6 +94,10 @@ CudaBackend::CudaBackend(const CudaOptions& options) {
         throw CudaError("cuda backend: " + info_.name + " has compute capability " + std::to_string(info_.cc_major) + "." +
                         std::to_string(info_.cc_minor) + "; kiln's CUDA kernels need 8.0 (Ampere) or newer");
     check(cudaSetDevice(options.device), "cudaSetDevice");
+    // Programmatic dependent launch (launch.cuh) exists from sm_90; KILN_CUDA_PDL=0 turns
+    // it off (for A/B runs and bisecting).
+    const char* pdl = std::getenv("KILN_CUDA_PDL");
+    set_pdl_launches(info_.cc_major >= 9 && !(pdl && std::strcmp(pdl, "0") == 0));
     cudaStream_t s = nullptr;
     check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
     stream_ = s;

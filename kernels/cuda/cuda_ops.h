@@ -13,6 +13,12 @@
 
 namespace kiln::cuda {
 
+// Whether launch_kernel (launch.cuh) asks for programmatic dependent launch.
+// One setting per process: CudaBackend sets it at construction (on for sm_90+
+// devices unless KILN_CUDA_PDL=0); off until then.
+void set_pdl_launches(bool on);
+bool pdl_launches();
+
 // A weight matrix in device memory: n_out rows of n_in elements, row_bytes apart.
 struct DevWeight {
     GgmlType type;

@@ -5,6 +5,7 @@
 
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/q8_act.cuh"
 #include "kernels/cuda/quant_chunk.cuh"
 
@@ -15,6 +16,8 @@ namespace {
 template <class T>
 __global__ void get_rows_kernel(const uint8_t* __restrict__ table, size_t row_bytes, int64_t n_cols,
                                 const int32_t* __restrict__ ids, float* __restrict__ out, int64_t out_stride) {
+    let_next_grid_start();
+    wait_prior_grid();
     const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // chunk of 32
     if (c * 32 >= n_cols) return;
     const int64_t t = blockIdx.y;
@@ -28,6 +31,8 @@ __global__ void get_rows_kernel(const uint8_t* __restrict__ table, size_t row_by
 
 __global__ void rms_norm_kernel(const float* __restrict__ x, int64_t x_stride, const float* __restrict__ w,
                                 int64_t n, float eps, float* out, int64_t out_stride) {
+    let_next_grid_start();
+    wait_prior_grid();
     __shared__ float scratch[32];
     const float* xr = x + int64_t(blockIdx.x) * x_stride;
     float ss = 0.0f;
@@ -48,6 +53,8 @@ template <int kVecs>
 __global__ void rms_norm_vec_kernel(float* x, int64_t x_stride, const float* res, int64_t res_stride,
                                     const float* __restrict__ w, int64_t n, float eps, float* out, int64_t out_stride,
                                     int8_t* xq, float4* xs) {
+    let_next_grid_start();
+    wait_prior_grid();
     __shared__ float scratch[32];
     float4* xr = reinterpret_cast<float4*>(x + int64_t(blockIdx.x) * x_stride);
     const float4* rr = reinterpret_cast<const float4*>(res + int64_t(blockIdx.x) * res_stride);
@@ -104,6 +111,8 @@ __device__ __forceinline__ void cache_put(void* dst, bool f16, int64_t at, float
 // Thread per (head, pair) of one token.
 __global__ void rope_kernel(float* x, int64_t x_stride, int n_head, int head_dim, int n_rot, bool neox,
                             const float* __restrict__ cs) {
+    let_next_grid_start();
+    wait_prior_grid();
     const int half = n_rot / 2;
     const int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= n_head * half) return;
@@ -116,6 +125,8 @@ __global__ void rope_kernel(float* x, int64_t x_stride, int n_head, int head_dim
 // cover, in order: q's rotated pairs, k's rotated pairs, k's unrotated dimensions
 // and v's values; rotated k values go to the cache as they are computed.
 __global__ void rope_kv_store_kernel(RopeKvArgs a) {
+    let_next_grid_start();
+    wait_prior_grid();
     const int half = a.n_rot / 2;
     const int n_head_kv = int(a.n_kv_dim / a.head_dim);
     const int nq = a.n_head * half, nk = n_head_kv * half, nk_rest = n_head_kv * (a.head_dim - a.n_rot);
@@ -150,6 +161,8 @@ __global__ void rope_kv_store_kernel(RopeKvArgs a) {
 
 __global__ void kv_store_kernel(void* dst, bool f16, int64_t n_kv_dim, const float* __restrict__ src,
                                 int64_t src_stride, const int32_t* __restrict__ cells) {
+    let_next_grid_start();
+    wait_prior_grid();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n_kv_dim) return;
     const int64_t t = blockIdx.y;
@@ -158,6 +171,8 @@ __global__ void kv_store_kernel(void* dst, bool f16, int64_t n_kv_dim, const flo
 
 __global__ void swiglu_kernel(const float* g, int64_t g_stride, const float* u, int64_t u_stride, float* o,
                               int64_t o_stride, int64_t n) {
+    let_next_grid_start();
+    wait_prior_grid();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
     const int64_t t = blockIdx.y;
@@ -168,6 +183,8 @@ __global__ void swiglu_kernel(const float* g, int64_t g_stride, const float* u, 
 // Decode: also writes the output quantized (n a multiple of 32: a warp is one block).
 __global__ void swiglu_q8_kernel(const float* g, int64_t g_stride, const float* u, int64_t u_stride, float* o,
                                  int64_t o_stride, int64_t n, int8_t* xq, float4* xs) {
+    let_next_grid_start();
+    wait_prior_grid();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;  // whole warps: n is a multiple of 32
     const int64_t t = blockIdx.y;
@@ -179,6 +196,8 @@ __global__ void swiglu_q8_kernel(const float* g, int64_t g_stride, const float* 
 
 __global__ void add_kernel(const float* a, int64_t a_stride, const float* b, int64_t b_stride, float* o,
                            int64_t o_stride, int64_t n) {
+    let_next_grid_start();
+    wait_prior_grid();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
     const int64_t t = blockIdx.y;
@@ -186,6 +205,8 @@ __global__ void add_kernel(const float* a, int64_t a_stride, const float* b, int
 }
 
 __global__ void softmax_kernel(float* x, int64_t stride, int64_t n) {
+    let_next_grid_start();
+    wait_prior_grid();
     __shared__ float scratch[32];
     float* r = x + int64_t(blockIdx.x) * stride;
     float m = -INFINITY;
@@ -203,6 +224,8 @@ __global__ void softmax_kernel(float* x, int64_t stride, int64_t n) {
 
 __global__ void copy_rows_kernel(const float* __restrict__ src, int64_t src_stride, const int32_t* __restrict__ rows,
                                  float* __restrict__ out, int64_t out_stride, int64_t n) {
+    let_next_grid_start();
+    wait_prior_grid();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
     out[int64_t(blockIdx.y) * out_stride + i] = src[int64_t(rows[blockIdx.y]) * src_stride + i];
@@ -217,7 +240,8 @@ void get_rows(const DevWeight& table, const int32_t* ids, int n_ids, Act out, cu
     const auto* td = static_cast<const uint8_t*>(table.data);
     dispatch_weight_type(table.type, [&](auto tag) {
         using T = typename decltype(tag)::type;
-        get_rows_kernel<T><<<grid, 64, 0, stream>>>(td, table.row_bytes, table.n_in, ids, out.data, out.stride);
+        launch_kernel(get_rows_kernel<T>, grid, 64, 0, stream, td, table.row_bytes, table.n_in, ids, out.data,
+                      out.stride);
     });
 }
 
@@ -231,11 +255,11 @@ void rms_norm_vec(const Act& x, const Act* res, const float* weight, float eps, 
     const float* r = res ? res->data : nullptr;
     const int64_t rs = res ? res->stride : 0;
     if (x.n_cols <= 4 * 4 * kThreads)
-        rms_norm_vec_kernel<4><<<unsigned(x.n_rows), kThreads, 0, stream>>>(x.data, x.stride, r, rs, weight, x.n_cols,
-                                                                          eps, out.data, out.stride, xq, xs);
+        launch_kernel(rms_norm_vec_kernel<4>, unsigned(x.n_rows), kThreads, 0, stream, x.data, x.stride, r, rs, weight,
+                      x.n_cols, eps, out.data, out.stride, xq, xs);
     else
-        rms_norm_vec_kernel<8><<<unsigned(x.n_rows), kThreads, 0, stream>>>(x.data, x.stride, r, rs, weight, x.n_cols,
-                                                                          eps, out.data, out.stride, xq, xs);
+        launch_kernel(rms_norm_vec_kernel<8>, unsigned(x.n_rows), kThreads, 0, stream, x.data, x.stride, r, rs, weight,
+                      x.n_cols, eps, out.data, out.stride, xq, xs);
 }
 }  // namespace
 
@@ -250,13 +274,13 @@ void rms_norm(const Act& x, const float* weight, float eps, Act out, cudaStream_
         rms_norm_vec(x, nullptr, weight, eps, out, stream, xq, xs);
         return;
     }
-    rms_norm_kernel<<<unsigned(x.n_rows), kThreads, 0, stream>>>(x.data, x.stride, weight, x.n_cols, eps, out.data,
-                                                                 out.stride);
+    launch_kernel(rms_norm_kernel, unsigned(x.n_rows), kThreads, 0, stream, x.data, x.stride, weight, x.n_cols, eps,
+                  out.data, out.stride);
 }
 
 void rope(Act x, int n_head, int head_dim, int n_rot, bool neox, const float* cs, cudaStream_t stream) {
     const dim3 grid(grid_1d(int64_t(n_head) * (n_rot / 2), 128), unsigned(x.n_rows));
-    rope_kernel<<<grid, 128, 0, stream>>>(x.data, x.stride, n_head, head_dim, n_rot, neox, cs);
+    launch_kernel(rope_kernel, grid, 128, 0, stream, x.data, x.stride, n_head, head_dim, n_rot, neox, cs);
 }
 
 void rope_kv_store(const RopeKvArgs& a, int n_tok, cudaStream_t stream) {
@@ -264,37 +288,39 @@ void rope_kv_store(const RopeKvArgs& a, int n_tok, cudaStream_t stream) {
     const int64_t work = int64_t(a.n_head) * (a.n_rot / 2) + n_head_kv * (a.n_rot / 2) +
                          n_head_kv * (a.head_dim - a.n_rot) + a.n_kv_dim;
     const dim3 grid(grid_1d(work, kThreads), unsigned(n_tok));
-    rope_kv_store_kernel<<<grid, kThreads, 0, stream>>>(a);
+    launch_kernel(rope_kv_store_kernel, grid, kThreads, 0, stream, a);
 }
 
 void kv_store(void* dst, bool f16, int64_t n_kv_dim, const Act& src, const int32_t* cells, cudaStream_t stream) {
     const dim3 grid(grid_1d(n_kv_dim, kThreads), unsigned(src.n_rows));
-    kv_store_kernel<<<grid, kThreads, 0, stream>>>(dst, f16, n_kv_dim, src.data, src.stride, cells);
+    launch_kernel(kv_store_kernel, grid, kThreads, 0, stream, dst, f16, n_kv_dim, src.data, src.stride, cells);
 }
 
 void swiglu(const Act& gate, const Act& up, Act out, cudaStream_t stream, int8_t* xq, float4* xs) {
     const dim3 grid(grid_1d(gate.n_cols, kThreads), unsigned(gate.n_rows));
     if (xq) {
-        swiglu_q8_kernel<<<grid, kThreads, 0, stream>>>(gate.data, gate.stride, up.data, up.stride, out.data,
-                                                        out.stride, gate.n_cols, xq, xs);
+        launch_kernel(swiglu_q8_kernel, grid, kThreads, 0, stream, gate.data, gate.stride, up.data, up.stride, out.data,
+                      out.stride, gate.n_cols, xq, xs);
         return;
     }
-    swiglu_kernel<<<grid, kThreads, 0, stream>>>(gate.data, gate.stride, up.data, up.stride, out.data, out.stride,
-                                                 gate.n_cols);
+    launch_kernel(swiglu_kernel, grid, kThreads, 0, stream, gate.data, gate.stride, up.data, up.stride, out.data,
+                  out.stride, gate.n_cols);
 }
 
 void add(const Act& a, const Act& b, Act out, cudaStream_t stream) {
     const dim3 grid(grid_1d(a.n_cols, kThreads), unsigned(a.n_rows));
-    add_kernel<<<grid, kThreads, 0, stream>>>(a.data, a.stride, b.data, b.stride, out.data, out.stride, a.n_cols);
+    launch_kernel(add_kernel, grid, kThreads, 0, stream, a.data, a.stride, b.data, b.stride, out.data, out.stride,
+                  a.n_cols);
 }
 
 void softmax(Act x, cudaStream_t stream) {
-    softmax_kernel<<<unsigned(x.n_rows), kThreads, 0, stream>>>(x.data, x.stride, x.n_cols);
+    launch_kernel(softmax_kernel, unsigned(x.n_rows), kThreads, 0, stream, x.data, x.stride, x.n_cols);
 }
 
 void copy_rows(const Act& src, const int32_t* rows, int n_rows, Act out, cudaStream_t stream) {
     const dim3 grid(grid_1d(src.n_cols, kThreads), unsigned(n_rows));
-    copy_rows_kernel<<<grid, kThreads, 0, stream>>>(src.data, src.stride, rows, out.data, out.stride, src.n_cols);
+    launch_kernel(copy_rows_kernel, grid, kThreads, 0, stream, src.data, src.stride, rows, out.data, out.stride,
+                  src.n_cols);
 }
 
 }  // namespace kiln::cuda

@@ -14,6 +14,7 @@
 
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/quant_chunk.cuh"
 
 namespace kiln::cuda {
@@ -104,6 +105,8 @@ __global__ void __launch_bounds__(TileShape<kWarpsN>::kThreads)
     matmul_mma_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t n_in, int64_t n_out,
                       const __half* __restrict__ xh, int64_t x_ld, int64_t n_tok, float* __restrict__ y,
                       int64_t y_stride) {
+    let_next_grid_start();
+    wait_prior_grid();
     using S = TileShape<kWarpsN>;
     __shared__ __align__(128) MmaSmem<kWarpsN> sm;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -205,6 +208,8 @@ __global__ void __launch_bounds__(TileShape<kWarpsN>::kThreads)
 
 __global__ void to_f16_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_tok, int64_t n_in,
                               __half* __restrict__ xh, int64_t x_ld, int64_t n_tok_pad) {
+    let_next_grid_start();
+    wait_prior_grid();
     const int64_t i = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * 8;
     const int64_t t = i / x_ld, k = i % x_ld;
     if (t >= n_tok_pad) return;
@@ -229,8 +234,8 @@ MmaActShape mma_act_shape(int64_t n_tok, int64_t n_in) {
 void convert_act_f16(const Act& x, __half* xh, cudaStream_t stream) {
     const MmaActShape s = mma_act_shape(x.n_rows, x.n_cols);
     const int64_t threads = s.n_tok_pad * s.ld / 8;
-    to_f16_kernel<<<grid_1d(threads, 256), 256, 0, stream>>>(x.data, x.stride, x.n_rows, x.n_cols, xh, s.ld,
-                                                            s.n_tok_pad);
+    launch_kernel(to_f16_kernel, grid_1d(threads, 256), 256, 0, stream, x.data, x.stride, x.n_rows, x.n_cols, xh, s.ld,
+                  s.n_tok_pad);
 }
 
 void matmul_mma(const DevWeight& w, const __half* xh, int64_t n_tok, Act y, cudaStream_t stream) {
@@ -245,8 +250,8 @@ void matmul_mma(const DevWeight& w, const __half* xh, int64_t n_tok, Act y, cuda
             constexpr int kWarpsN = decltype(warps_n)::value;
             using S = TileShape<kWarpsN>;
             const dim3 grid(grid_1d(w.n_out, kBM), grid_1d(n_tok, S::kBN));
-            matmul_mma_kernel<T, kWarpsN><<<grid, S::kThreads, 0, stream>>>(wd, w.row_bytes, w.n_in, w.n_out, xh, s.ld,
-                                                                           n_tok, y.data, y.stride);
+            launch_kernel(matmul_mma_kernel<T, kWarpsN>, grid, S::kThreads, 0, stream, wd, w.row_bytes, w.n_in, w.n_out,
+                          xh, s.ld, n_tok, y.data, y.stride);
         };
         if (wide)
             launch(std::integral_constant<int, 4>{});

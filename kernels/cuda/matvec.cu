@@ -7,6 +7,7 @@
 
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/q8_act.cuh"
 #include "kernels/cuda/quant_chunk.cuh"
 
@@ -54,9 +55,21 @@ __device__ __forceinline__ float chunk_dot(const int (&q)[8], const float (&a)[2
     return ds.x * (a[0] * float(s0) + a[1] * float(s1)) + o[0] * ds.y + o[1] * ds.z;
 }
 
+// Before its wait (launch.cuh) a kernel may touch only constant data: the decode
+// kernels fetch their first weight bytes into L2 there, so those stream in while
+// the previous kernel finishes. Not into registers: held across the wait, loads
+// cost registers and so blocks per SM (decode Q4_0 40 -> 48, Q4_K 64 -> 68, F16
+// 32 -> 36 on sm_90). For the same reason the kernels recompute their row after
+// the wait rather than keep what the prefetch used (Q5_K: 56 -> 72 otherwise).
+__device__ __forceinline__ void prefetch_bytes_l2(const uint8_t* p, int64_t bytes, int lane) {
+    for (int64_t off = 128 * lane; off < bytes; off += 32 * 128) prefetch_l2(p + off);
+}
+
 // One warp per 32-element chunk of one token.
 __global__ void quantize_q8_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_chunks, int64_t n_tok,
                                    int8_t* __restrict__ xq, float4* __restrict__ xs) {
+    let_next_grid_start();
+    wait_prior_grid();
     const int64_t gw = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
     const int lane = threadIdx.x & 31;
     if (gw >= n_chunks * n_tok) return;
@@ -78,6 +91,7 @@ __global__ void __launch_bounds__(kWarps * 32)
                      int n_tok) {
     static_assert(kWarps % kSplit == 0, "a block holds whole splits");
     __shared__ float part_sum[kWarps][kRowsPerWarp][kMaxTok];
+    let_next_grid_start();
     const int part = threadIdx.y % kSplit;
     const int64_t first = (int64_t(blockIdx.x) * (kWarps / kSplit) + threadIdx.y / kSplit) * kRowsPerWarp;
     GroupRow r[kRowsPerWarp];
@@ -92,6 +106,11 @@ __global__ void __launch_bounds__(kWarps * 32)
     const bool active = r[0].w >= 0;
     const int lane = threadIdx.x;
     constexpr int kChunks = T::kBlock / 32;
+    // Each lane's first block of each row into L2: the warp's first pass.
+    if (active && lane + 32 * part < n_chunks)
+#pragma unroll
+        for (int k = 0; k < kRowsPerWarp; ++k) prefetch_l2(wr[k] + ((lane + 32 * part) / kChunks) * T::kBytes);
+    wait_prior_grid();
     float acc[kRowsPerWarp][kMaxTok];
 #pragma unroll
     for (int k = 0; k < kRowsPerWarp; ++k)
@@ -164,6 +183,14 @@ __global__ void __launch_bounds__(kWarps * 32)
                             const float4* __restrict__ xs, int n_tok) {
     using Seg = Segment<T>;
     __shared__ uint4 seg_buf[kWarps][Seg::kVecsPerLane * 32];
+    let_next_grid_start();
+    {  // the first segment into L2: all of a row of up to 4096 elements
+        const GroupRow p = g.find(int64_t(blockIdx.x) * kWarps + threadIdx.y);
+        if (p.w >= 0)
+            prefetch_bytes_l2(g.w[p.w] + p.row * g.row_bytes[p.w],
+                              min(int64_t(Seg::kBlocks), n_chunks / (T::kBlock / 32)) * T::kBytes, threadIdx.x);
+    }
+    wait_prior_grid();
     const GroupRow r = g.find(int64_t(blockIdx.x) * kWarps + threadIdx.y);
     if (r.w < 0) return;  // the whole warp: only warp-level syncs below
     const int64_t row = r.row;
@@ -256,6 +283,12 @@ __global__ void __launch_bounds__(kWarps * 32)
     matvec_float_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t n_in, int64_t n_out,
                         const float* __restrict__ x, int64_t x_stride, int n_tok, float* __restrict__ y,
                         int64_t y_stride, bool vec) {
+    let_next_grid_start();
+    {  // the row's first kilobyte into L2: the warp's first pass over an F32 row, two over an F16 one
+        const int64_t p = int64_t(blockIdx.x) * kWarps + threadIdx.y;
+        if (p < n_out) prefetch_bytes_l2(w + p * row_bytes, min(int64_t(row_bytes), int64_t(1024)), threadIdx.x);
+    }
+    wait_prior_grid();
     const int64_t row = int64_t(blockIdx.x) * kWarps + threadIdx.y;
     const int lane = threadIdx.x;
     if (row >= n_out) return;
@@ -310,7 +343,8 @@ bool matvec_q8_supported(GgmlType type) {
 void quantize_act_q8(const Act& x, int8_t* xq, float4* xs, cudaStream_t stream) {
     const int64_t n_chunks = x.n_cols / 32;
     const int64_t threads = n_chunks * x.n_rows * 32;
-    quantize_q8_kernel<<<grid_1d(threads, 256), 256, 0, stream>>>(x.data, x.stride, n_chunks, x.n_rows, xq, xs);
+    launch_kernel(quantize_q8_kernel, grid_1d(threads, 256), 256, 0, stream, x.data, x.stride, n_chunks, x.n_rows, xq,
+                  xs);
 }
 
 void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, const float4* xs, int n_tok,
@@ -337,10 +371,10 @@ void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, cons
             if constexpr (T::kBlock == 256) {
                 const dim3 staged_grid(grid_1d(g.row0[g.n], kWarps));
                 if (n_tok == 1)
-                    matvec_q8_staged_kernel<T, 1><<<staged_grid, block, 0, stream>>>(g, n_chunks, xq, xs, 1);
+                    launch_kernel(matvec_q8_staged_kernel<T, 1>, staged_grid, block, 0, stream, g, n_chunks, xq, xs, 1);
                 else
-                    matvec_q8_staged_kernel<T, kMatvecMaxTokens><<<staged_grid, block, 0, stream>>>(g, n_chunks, xq, xs,
-                                                                                                   n_tok);
+                    launch_kernel(matvec_q8_staged_kernel<T, kMatvecMaxTokens>, staged_grid, block, 0, stream, g,
+                                  n_chunks, xq, xs, n_tok);
             } else {
                 // The split depends on the row length only, so a weight gives the same bits
                 // alone as stacked with others (matmul_n).
@@ -348,10 +382,11 @@ void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, cons
                     constexpr int kSplit = decltype(split)::value;
                     const dim3 split_grid(grid_1d(g.row0[g.n], kWarps / kSplit * kRowsPerWarp));
                     if (n_tok == 1)
-                        matvec_q8_kernel<T, 1, kSplit><<<split_grid, block, 0, stream>>>(g, n_chunks, xq, xs, 1);
+                        launch_kernel(matvec_q8_kernel<T, 1, kSplit>, split_grid, block, 0, stream, g, n_chunks, xq, xs,
+                                      1);
                     else
-                        matvec_q8_kernel<T, kMatvecMaxTokens, kSplit>
-                            <<<split_grid, block, 0, stream>>>(g, n_chunks, xq, xs, n_tok);
+                        launch_kernel(matvec_q8_kernel<T, kMatvecMaxTokens, kSplit>, split_grid, block, 0, stream, g,
+                                      n_chunks, xq, xs, n_tok);
                 };
                 if (n_chunks >= kSplitMinChunks)
                     launch(std::integral_constant<int, 2>{});
@@ -372,11 +407,11 @@ void matvec_float(const DevWeight& w, const Act& x, Act y, cudaStream_t stream) 
         using T = typename decltype(tag)::type;
         if constexpr (!kBlockQuant<T>) {
             if (n_tok == 1)
-                matvec_float_kernel<T, 1><<<grid, block, 0, stream>>>(wd, w.row_bytes, w.n_in, w.n_out, x.data,
-                                                                      x.stride, 1, y.data, y.stride, vec);
+                launch_kernel(matvec_float_kernel<T, 1>, grid, block, 0, stream, wd, w.row_bytes, w.n_in, w.n_out,
+                              x.data, x.stride, 1, y.data, y.stride, vec);
             else
-                matvec_float_kernel<T, kMatvecMaxTokens><<<grid, block, 0, stream>>>(
-                    wd, w.row_bytes, w.n_in, w.n_out, x.data, x.stride, n_tok, y.data, y.stride, vec);
+                launch_kernel(matvec_float_kernel<T, kMatvecMaxTokens>, grid, block, 0, stream, wd, w.row_bytes, w.n_in,
+                              w.n_out, x.data, x.stride, n_tok, y.data, y.stride, vec);
         }
     });
 }

@@ -6,13 +6,17 @@
 // logits close to the CPU's. Partial offload (-ngl) against full offload too.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cuda_test_util.h"
 #include "engine/context.h"
+#include "kernels/cuda/cuda_ops.h"
 #include "test_paths.h"
 
 using namespace kiln;
@@ -111,6 +115,62 @@ void check_model(const std::string& file, int n_prompts, size_t n_steps, bool qu
     compare(file, load(file, "cpu", -1), gpu, n_prompts, n_steps, quantized ? 0.5f : 5e-2f, quantized ? 0.25f : 0.1f);
 }
 
+// The logits of every step (prompt, then the reference's greedy tokens one at a
+// time: the decode path), then of every token of the same tokens as one batch
+// (the prompt path: tensor-core matmuls, tiled attention), over the first
+// n_prompts reference prompts, on a CUDA backend made now.
+std::vector<float> cuda_logits(const std::string& file, int n_prompts, size_t n_steps) {
+    Context ctx(load(file, "cuda", -1), ContextOptions{512, 64, GgmlType::F16});
+    const std::string ref = file.substr(0, file.size() - 5) + ".greedy.jsonl";
+    std::ifstream in(test::reference_path(ref));
+    REQUIRE_MESSAGE(in.good(), "missing reference " << ref);
+    std::vector<float> out;
+    std::string line;
+    for (int prompts = 0; prompts < n_prompts && std::getline(in, line);) {
+        if (line.empty()) continue;
+        ++prompts;
+        const auto rec = nlohmann::json::parse(line);
+        const auto greedy = rec["greedy_ids"].get<std::vector<int32_t>>();
+        auto batch = rec["prompt_ids"].get<std::vector<int32_t>>();
+        ctx.reset();
+        auto l = ctx.eval(batch);
+        out.insert(out.end(), l.begin(), l.end());
+        for (size_t k = 0; k < std::min(n_steps, greedy.size()); ++k) {
+            l = ctx.eval(std::span<const int32_t>(&greedy[k], 1));
+            out.insert(out.end(), l.begin(), l.end());
+            batch.push_back(greedy[k]);
+        }
+        ctx.reset();
+        l = ctx.eval_all(batch);
+        out.insert(out.end(), l.begin(), l.end());
+    }
+    return out;
+}
+
+// Sets an environment variable for a scope (unset when value is null), then restores it.
+class ScopedEnv {
+public:
+    ScopedEnv(const char* name, const char* value) : name_(name) {
+        if (const char* old = std::getenv(name)) old_ = old;
+        if (value)
+            setenv(name, value, 1);
+        else
+            unsetenv(name);
+    }
+    ~ScopedEnv() {
+        if (old_)
+            setenv(name_, old_->c_str(), 1);
+        else
+            unsetenv(name_);
+    }
+    ScopedEnv(const ScopedEnv&) = delete;
+    ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+private:
+    const char* name_;
+    std::optional<std::string> old_;
+};
+
 }  // namespace
 
 TEST_CASE("cuda model: stories260K (F32) whole continuation") { check_model("stories260K.gguf", 4, kAll, false); }
@@ -133,6 +193,38 @@ TEST_CASE("cuda model: partial offload (-ngl 2 and 0 of 6 layers) matches full o
     compare(file, full, load(file, "cuda", 2), 4, 32, 0.3f, 0.25f);
     auto none = load(file, "cuda", 0);
     CHECK(std::string(none->backend().name()) == "cpu");
+}
+
+// With programmatic dependent launch (kernels/cuda/launch.cuh) a kernel's blocks start
+// before the previous kernel ends and wait for it in griddepcontrol.wait; a kernel that
+// reads or writes shared buffers before its wait races. Every kernel is deterministic,
+// so the same steps with PDL on and off (KILN_CUDA_PDL, read when a backend is made)
+// must give the same bits: decode steps recorded as graphs, and prompts.
+TEST_CASE("cuda model: programmatic dependent launch (KILN_CUDA_PDL) changes no bit of the logits") {
+    auto probe = test::cuda_backend();
+    if (!probe) return;
+    const bool hopper = probe->device().cc_major >= 9;
+    probe.reset();
+    for (const std::string file : {"kiln-test-15m-q4_0.gguf", "kiln-test-gqa-q4_k_m.gguf", "kiln-test-15m-f16.gguf"}) {
+        INFO(file);
+        std::vector<float> off, on;
+        {
+            ScopedEnv env("KILN_CUDA_PDL", "0");
+            off = cuda_logits(file, 4, 24);
+            CHECK_FALSE(cuda::pdl_launches());
+        }
+        {
+            ScopedEnv env("KILN_CUDA_PDL", nullptr);
+            on = cuda_logits(file, 4, 24);
+            CHECK(cuda::pdl_launches() == hopper);  // the default: on where the device has it
+        }
+        REQUIRE(on.size() == off.size());
+        REQUIRE(!on.empty());
+        size_t differ = 0;
+        for (size_t i = 0; i < on.size(); ++i) differ += std::memcmp(&on[i], &off[i], sizeof(float)) != 0;
+        CHECK_MESSAGE(differ == 0, differ << " of " << on.size() << " logits differ between PDL on and off");
+    }
+    if (!hopper) MESSAGE("compute capability below 9.0: no PDL launches, both runs launched alike");
 }
 
 TEST_CASE("cuda model: a missing device index is a load error naming the device count") {

@@ -1,0 +1,74 @@
+#pragma once
+// The one way the CUDA backend launches a kernel: launch_kernel(), with
+// programmatic dependent launch (PDL, sm_90+) when pdl_launches() is on.
+//
+// A decode step is ~290 short kernels; between two of them the GPU idles for
+// the launch latency and for the first kernel's tail and the second's ramp-up
+// (~2 us each on an H200). With PDL a kernel's blocks are scheduled while the
+// previous kernel still runs, and wait in griddepcontrol.wait until it has
+// completed and its writes are visible. So every kernel of the backend:
+//   - calls let_next_grid_start() at its top: the next kernel's blocks may be
+//     scheduled once every block of this grid has started (they only wait);
+//   - calls wait_prior_grid() in every thread before it exits, and before it
+//     reads anything an earlier kernel wrote or writes anything an earlier
+//     kernel reads or writes. Only constant data (weights, uploaded before any
+//     step) may be touched first: the matrix-vector kernels prefetch_l2() their
+//     first weight bytes there.
+// Waiting in every kernel keeps completion transitive along the stream: a
+// kernel completes only after its predecessor did, so a wait covers all
+// earlier work, not just the previous kernel's. Host copies and memsets between
+// kernels are ordinary stream dependencies and need nothing.
+// Launched without the attribute (KILN_CUDA_PDL=0, pre-Hopper devices), both
+// instructions return at once.
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <utility>
+
+#include "kernels/cuda/cuda_ops.h"
+
+namespace kiln::cuda {
+
+// griddepcontrol is PTX for sm_90+; the sm_80/86/89 builds never see PDL
+// launches (CudaBackend keeps pdl_launches() off there), so these helpers
+// compile to nothing there.
+__device__ __forceinline__ void wait_prior_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void let_next_grid_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// A hint to bring the 128-byte line holding p into L2, for constant data (weights)
+// a kernel reads early: issued before wait_prior_grid, the line streams in while
+// the previous kernel finishes, and it ties up no registers (loads into
+// registers there cost the decode kernels 4-8 registers: blocks per SM).
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p) : "memory");  // "memory": stays before the wait
+#endif
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...); errors are left for
+// cudaGetLastError, as with <<<>>> (CudaBackend::check_launch reads them).
+template <class... Params, class... Args>
+void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                   Args&&... args) {
+    cudaLaunchAttribute pdl[1];
+    pdl[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    pdl[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cfg.attrs = pdl;
+    cfg.numAttrs = pdl_launches() ? 1 : 0;
+    (void)cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
+
+}  // namespace kiln::cuda
