@@ -124,5 +124,8 @@ bool attention_mma(const AttentionArgs& a, cudaStream_t stream);
 int attention_splits(int n_tok, int n_head, int n_scan, int n_sm);
 inline constexpr int kAttentionMaxHeadDim = 256;
 void attention(const AttentionArgs& a, cudaStream_t stream);
+// The decode kernel (attention_decode.cu) alone: with n_split > 1 it writes the
+// partials and leaves the merge to attention().
+void attention_decode(const AttentionArgs& a, cudaStream_t stream);
 
 }  // namespace kiln::cuda

@@ -38,7 +38,11 @@ void StepGraph::begin(CUstream_st* stream) {
 }
 
 void StepGraph::op_done(CUstream_st* stream) {
-    if (!recording_ || ++ops_ < kOpsPerSegment) return;
+    // The GPU idles until the first segment is launched: start it after a few ops and
+    // let the segments grow (4, 8, 16, then kOpsPerSegment) while the host stays ahead.
+    // (H200, 7B Q4_0 tg128: 281.5 / 283.9 against 275.6 / 277.0 with 32 from the start.)
+    const int limit = segment_ < 3 ? 4 << segment_ : kOpsPerSegment;
+    if (!recording_ || ++ops_ < limit) return;
     recording_ = false;
     launch_segment(stream);
     ++segment_;

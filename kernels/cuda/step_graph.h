@@ -9,9 +9,9 @@
 // instantiated graph in place (new pointers, sizes, positions) rather than
 // instantiating it again.
 //
-// A step is recorded in segments of kOpsPerSegment ops, each launched as soon
-// as it is recorded: the GPU runs a segment while the host records the next, so
-// the host's recording time (a few microseconds per launch, a millisecond and
+// A step is recorded in segments of 4, 8, 16, then kOpsPerSegment ops, each
+// launched as soon as it is recorded: the GPU runs a segment while the host
+// records the next, so the host's recording time (a few microseconds per launch, a millisecond and
 // more for a 7B step) no longer adds to every step.
 #include <cstddef>
 #include <vector>

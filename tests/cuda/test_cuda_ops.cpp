@@ -448,6 +448,42 @@ TEST_CASE("cuda: attention over a host cache: GQA, two sequences, empty cells, h
     }
 }
 
+TEST_CASE("cuda: decode attention over a long context: many splits, chunks cut by the splits' ends, holes") {
+    auto cb = cuda_backend();
+    if (!cb) return;
+    for (bool f16 : {true, false}) {
+        const AttentionParams p{32, 8, 128, 1.0f / std::sqrt(128.0f)};
+        const int64_t dim = p.n_head_kv * p.head_dim, n_cells = 3001;
+        HostKv kv(f16 ? GgmlType::F16 : GgmlType::F32, n_cells, dim, 1);
+        // One sequence at positions 0..2999 in cells 0..2999, with every 97th cell empty
+        // and a second sequence's cells in between (the decode token must skip them).
+        for (int64_t c = 0; c < 3000; ++c) {
+            kv.cell_pos[size_t(c)] = int32_t(c);
+            kv.cell_seqs[size_t(c)] = c % 13 == 5 ? 2u : 1u;
+            if (c % 97 == 3) {
+                kv.cell_pos[size_t(c)] = -1;
+                kv.cell_seqs[size_t(c)] = 0;
+            }
+        }
+        const KvView view = kv.view(3000);
+        store_random_kv(*cb, view, 0, 31);
+        // Batches of 1 and 3 tokens (decode, the server's slots), last position 2999 and
+        // earlier ones (cells past a token's position are masked).
+        for (const std::vector<int32_t>& pos : {std::vector<int32_t>{2999}, std::vector<int32_t>{2999, 1500, 40}}) {
+            const int64_t n_tok = int64_t(pos.size()), q_dim = int64_t(p.n_head) * p.head_dim;
+            const std::vector<int32_t> seq(pos.size(), 0);
+            auto q = random_floats(size_t(n_tok * q_dim), 33, -3.0f, 3.0f);
+            std::vector<float> want(q.size());
+            ref::attention(host_act(q, n_tok, q_dim), view, 0, p, pos, seq, host_act(want, n_tok, q_dim));
+            auto dq = device_act(*cb, n_tok, q_dim, &q);
+            auto dout = device_act(*cb, n_tok, q_dim);
+            cb->attention(dq.act(), view, 0, p, pos, seq, dout.act());
+            check_close(read(*cb, dout.act()), want, 1e-5f, 1e-4f,
+                        std::string("long decode attention, ") + std::to_string(n_tok) + (f16 ? " tokens, f16" : " tokens, f32"));
+        }
+    }
+}
+
 TEST_CASE("cuda: mismatched shapes and unsupported types are errors, not crashes") {
     auto cb = cuda_backend();
     if (!cb) return;

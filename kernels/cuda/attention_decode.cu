@@ -1,0 +1,200 @@
+// Attention for decode steps and small batches (fewer than kAttentionTiledMinTokens
+// tokens): a block of 128 threads per (query token, query head, split of the cells)
+// walks its cells in chunks of 32 (flash-decoding). Per chunk:
+// - scores: four threads per cell, each reading a quarter of the key row in 16-byte
+//   pieces (pieces q, q + 4, ...: the four threads' query reads from shared memory
+//   fall on distinct banks) and adding the four partial dot products by shuffles;
+// - the chunk's max over the block (one barrier), the softmax weights of its cells
+//   into shared memory (a second barrier), the running max, sum and accumulators
+//   rescaled (online softmax);
+// - values: thread d owns dimension d (and d + 128) and adds the chunk's 32 value
+//   rows, whose loads are all independent, so they are in flight together.
+// The shared arrays alternate between chunks, so two barriers a chunk suffice.
+// Splits spread a long context over the GPU; attention_merge_kernel (attention.cu)
+// combines their partials (max, sum, accumulators scaled to that max).
+#include <cuda_fp16.h>
+
+#include <algorithm>
+
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/launch.cuh"
+
+namespace kiln::cuda {
+
+namespace {
+
+constexpr int kThreads = 128, kChunk = 32, kQuads = 4;
+
+// kVec consecutive elements of a cache row as floats: 16 bytes where rows allow it.
+template <class KT, int kVec>
+struct KvPiece;
+template <>
+struct KvPiece<__half, 8> {
+    __device__ __forceinline__ static void load(const __half* p, float (&v)[8]) {
+        const uint4 u = *reinterpret_cast<const uint4*>(p);
+        const __half2* h = reinterpret_cast<const __half2*>(&u);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const float2 f = __half22float2(h[i]);
+            v[2 * i] = f.x;
+            v[2 * i + 1] = f.y;
+        }
+    }
+};
+template <>
+struct KvPiece<float, 4> {
+    __device__ __forceinline__ static void load(const float* p, float (&v)[4]) {
+        const float4 f = *reinterpret_cast<const float4*>(p);
+        v[0] = f.x;
+        v[1] = f.y;
+        v[2] = f.z;
+        v[3] = f.w;
+    }
+};
+template <class KT>
+struct KvPiece<KT, 1> {
+    __device__ __forceinline__ static void load(const KT* p, float (&v)[1]) {
+        if constexpr (sizeof(KT) == 2)
+            v[0] = __half2float(*p);
+        else
+            v[0] = *p;
+    }
+};
+
+// kMaxD: the largest head_dim this instance takes (64, 128 or 256).
+template <class KT, int kVec, int kMaxD>
+__global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttentionArgs a) {
+    constexpr int kDims = (kMaxD + kThreads - 1) / kThreads;  // value dimensions per thread
+    __shared__ __align__(16) float s_q[kMaxD];
+    __shared__ float s_max[2][kThreads / 32];
+    __shared__ float s_p[2][kChunk];
+    let_next_grid_start();
+    wait_prior_grid();
+    const int h = blockIdx.x, split = blockIdx.z, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int64_t t = blockIdx.y;
+    const int D = a.head_dim;
+    // Splits hold whole chunks.
+    const int per = ((a.n_scan + a.n_split - 1) / a.n_split + kChunk - 1) / kChunk * kChunk;
+    const int c0 = split * per, c1 = min(a.n_scan, c0 + per);
+    const int64_t kv_off = int64_t(h / a.group) * D;
+    const float* qh = a.q.data + t * a.q.stride + int64_t(h) * D;
+    for (int d = tid; d < D; d += kThreads) s_q[d] = qh[d] * a.scale;
+    const int32_t pos = a.tok_pos[t];
+    const uint64_t seq_bit = uint64_t(1) << a.tok_seq[t];
+    const KT* K = static_cast<const KT*>(a.k) + kv_off;
+    const KT* V = static_cast<const KT*>(a.v) + kv_off;
+    __syncthreads();
+
+    const int cell = tid / kQuads, quad = tid % kQuads, n_vec = D / kVec;
+    float m = -INFINITY, l = 0.0f, acc[kDims];
+#pragma unroll
+    for (int k = 0; k < kDims; ++k) acc[k] = 0.0f;
+    int buf = 0;
+    for (int base = c0; base < c1; base += kChunk, buf ^= 1) {
+        const int c = base + cell;
+        float s = 0.0f;
+        bool visible = false;
+        if (c < c1) {
+            const int32_t cp = a.cell_pos[c];
+            visible = cp >= 0 && cp <= pos && (a.cell_seqs[c] & seq_bit) != 0;
+            const KT* kr = K + int64_t(c) * a.n_kv_dim;
+#pragma unroll 4
+            for (int u = quad; u < n_vec; u += kQuads) {
+                float kv[kVec];
+                KvPiece<KT, kVec>::load(kr + u * kVec, kv);
+#pragma unroll
+                for (int j = 0; j < kVec; ++j) s += kv[j] * s_q[u * kVec + j];
+            }
+        }
+        s += __shfl_xor_sync(0xffffffffu, s, 1);
+        s += __shfl_xor_sync(0xffffffffu, s, 2);
+        s = visible ? s : -INFINITY;
+        const float wm = warp_max(s);
+        if (lane == 0) s_max[buf][warp] = wm;
+        __syncthreads();
+        float cm = s_max[buf][0];
+#pragma unroll
+        for (int w = 1; w < kThreads / 32; ++w) cm = fmaxf(cm, s_max[buf][w]);
+        const float m_new = fmaxf(m, cm);
+        if (m_new == -INFINITY) continue;  // nothing visible yet: the same for the whole block
+        if (quad == 0) s_p[buf][cell] = visible ? expf(s - m_new) : 0.0f;
+        __syncthreads();
+        const float corr = expf(m - m_new);  // 0 while m is -inf
+        m = m_new;
+#pragma unroll
+        for (int k = 0; k < kDims; ++k) acc[k] *= corr;
+        const int n_c = min(kChunk, c1 - base);
+        float psum = 0.0f;
+#pragma unroll 8
+        for (int j = 0; j < kChunk; ++j) {
+            if (j >= n_c) break;
+            const float p = s_p[buf][j];
+            psum += p;
+            const KT* vr = V + int64_t(base + j) * a.n_kv_dim;
+#pragma unroll
+            for (int k = 0; k < kDims; ++k) {
+                const int d = tid + k * kThreads;
+                if (d < D) {
+                    float v[1];
+                    KvPiece<KT, 1>::load(vr + d, v);
+                    acc[k] += p != 0.0f ? p * v[0] : 0.0f;  // an unseen cell's row may hold anything
+                }
+            }
+        }
+        l = l * corr + psum;
+    }
+
+    if (a.n_split > 1) {
+        float* part = a.partial + ((t * a.n_head + h) * a.n_split + split) * (D + 2);
+        if (tid == 0) {
+            part[0] = m;
+            part[1] = l;
+        }
+#pragma unroll
+        for (int k = 0; k < kDims; ++k)
+            if (tid + k * kThreads < D) part[2 + tid + k * kThreads] = acc[k];
+        return;
+    }
+    float* oh = a.out.data + t * a.out.stride + int64_t(h) * D;
+#pragma unroll
+    for (int k = 0; k < kDims; ++k)
+        if (tid + k * kThreads < D) oh[tid + k * kThreads] = l > 0.0f ? acc[k] / l : 0.0f;  // nothing visible: zeros
+}
+
+template <class KT, int kVec>
+void launch_width(const AttentionArgs& a, dim3 grid, cudaStream_t stream) {
+    if (a.head_dim <= 64)
+        launch_kernel(attention_decode_kernel<KT, kVec, 64>, grid, kThreads, 0, stream, a);
+    else if (a.head_dim <= 128)
+        launch_kernel(attention_decode_kernel<KT, kVec, 128>, grid, kThreads, 0, stream, a);
+    else
+        launch_kernel(attention_decode_kernel<KT, kVec, 256>, grid, kThreads, 0, stream, a);
+}
+
+}  // namespace
+
+int attention_splits(int n_tok, int n_head, int n_scan, int n_sm) {
+    constexpr int kMinCells = 2 * kChunk;  // a split's fixed cost wants a few chunks to pay off
+    const int blocks = n_tok * n_head;
+    int n = (n_scan + kMinCells - 1) / kMinCells;
+    n = std::min(n, std::max(1, 8 * n_sm / blocks));  // about one wave of blocks
+    return std::max(1, std::min(n, 64));
+}
+
+void attention_decode(const AttentionArgs& a, cudaStream_t stream) {
+    const dim3 grid(unsigned(a.n_head), unsigned(a.q.n_rows), unsigned(a.n_split));
+    if (a.f16) {
+        if (a.head_dim % 8 == 0 && a.n_kv_dim % 8 == 0)
+            launch_width<__half, 8>(a, grid, stream);
+        else
+            launch_width<__half, 1>(a, grid, stream);
+    } else {
+        if (a.head_dim % 4 == 0 && a.n_kv_dim % 4 == 0)
+            launch_width<float, 4>(a, grid, stream);
+        else
+            launch_width<float, 1>(a, grid, stream);
+    }
+}
+
+}  // namespace kiln::cuda
