@@ -11,6 +11,7 @@
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/q8_act.cuh"
 
 namespace kiln::cuda {
 
@@ -29,22 +30,23 @@ __global__ void attention_merge_kernel(AttentionArgs a) {
     float M = -INFINITY;
     for (int s = 0; s < a.n_split; ++s) M = fmaxf(M, part[s * (D + 2)]);
     float* oh = a.out.data + t * a.out.stride + int64_t(h) * D;
-    if (M == -INFINITY) {  // nothing visible: a zero output, never NaN
-        for (int d = threadIdx.x; d < D; d += blockDim.x) oh[d] = 0.0f;
-        return;
-    }
     float L = 0.0f;
     for (int s = 0; s < a.n_split; ++s) {
         const float m = part[s * (D + 2)];
         if (m != -INFINITY) L += part[s * (D + 2) + 1] * expf(m - M);
     }
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    const int lane = threadIdx.x & 31;
+    for (int d0 = 0; d0 < D; d0 += blockDim.x) {
+        const int d = d0 + threadIdx.x;
         float o = 0.0f;
-        for (int s = 0; s < a.n_split; ++s) {
+        for (int s = 0; d < D && s < a.n_split; ++s) {
             const float m = part[s * (D + 2)];
             if (m != -INFINITY) o += part[s * (D + 2) + 2 + d] * expf(m - M);
         }
-        oh[d] = o / L;
+        o = M == -INFINITY ? 0.0f : o / L;  // nothing visible: a zero output, never NaN
+        if (d < D) oh[d] = o;
+        if (a.xq && d - lane < D)  // whole warps: D % 32 == 0
+            q8_store_block(o, lane, a.xq, a.xs, int64_t(a.n_head) * D, t, int64_t(h) * D + d - lane);
     }
 }
 

@@ -19,6 +19,7 @@
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/q8_act.cuh"
 
 namespace kiln::cuda {
 
@@ -158,8 +159,13 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttentionArg
     }
     float* oh = a.out.data + t * a.out.stride + int64_t(h) * D;
 #pragma unroll
-    for (int k = 0; k < kDims; ++k)
-        if (tid + k * kThreads < D) oh[tid + k * kThreads] = l > 0.0f ? acc[k] / l : 0.0f;  // nothing visible: zeros
+    for (int k = 0; k < kDims; ++k) {
+        const int d = tid + k * kThreads;
+        const float o = l > 0.0f ? acc[k] / l : 0.0f;  // nothing visible: zeros
+        if (d < D) oh[d] = o;
+        if (a.xq && d - lane < D)  // whole warps: D % 32 == 0
+            q8_store_block(o, lane, a.xq, a.xs, int64_t(a.n_head) * D, t, int64_t(h) * D + d - lane);
+    }
 }
 
 template <class KT, int kVec>

@@ -564,7 +564,15 @@ void CudaBackend::attention(const Act& q, const KvView& kv, int layer, const Att
         }
         a.partial = attn_partial_;
     }
+    // Decode: the output also quantized for the output projection, which then need not.
+    const bool q8 = q.n_rows <= kMatvecMaxTokens && p.head_dim % 32 == 0;
+    if (q8) {
+        reserve_q8(out);
+        a.xq = xq_;
+        a.xs = static_cast<float4*>(xs_);
+    }
     cuda::attention(a, st(stream_));
+    if (q8) mark_converted(out, false);
     check_launch("attention");
 }
 

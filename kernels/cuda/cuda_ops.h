@@ -112,6 +112,10 @@ struct AttentionArgs {
     // accumulators) go to `partial` and a second kernel merges them.
     int n_split = 1;
     float* partial = nullptr;  // (n_tok, n_head, n_split, head_dim + 2) when n_split > 1
+    // Decode (attention_decode and the merge): out also written quantized as
+    // quantize_act_q8 would (head_dim a multiple of 32), for the output projection.
+    int8_t* xq = nullptr;
+    float4* xs = nullptr;
 };
 // Batches of this many tokens or more take the tiled kernel (K/V tiles shared by
 // 32 queries; give them n_split 1); fewer take the per-query kernel with splits.

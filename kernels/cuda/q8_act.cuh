@@ -28,6 +28,13 @@ __device__ __forceinline__ void q8_store_warp(float v, int lane, int8_t* q32, fl
     if (lane == 0) *s = make_float4(d, d * sum, d * sum_hi, 0.0f);
 }
 
+// The same for the block of row t's elements first .. first + 31 (first a
+// multiple of 32) of rows of row_len elements, laid out as quantize_act_q8's.
+__device__ __forceinline__ void q8_store_block(float v, int lane, int8_t* xq, float4* xs, int64_t row_len, int64_t t,
+                                               int64_t first) {
+    q8_store_warp(v, lane, xq + t * row_len + first, xs + (t * row_len + first) / 32);
+}
+
 // Eight consecutive lanes hold four consecutive values each (one float4) of one
 // block; every lane of the warp must call this (lanes past the row pass zeros and
 // store nothing).

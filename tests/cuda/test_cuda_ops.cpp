@@ -484,6 +484,43 @@ TEST_CASE("cuda: decode attention over a long context: many splits, chunks cut b
     }
 }
 
+TEST_CASE("cuda: decode attention's output quantized on the way feeds matmul as the quantize kernel would") {
+    auto cb = cuda_backend();
+    if (!cb) return;
+    for (int head_dim : {64, 128})
+        for (int64_t n_scan : {40, 700}) {  // one split, several (the merge writes it)
+            const AttentionParams p{8, 2, head_dim, 1.0f / std::sqrt(float(head_dim))};
+            const int64_t dim = p.n_head_kv * head_dim, q_dim = int64_t(p.n_head) * head_dim;
+            HostKv kv(GgmlType::F16, 800, dim, 1);
+            for (int64_t c = 0; c < n_scan; ++c) {
+                kv.cell_pos[size_t(c)] = int32_t(c);
+                kv.cell_seqs[size_t(c)] = 1u;
+            }
+            const KvView view = kv.view(n_scan);
+            store_random_kv(*cb, view, 0, 41);
+            const HostWeight hw = make_weight(GgmlType::Q4_0, q_dim, 24, 5);
+            const Weight w = cb->upload_weight(hw.view);
+            for (const std::vector<int32_t>& pos : {std::vector<int32_t>{int32_t(n_scan - 1)},
+                                                    std::vector<int32_t>{int32_t(n_scan - 1), 3, 20}}) {
+                const int64_t n_tok = int64_t(pos.size());
+                const std::vector<int32_t> seq(pos.size(), 0);
+                auto q = random_floats(size_t(n_tok * q_dim), 43, -3.0f, 3.0f);
+                auto dq = device_act(*cb, n_tok, q_dim, &q), dout = device_act(*cb, n_tok, q_dim),
+                     dcopy = device_act(*cb, n_tok, q_dim);
+                auto y_fused = device_act(*cb, n_tok, 24), y_plain = device_act(*cb, n_tok, 24);
+                std::vector<int32_t> all;
+                for (int64_t r = 0; r < n_tok; ++r) all.push_back(int32_t(r));
+                cb->attention(dq.act(), view, 0, p, pos, seq, dout.act());
+                cb->matmul(w, dout.act(), y_fused.act());
+                cb->copy_rows(dout.act(), all, dcopy.act());
+                cb->matmul(w, dcopy.act(), y_plain.act());
+                const auto a = read(*cb, y_fused.act()), b = read(*cb, y_plain.act());
+                CHECK_MESSAGE(std::memcmp(a.data(), b.data(), a.size() * 4) == 0,
+                              "head_dim " << head_dim << ", " << n_scan << " cells, " << n_tok << " tokens");
+            }
+        }
+}
+
 TEST_CASE("cuda: mismatched shapes and unsupported types are errors, not crashes") {
     auto cb = cuda_backend();
     if (!cb) return;
