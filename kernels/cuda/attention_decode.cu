@@ -33,14 +33,7 @@ struct KvPiece;
 template <>
 struct KvPiece<__half, 8> {
     __device__ __forceinline__ static void load(const __half* p, float (&v)[8]) {
-        const uint4 u = *reinterpret_cast<const uint4*>(p);
-        const __half2* h = reinterpret_cast<const __half2*>(&u);
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            const float2 f = __half22float2(h[i]);
-            v[2 * i] = f.x;
-            v[2 * i + 1] = f.y;
-        }
+        halves_to_floats(*reinterpret_cast<const uint4*>(p), v);
     }
 };
 template <>

@@ -1,5 +1,6 @@
 #pragma once
 // Small device helpers shared by the kernel files.
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -36,6 +37,17 @@ __device__ __forceinline__ float block_max(float v, float* scratch) {
     __syncthreads();
     v = lane < n_warps ? scratch[lane] : -INFINITY;
     return warp_max(v);
+}
+
+// Eight halves (one 16-byte load) as floats.
+__device__ __forceinline__ void halves_to_floats(const uint4& u, float (&v)[8]) {
+    const __half2* h = reinterpret_cast<const __half2*>(&u);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        const float2 f = __half22float2(h[k]);
+        v[2 * k] = f.x;
+        v[2 * k + 1] = f.y;
+    }
 }
 
 inline unsigned grid_1d(int64_t n, int per) { return unsigned((n + per - 1) / per); }

@@ -258,14 +258,7 @@ __device__ __forceinline__ void load8<F32>(const uint8_t* row, int64_t i, float 
 }
 template <>
 __device__ __forceinline__ void load8<F16>(const uint8_t* row, int64_t i, float (&v)[8]) {
-    const uint4 u = *reinterpret_cast<const uint4*>(reinterpret_cast<const __half*>(row) + i);
-    const __half2* h = reinterpret_cast<const __half2*>(&u);
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-        const float2 f = __half22float2(h[k]);
-        v[2 * k] = f.x;
-        v[2 * k + 1] = f.y;
-    }
+    halves_to_floats(*reinterpret_cast<const uint4*>(reinterpret_cast<const __half*>(row) + i), v);
 }
 template <>
 __device__ __forceinline__ void load8<BF16>(const uint8_t* row, int64_t i, float (&v)[8]) {

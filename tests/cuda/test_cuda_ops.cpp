@@ -377,6 +377,21 @@ TEST_CASE("cuda: rope_kv_store equals rope, rope and kv_store") {
                 }
 }
 
+namespace {
+// The backend's attention of the tokens' queries q over `view` against the reference's.
+void check_attention(Backend& b, const KvView& view, int layer, const AttentionParams& p, const std::vector<int32_t>& pos,
+                     const std::vector<int32_t>& seq, std::vector<float> q, float atol, float rtol,
+                     const std::string& what) {
+    const int64_t n_tok = int64_t(pos.size()), q_dim = int64_t(p.n_head) * p.head_dim;
+    std::vector<float> want(q.size());
+    ref::attention(host_act(q, n_tok, q_dim), view, layer, p, pos, seq, host_act(want, n_tok, q_dim));
+    auto dq = device_act(b, n_tok, q_dim, &q);
+    auto dout = device_act(b, n_tok, q_dim);
+    b.attention(dq.act(), view, layer, p, pos, seq, dout.act());
+    check_close(read(b, dout.act()), want, atol, rtol, what);
+}
+}  // namespace
+
 TEST_CASE("cuda: attention over a host cache: GQA, two sequences, empty cells, head sizes, decode and prefill") {
     auto cb = cuda_backend();
     if (!cb) return;
@@ -422,14 +437,8 @@ TEST_CASE("cuda: attention over a host cache: GQA, two sequences, empty cells, h
                     bpos.push_back(batch == 1 ? 50 + i : bseq.back() == 1 ? 100 + (i * 7) % 40 : (i * 37) % 200);
                 }
                 const int64_t bn = int64_t(bpos.size());
-                auto bq = random_floats(size_t(bn * q_dim), 24, -3.0f, 3.0f);
-                std::vector<float> bwant(bq.size());
-                ref::attention(host_act(bq, bn, q_dim), view, 1, p, bpos, bseq, host_act(bwant, bn, q_dim));
-                auto dbq = device_act(*cb, bn, q_dim, &bq);
-                auto dbout = device_act(*cb, bn, q_dim);
-                cb->attention(dbq.act(), view, 1, p, bpos, bseq, dbout.act());
-                check_close(read(*cb, dbout.act()), bwant, batch_tol, batch_rtol,
-                            what + " tiled batch of " + std::to_string(bn));
+                check_attention(*cb, view, 1, p, bpos, bseq, random_floats(size_t(bn * q_dim), 24, -3.0f, 3.0f),
+                                batch_tol, batch_rtol, what + " tiled batch of " + std::to_string(bn));
             }
 
             std::vector<float> want1(static_cast<size_t>(q_dim));
@@ -471,15 +480,9 @@ TEST_CASE("cuda: decode attention over a long context: many splits, chunks cut b
         // earlier ones (cells past a token's position are masked).
         for (const std::vector<int32_t>& pos : {std::vector<int32_t>{2999}, std::vector<int32_t>{2999, 1500, 40}}) {
             const int64_t n_tok = int64_t(pos.size()), q_dim = int64_t(p.n_head) * p.head_dim;
-            const std::vector<int32_t> seq(pos.size(), 0);
-            auto q = random_floats(size_t(n_tok * q_dim), 33, -3.0f, 3.0f);
-            std::vector<float> want(q.size());
-            ref::attention(host_act(q, n_tok, q_dim), view, 0, p, pos, seq, host_act(want, n_tok, q_dim));
-            auto dq = device_act(*cb, n_tok, q_dim, &q);
-            auto dout = device_act(*cb, n_tok, q_dim);
-            cb->attention(dq.act(), view, 0, p, pos, seq, dout.act());
-            check_close(read(*cb, dout.act()), want, 1e-5f, 1e-4f,
-                        std::string("long decode attention, ") + std::to_string(n_tok) + (f16 ? " tokens, f16" : " tokens, f32"));
+            check_attention(*cb, view, 0, p, pos, std::vector<int32_t>(pos.size(), 0),
+                            random_floats(size_t(n_tok * q_dim), 33, -3.0f, 3.0f), 1e-5f, 1e-4f,
+                            "long decode attention, " + std::to_string(n_tok) + (f16 ? " tokens, f16" : " tokens, f32"));
         }
     }
 }
