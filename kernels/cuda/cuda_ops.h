@@ -118,7 +118,8 @@ struct AttentionArgs {
     float4* xs = nullptr;
 };
 // Batches of this many tokens or more take the tiled kernel (K/V tiles shared by
-// 32 queries; give them n_split 1); fewer take the per-query kernel with splits.
+// 32 queries; give them n_split 1); fewer take attention_decode (attention_decode.cu)
+// with splits of the cells.
 inline constexpr int kAttentionTiledMinTokens = 16;
 // The tensor-core kernel for such batches: false (nothing launched) where it does
 // not apply (F32 cache, head_dim other than 64/128, unaligned rows, too little
