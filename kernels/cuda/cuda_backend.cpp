@@ -191,8 +191,8 @@ Weight CudaBackend::upload_weight(const TensorView& host) {
     require(has_kernels(host.type), "upload_weight",
             std::string("no CUDA kernels for weight type ") + quant_traits(host.type).name);
     const size_t bytes = host.nb[1] * size_t(host.n_rows());
-    // Slack: the kernels read whole aligned 16-byte pieces (staged rows) and 4-byte words
-    // (blocks) that may end past the last block.
+    // Slack: the kernels read aligned 16-byte pieces and 4-byte words (blocks) that may
+    // end past the last block.
     void* d = device_alloc((bytes + 15) / 16 * 16 + 16, "a weight");
     weights_.push_back(d);
     check(cudaMemcpy(d, host.data, bytes, cudaMemcpyHostToDevice), "uploading a weight");

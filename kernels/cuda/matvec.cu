@@ -1,8 +1,8 @@
 // The decode path: y = x · W^T for a handful of tokens, bound by reading W once.
 // Block-quantized weights meet 8-bit activations (Q8_1-style: int8 per value,
-// a float scale per 32) in dp4a dot products; each warp owns one output row
-// and its lanes walk the row's 32-element chunks, so one chunk is decoded once
-// for every token of the batch.
+// a float scale per 32) in dp4a dot products; each warp owns one or two output
+// rows and its lanes walk the rows' 32-element chunks, so one chunk is decoded
+// once for every token of the batch.
 #include <type_traits>
 
 #include "kernels/cuda/cuda_ops.h"
@@ -77,15 +77,17 @@ __global__ void quantize_q8_kernel(const float* __restrict__ x, int64_t x_stride
     q8_store_warp(x[t * x_stride + c * 32 + lane], lane, xq + t * n_chunks * 32 + c * 32, xs + t * n_chunks + c);
 }
 
-// Each warp takes two rows, so the activation loads (three per chunk and token)
-// serve two rows' weights. Long rows are split over kSplit warps of a block
-// (chunk c to warp c / 32 % kSplit), which add their sums through shared memory:
-// a 7B down projection (4096 rows of 11008) is only 2048 warps at one warp per
-// row pair, too few reads in flight for the memory's latency.
-constexpr int kRowsPerWarp = 2;
+// Each warp takes kRowsPerWarp rows, so the activation loads (three per chunk
+// and token) serve that many rows' weights: two, except for products of at most
+// kOneRowMaxRows rows, where one row a warp keeps twice the warps reading (7B
+// output projection, 4096 rows of 4096). Long rows are split over kSplit warps
+// of a block (chunk c to warp c / 32 % kSplit), which add their sums through
+// shared memory: a 7B down projection (4096 rows of 11008) is only 2048 warps at
+// one warp per row pair, too few reads in flight for the memory's latency.
 constexpr int64_t kSplitMinChunks = 256;  // rows of 8192 elements or more take two warps each
+constexpr int64_t kOneRowMaxRows = 4096;
 
-template <class T, int kMaxTok, int kSplit>
+template <class T, int kMaxTok, int kSplit, int kRowsPerWarp>
 __global__ void __launch_bounds__(kWarps * 32)
     matvec_q8_kernel(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq, const float4* __restrict__ xs,
                      int n_tok) {
@@ -160,88 +162,6 @@ __global__ void __launch_bounds__(kWarps * 32)
             if (t >= n_tok) break;
             g.y[r[k].w][t * g.y_stride[r[k].w] + r[k].row] = acc[k][t];
         }
-    }
-}
-
-// The same product with the row read through shared memory: each warp copies a
-// segment of its row (4096 elements) with 16-byte loads, all issued before any
-// is used, then decodes the chunks from shared memory. Blocks are only 2-byte
-// aligned (18 bytes for Q4_0), so direct loads are 2-byte pieces with one
-// chunk in flight per lane; the copy keeps a whole segment in flight per warp,
-// which is what reading at the memory's rate needs.
-template <class T>
-struct Segment {
-    static constexpr int kBlocks = 4096 / T::kBlock;
-    static constexpr int kBytes = kBlocks * T::kBytes;
-    static constexpr int kVecs = kBytes / 16 + 2;  // 16-byte pieces, with the alignment skew
-    static constexpr int kVecsPerLane = (kVecs + 31) / 32;
-};
-
-template <class T, int kMaxTok>
-__global__ void __launch_bounds__(kWarps * 32)
-    matvec_q8_staged_kernel(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq,
-                            const float4* __restrict__ xs, int n_tok) {
-    using Seg = Segment<T>;
-    __shared__ uint4 seg_buf[kWarps][Seg::kVecsPerLane * 32];
-    let_next_grid_start();
-    {  // the first segment into L2: all of a row of up to 4096 elements
-        const GroupRow p = g.find(int64_t(blockIdx.x) * kWarps + threadIdx.y);
-        if (p.w >= 0)
-            prefetch_bytes_l2(g.w[p.w] + p.row * g.row_bytes[p.w],
-                              min(int64_t(Seg::kBlocks), n_chunks / (T::kBlock / 32)) * T::kBytes, threadIdx.x);
-    }
-    wait_prior_grid();
-    const GroupRow r = g.find(int64_t(blockIdx.x) * kWarps + threadIdx.y);
-    if (r.w < 0) return;  // the whole warp: only warp-level syncs below
-    const int64_t row = r.row;
-    float* __restrict__ y = g.y[r.w];
-    const int64_t y_stride = g.y_stride[r.w];
-    const uint8_t* w = g.w[r.w];
-    const size_t row_bytes = g.row_bytes[r.w];
-    const int lane = threadIdx.x;
-    constexpr int kChunks = T::kBlock / 32;
-    const int64_t n_blocks = n_chunks / kChunks;
-    uint4* buf = seg_buf[threadIdx.y];
-    float acc[kMaxTok];
-#pragma unroll
-    for (int t = 0; t < kMaxTok; ++t) acc[t] = 0.0f;
-    for (int64_t b0 = 0; b0 < n_blocks; b0 += Seg::kBlocks) {
-        const int nb = int(min(int64_t(Seg::kBlocks), n_blocks - b0));
-        const uint8_t* seg = w + row * row_bytes + b0 * T::kBytes;
-        // The aligned 16-byte pieces covering the segment; the first and last may hold
-        // bytes of neighbouring rows (never outside the allocation's pages).
-        const int skew = int(reinterpret_cast<uintptr_t>(seg) & 15u);
-        const uint4* src = reinterpret_cast<const uint4*>(seg - skew);
-        const int n_vec = (skew + nb * T::kBytes + 15) / 16;
-        uint4 r[Seg::kVecsPerLane];
-#pragma unroll
-        for (int k = 0; k < Seg::kVecsPerLane; ++k)
-            if (lane + 32 * k < n_vec) r[k] = src[lane + 32 * k];
-#pragma unroll
-        for (int k = 0; k < Seg::kVecsPerLane; ++k)
-            if (lane + 32 * k < n_vec) buf[lane + 32 * k] = r[k];
-        __syncwarp();
-        const uint8_t* sb = reinterpret_cast<const uint8_t*>(buf) + skew;
-        for (int cl = lane; cl < nb * kChunks; cl += 32) {
-            int q[8];
-            float a[2], o[2];
-            T::chunk(sb + (cl / kChunks) * T::kBytes, cl % kChunks, q, a, o);
-            const int64_t c = b0 * kChunks + cl;
-#pragma unroll
-            for (int t = 0; t < kMaxTok; ++t) {
-                if (t >= n_tok) break;
-                const int4* xp = reinterpret_cast<const int4*>(xq + (t * n_chunks + c) * 32);
-                const int4 x0 = xp[0], x1 = xp[1];
-                acc[t] += chunk_dot(q, a, o, x0, x1, xs[t * n_chunks + c]);
-            }
-        }
-        __syncwarp();  // the buffer is rewritten by the next segment
-    }
-#pragma unroll
-    for (int t = 0; t < kMaxTok; ++t) {
-        if (t >= n_tok) break;
-        const float s = warp_sum(acc[t]);
-        if (lane == 0) y[t * y_stride + row] = s;
     }
 }
 
@@ -357,35 +277,32 @@ void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, cons
     dispatch_weight_type(ws[0].type, [&](auto tag) {
         using T = typename decltype(tag)::type;
         if constexpr (kBlockQuant<T>) {
-            // K-quant blocks (144..210 bytes) are read piecewise by each lane: staging the row
-            // through shared memory pays for them (H200, 7B head Q6_K: 62 -> 47 us; 7B Q4_K_M
-            // tg128 the same as two rows per warp, 183 vs 182 t/s) but not for the small
-            // legacy blocks (Q4_0 11008x4096: 12.5 us direct, 15.5 staged).
-            if constexpr (T::kBlock == 256) {
-                const dim3 staged_grid(grid_1d(g.row0[g.n], kWarps));
+            // Every block type reads its rows directly: staging K-quant rows through
+            // shared memory (their 144..210-byte blocks are read piecewise) lost once
+            // other kernels got faster (H200, 7B Q4_K_M tg128 336 -> 376 direct).
+            // The split depends on the row length only, so a weight gives the same bits
+            // alone as stacked with others (matmul_n); a row's sum does not depend on
+            // the rows beside it in its warp.
+            auto launch = [&](auto split, auto rows) {
+                constexpr int kSplit = decltype(split)::value, kRows = decltype(rows)::value;
+                const dim3 split_grid(grid_1d(g.row0[g.n], kWarps / kSplit * kRows));
                 if (n_tok == 1)
-                    launch_kernel(matvec_q8_staged_kernel<T, 1>, staged_grid, block, 0, stream, g, n_chunks, xq, xs, 1);
+                    launch_kernel(matvec_q8_kernel<T, 1, kSplit, kRows>, split_grid, block, 0, stream, g, n_chunks,
+                                  xq, xs, 1);
                 else
-                    launch_kernel(matvec_q8_staged_kernel<T, kMatvecMaxTokens>, staged_grid, block, 0, stream, g,
-                                  n_chunks, xq, xs, n_tok);
-            } else {
-                // The split depends on the row length only, so a weight gives the same bits
-                // alone as stacked with others (matmul_n).
-                auto launch = [&](auto split) {
-                    constexpr int kSplit = decltype(split)::value;
-                    const dim3 split_grid(grid_1d(g.row0[g.n], kWarps / kSplit * kRowsPerWarp));
-                    if (n_tok == 1)
-                        launch_kernel(matvec_q8_kernel<T, 1, kSplit>, split_grid, block, 0, stream, g, n_chunks, xq, xs,
-                                      1);
-                    else
-                        launch_kernel(matvec_q8_kernel<T, kMatvecMaxTokens, kSplit>, split_grid, block, 0, stream, g,
-                                      n_chunks, xq, xs, n_tok);
-                };
-                if (n_chunks >= kSplitMinChunks)
-                    launch(std::integral_constant<int, 2>{});
+                    launch_kernel(matvec_q8_kernel<T, kMatvecMaxTokens, kSplit, kRows>, split_grid, block, 0,
+                                  stream, g, n_chunks, xq, xs, n_tok);
+            };
+            auto with_rows = [&](auto split) {
+                if (g.row0[g.n] <= kOneRowMaxRows)
+                    launch(split, std::integral_constant<int, 1>{});
                 else
-                    launch(std::integral_constant<int, 1>{});
-            }
+                    launch(split, std::integral_constant<int, 2>{});
+            };
+            if (n_chunks >= kSplitMinChunks)
+                with_rows(std::integral_constant<int, 2>{});
+            else
+                with_rows(std::integral_constant<int, 1>{});
         }
     });
 }
