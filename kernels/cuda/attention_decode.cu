@@ -8,7 +8,8 @@
 //   into shared memory (a second barrier), the running max, sum and accumulators
 //   rescaled (online softmax);
 // - values: thread d owns dimension d (and d + 128) and adds the chunk's 32 value
-//   rows, whose loads are all independent, so they are in flight together.
+//   rows. Every load of a chunk (keys and values) is issued at its start, so they
+//   are in flight together.
 // The shared arrays alternate between chunks, so two barriers a chunk suffice.
 // Splits spread a long context over the GPU; attention_merge_kernel (attention.cu)
 // combines their partials (max, sum, accumulators scaled to that max).
@@ -73,33 +74,54 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttentionArg
     const int c0 = split * per, c1 = min(a.n_scan, c0 + per);
     const int64_t kv_off = int64_t(h / a.group) * D;
     const float* qh = a.q.data + t * a.q.stride + int64_t(h) * D;
-    for (int d = tid; d < D; d += kThreads) s_q[d] = qh[d] * a.scale;
+    float qv[kDims];  // staged into s_q after the first chunk's loads are issued
+#pragma unroll
+    for (int k = 0; k < kDims; ++k) qv[k] = tid + k * kThreads < D ? qh[tid + k * kThreads] * a.scale : 0.0f;
     const int32_t pos = a.tok_pos[t];
     const uint64_t seq_bit = uint64_t(1) << a.tok_seq[t];
     const KT* K = static_cast<const KT*>(a.k) + kv_off;
     const KT* V = static_cast<const KT*>(a.v) + kv_off;
-    __syncthreads();
 
     const int cell = tid / kQuads, quad = tid % kQuads, n_vec = D / kVec;
+    constexpr int kPieces = (kMaxD / kVec + kQuads - 1) / kQuads;  // key pieces per thread
     float m = -INFINITY, l = 0.0f, acc[kDims];
 #pragma unroll
     for (int k = 0; k < kDims; ++k) acc[k] = 0.0f;
     int buf = 0;
     for (int base = c0; base < c1; base += kChunk, buf ^= 1) {
+        // Every load of the chunk first, the key pieces for the scores and the value
+        // elements this thread adds up, so a chunk waits out one memory latency, not
+        // one for the keys and more for the values.
         const int c = base + cell;
-        float s = 0.0f;
-        bool visible = false;
-        if (c < c1) {
-            const int32_t cp = a.cell_pos[c];
-            visible = cp >= 0 && cp <= pos && (a.cell_seqs[c] & seq_bit) != 0;
-            const KT* kr = K + int64_t(c) * a.n_kv_dim;
-#pragma unroll 4
-            for (int u = quad; u < n_vec; u += kQuads) {
-                float kv[kVec];
-                KvPiece<KT, kVec>::load(kr + u * kVec, kv);
+        const bool in_split = c < c1;
+        const KT* kr = K + int64_t(in_split ? c : c0) * a.n_kv_dim;
+        float kp[kPieces][kVec];
 #pragma unroll
-                for (int j = 0; j < kVec; ++j) s += kv[j] * s_q[u * kVec + j];
-            }
+        for (int i = 0; i < kPieces; ++i) {
+            const int u = quad + i * kQuads;
+            if (u < n_vec) KvPiece<KT, kVec>::load(kr + u * kVec, kp[i]);
+        }
+        KT vals[kChunk][kDims];
+#pragma unroll
+        for (int j = 0; j < kChunk; ++j) {
+            const int64_t row = min(base + j, c1 - 1);  // past the split: a valid row, weighted 0
+#pragma unroll
+            for (int k = 0; k < kDims; ++k) vals[j][k] = V[row * a.n_kv_dim + min(tid + k * kThreads, D - 1)];
+        }
+        const bool visible = in_split && a.cell_pos[c] >= 0 && a.cell_pos[c] <= pos && (a.cell_seqs[c] & seq_bit) != 0;
+        if (base == c0) {
+#pragma unroll
+            for (int k = 0; k < kDims; ++k)
+                if (tid + k * kThreads < D) s_q[tid + k * kThreads] = qv[k];
+            __syncthreads();
+        }
+        float s = 0.0f;
+#pragma unroll
+        for (int i = 0; i < kPieces; ++i) {
+            const int u = quad + i * kQuads;
+            if (u < n_vec)
+#pragma unroll
+                for (int j = 0; j < kVec; ++j) s += kp[i][j] * s_q[u * kVec + j];
         }
         s += __shfl_xor_sync(0xffffffffu, s, 1);
         s += __shfl_xor_sync(0xffffffffu, s, 2);
@@ -118,22 +140,16 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttentionArg
         m = m_new;
 #pragma unroll
         for (int k = 0; k < kDims; ++k) acc[k] *= corr;
-        const int n_c = min(kChunk, c1 - base);
         float psum = 0.0f;
-#pragma unroll 8
+#pragma unroll
         for (int j = 0; j < kChunk; ++j) {
-            if (j >= n_c) break;
-            const float p = s_p[buf][j];
+            const float p = s_p[buf][j];  // 0 past the split's end
             psum += p;
-            const KT* vr = V + int64_t(base + j) * a.n_kv_dim;
 #pragma unroll
             for (int k = 0; k < kDims; ++k) {
-                const int d = tid + k * kThreads;
-                if (d < D) {
-                    float v[1];
-                    KvPiece<KT, 1>::load(vr + d, v);
-                    acc[k] += p != 0.0f ? p * v[0] : 0.0f;  // an unseen cell's row may hold anything
-                }
+                float v[1];
+                KvPiece<KT, 1>::load(&vals[j][k], v);
+                acc[k] += p != 0.0f ? p * v[0] : 0.0f;  // an unseen cell's row may hold anything
             }
         }
         l = l * corr + psum;
@@ -174,7 +190,10 @@ void launch_width(const AttentionArgs& a, dim3 grid, cudaStream_t stream) {
 }  // namespace
 
 int attention_splits(int n_tok, int n_head, int n_scan, int n_sm) {
-    constexpr int kMinCells = 2 * kChunk;  // a split's fixed cost wants a few chunks to pay off
+    // A chunk a split: its loads are in flight together, so a second chunk in the same
+    // block costs a second memory latency where another block costs none (H200, 7B Q4_0
+    // tg128 with two chunks a split: 463-471 t/s, one: 495-500).
+    constexpr int kMinCells = kChunk;
     const int blocks = n_tok * n_head;
     int n = (n_scan + kMinCells - 1) / kMinCells;
     n = std::min(n, std::max(1, 8 * n_sm / blocks));  // about one wave of blocks

@@ -491,7 +491,7 @@ TEST_CASE("cuda: decode attention's output quantized on the way feeds matmul as 
     auto cb = cuda_backend();
     if (!cb) return;
     for (int head_dim : {64, 128})
-        for (int64_t n_scan : {40, 700}) {  // one split, several (the merge writes it)
+        for (int64_t n_scan : {30, 700}) {  // one split, several (the merge writes it)
             const AttentionParams p{8, 2, head_dim, 1.0f / std::sqrt(float(head_dim))};
             const int64_t dim = p.n_head_kv * head_dim, q_dim = int64_t(p.n_head) * head_dim;
             HostKv kv(GgmlType::F16, 800, dim, 1);
