@@ -191,8 +191,8 @@ __device__ __forceinline__ void scale_min_k4(int j, const uint8_t* q, float* sc,
 struct Q4_K {
     static constexpr int kBlock = 256, kBytes = 144;
     // Blocks of 144 bytes start 16-byte aligned in every CUDA buffer (rows are whole
-    // blocks, buffers start allocations or 16-byte shared memory pieces): the 32
-    // quant bytes of a chunk are two 16-byte loads.
+    // blocks, buffers start allocations): the 32 quant bytes of a chunk are two
+    // 16-byte loads.
     __device__ static void chunk(const uint8_t* b, int c, int (&w)[8], float (&a)[2], float (&o)[2]) {
         const uint4* qs = reinterpret_cast<const uint4*>(b + 16 + 32 * (c >> 1));
         const uint4 u0 = qs[0], u1 = qs[1];
