@@ -192,7 +192,7 @@ void launch_width(const AttentionArgs& a, dim3 grid, cudaStream_t stream) {
 int attention_splits(int n_tok, int n_head, int n_scan, int n_sm) {
     // A chunk a split: its loads are in flight together, so a second chunk in the same
     // block costs a second memory latency where another block costs none (H200, 7B Q4_0
-    // tg128 with two chunks a split: 463-471 t/s, one: 495-500).
+    // tg128 with two chunks a split: 507-521 t/s, one: 532-533).
     constexpr int kMinCells = kChunk;
     const int blocks = n_tok * n_head;
     int n = (n_scan + kMinCells - 1) / kMinCells;
