@@ -108,7 +108,8 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttentionArg
 #pragma unroll
             for (int k = 0; k < kDims; ++k) vals[j][k] = V[row * a.n_kv_dim + min(tid + k * kThreads, D - 1)];
         }
-        const bool visible = in_split && a.cell_pos[c] >= 0 && a.cell_pos[c] <= pos && (a.cell_seqs[c] & seq_bit) != 0;
+        const int32_t cp = in_split ? a.cell_pos[c] : -1;
+        const bool visible = cp >= 0 && cp <= pos && (a.cell_seqs[c] & seq_bit) != 0;
         if (base == c0) {
 #pragma unroll
             for (int k = 0; k < kDims; ++k)
