@@ -28,16 +28,17 @@ CudaPlacement place_on_cuda(const GgufFile& file, const std::string& path, const
     uint64_t embd = 0, head = 0;
     bool has_output = false;
     for (const GgufTensorInfo& t : file.tensors()) {
+        const uint64_t bytes = cuda::CudaBackend::weight_bytes(t.type, t.n_elements());
         if (t.name.rfind("blk.", 0) == 0) {
             const int64_t il = std::atoll(t.name.c_str() + 4);
-            if (il >= 0 && il < n_layer) layer_bytes[size_t(il)] += t.n_bytes;
+            if (il >= 0 && il < n_layer) layer_bytes[size_t(il)] += bytes;
         } else if (t.name == "token_embd.weight") {
-            embd = t.n_bytes;
+            embd = bytes;
         } else if (t.name == "output.weight") {
-            head += t.n_bytes;
+            head += bytes;
             has_output = true;
         } else {
-            head += t.n_bytes;  // output_norm, rope_freqs
+            head += bytes;  // output_norm, rope_freqs
         }
     }
     if (!has_output) head += embd;

@@ -46,7 +46,11 @@ bool has_kernels(GgmlType t) {
     }
 }
 
-DevWeight dev(const Weight& w) { return {w.type(), w.device, w.host.nb[1], w.n_in(), w.n_out()}; }
+DevWeight dev(const Weight& w) {
+    const QuantTraits& q = quant_traits(w.type());
+    const size_t row_bytes = size_t(w.n_in() / q.block_size) * device_block_bytes(w.type());
+    return {w.type(), w.device, row_bytes, w.n_in(), w.n_out()};
+}
 
 constexpr size_t kStageBytes = 8u << 20;
 constexpr size_t kStageAlign = 256;
@@ -124,6 +128,10 @@ CudaBackend::~CudaBackend() {
     cudaStreamDestroy(st(stream_));
 }
 
+uint64_t CudaBackend::weight_bytes(GgmlType type, int64_t n_elements) {
+    return uint64_t(n_elements / quant_traits(type).block_size) * device_block_bytes(type);
+}
+
 size_t CudaBackend::free_bytes() const {
     size_t free = 0, total = 0;
     check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
@@ -190,12 +198,31 @@ void* CudaBackend::stage(const void* src, size_t bytes) {
 Weight CudaBackend::upload_weight(const TensorView& host) {
     require(has_kernels(host.type), "upload_weight",
             std::string("no CUDA kernels for weight type ") + quant_traits(host.type).name);
-    const size_t bytes = host.nb[1] * size_t(host.n_rows());
+    const QuantTraits& q = quant_traits(host.type);
+    require(host.ne[0] % q.block_size == 0 && host.nb[1] == size_t(host.ne[0] / q.block_size) * q.block_bytes,
+            "upload_weight", "rows of " + std::to_string(host.ne[0]) + " " + q.name + " elements must be whole, packed blocks");
+    const int64_t blocks_per_row = host.ne[0] / q.block_size;
+    const size_t dev_row = size_t(blocks_per_row) * device_block_bytes(host.type);
+    const size_t bytes = dev_row * size_t(host.n_rows());
     // Slack: the kernels read aligned 16-byte pieces and 4-byte words (blocks) that may
     // end past the last block.
     void* d = device_alloc((bytes + 15) / 16 * 16 + 16, "a weight");
     weights_.push_back(d);
-    check(cudaMemcpy(d, host.data, bytes, cudaMemcpyHostToDevice), "uploading a weight");
+    if (dev_row == host.nb[1]) {
+        check(cudaMemcpy(d, host.data, bytes, cudaMemcpyHostToDevice), "uploading a weight");
+        return Weight{host, d};
+    }
+    // Blocks padded to their device slots, a few MiB of rows at a time.
+    const int64_t rows_per_copy = std::max<int64_t>(1, int64_t((16u << 20) / dev_row));
+    std::vector<uint8_t> padded(size_t(rows_per_copy) * dev_row);
+    const auto* src = static_cast<const uint8_t*>(host.data);
+    for (int64_t r = 0; r < host.n_rows(); r += rows_per_copy) {
+        const int64_t n = std::min(rows_per_copy, host.n_rows() - r);
+        pad_blocks_for_device(host.type, src + size_t(r) * host.nb[1], n * blocks_per_row, padded.data());
+        check(cudaMemcpy(static_cast<uint8_t*>(d) + size_t(r) * dev_row, padded.data(), size_t(n) * dev_row,
+                         cudaMemcpyHostToDevice),
+              "uploading a weight");
+    }
     return Weight{host, d};
 }
 

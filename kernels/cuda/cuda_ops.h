@@ -19,6 +19,15 @@ namespace kiln::cuda {
 void set_pdl_launches(bool on);
 bool pdl_launches();
 
+// Bytes of one block of `type` in device memory: the GGUF block as it is, except
+// Q6_K, whose 210-byte blocks sit in 224-byte slots so that every block starts
+// 16-byte aligned (quant_chunk.cuh reads a chunk's quants in four 16-byte loads
+// instead of eighteen words). CudaBackend::upload_weight lays rows out so.
+inline constexpr size_t kQ6KDeviceBytes = 224;
+size_t device_block_bytes(GgmlType type);
+// Rows of device_block_bytes blocks from rows of GGUF blocks (n_blocks per row in all).
+void pad_blocks_for_device(GgmlType type, const uint8_t* src, int64_t n_blocks, uint8_t* dst);
+
 // A weight matrix in device memory: n_out rows of n_in elements, row_bytes apart.
 struct DevWeight {
     GgmlType type;

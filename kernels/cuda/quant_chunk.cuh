@@ -228,25 +228,28 @@ struct Q5_K {
 
 // Chunk c = 4h + k of the 128-halves h: low nibble (k < 2) or high nibble of
 // ql[64h + 32(k & 1) + l], top two bits at 2k of qh[32h + l]; x = d*sc*(q - 32).
+// In device memory each 210-byte block sits in a 224-byte slot (cuda_ops.h:
+// kQ6KDeviceBytes), so the quants are 16-byte loads.
 struct Q6_K {
-    static constexpr int kBlock = 256, kBytes = 210;
+    static constexpr int kBlock = 256, kBytes = 224;
     __device__ static void chunk(const uint8_t* b, int c, int (&w)[8], float (&a)[2], float (&o)[2]) {
         const int h = c >> 2, k = c & 3;
-        const uint8_t* ql = b + 64 * h + 32 * (k & 1);
-        const uint8_t* qh = b + 128 + 32 * h;
+        const uint4* ql = reinterpret_cast<const uint4*>(b + 64 * h + 32 * (k & 1));
+        const uint4* qh = reinterpret_cast<const uint4*>(b + 128 + 32 * h);
+        const uint4 l0 = ql[0], l1 = ql[1], h0 = qh[0], h1 = qh[1];
+        const uint32_t lw[8] = {l0.x, l0.y, l0.z, l0.w, l1.x, l1.y, l1.z, l1.w};
+        const uint32_t hw[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
         const int sl = 4 * (k >> 1), shh = 2 * k;
-        // 210-byte blocks start only 2-byte aligned: aligned words and funnel shifts.
-        const BlockWords<32> lw(ql), hw(qh);
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
-            const uint32_t low = (lw.word_at0(i) >> sl) & 0x0F0F0F0Fu;
-            const uint32_t high = ((hw.word_at0(i) >> shh) & 0x03030303u) << 4;
+            const uint32_t low = (lw[i] >> sl) & 0x0F0F0F0Fu;
+            const uint32_t high = ((hw[i] >> shh) & 0x03030303u) << 4;
             w[i] = sub4(low | high, 0x20202020u);
         }
         const float d = ldh(b + 208);
-        const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
-        a[0] = d * float(sc[2 * c]);
-        a[1] = d * float(sc[2 * c + 1]);
+        const char2 sc = *reinterpret_cast<const char2*>(b + 192 + 2 * c);
+        a[0] = d * float(sc.x);
+        a[1] = d * float(sc.y);
         o[0] = o[1] = 0.0f;
     }
 };
