@@ -22,7 +22,7 @@ std::string mix_names() {
         if (!s.empty()) s += ", ";
         s += m.name;
     }
-    s += " (q4_k = q4_k_m, as in llama-quantize)";
+    s += " (q4_k = q4_k_m, q5_k = q5_k_m, as in llama-quantize)";
     return s;
 }
 

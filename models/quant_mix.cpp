@@ -12,6 +12,7 @@ constexpr QuantMix kMixes[] = {
     {"q8_0", 7, GgmlType::Q8_0},    // LLAMA_FTYPE_MOSTLY_Q8_0
     {"q4_k_s", 14, GgmlType::Q4_K}, // LLAMA_FTYPE_MOSTLY_Q4_K_S
     {"q4_k_m", 15, GgmlType::Q4_K}, // LLAMA_FTYPE_MOSTLY_Q4_K_M
+    {"q5_k_m", 17, GgmlType::Q5_K}, // LLAMA_FTYPE_MOSTLY_Q5_K_M
 };
 
 bool same_name(std::string_view a, std::string_view b) {
@@ -33,13 +34,14 @@ std::span<const QuantMix> all_quant_mixes() { return kMixes; }
 
 const QuantMix* find_quant_mix(std::string_view name) {
     if (same_name(name, "q4_k")) name = "q4_k_m";
+    if (same_name(name, "q5_k")) name = "q5_k_m";
     for (const auto& m : kMixes)
         if (same_name(name, m.name)) return &m;
     return nullptr;
 }
 
 GgmlType quant_mix_type(const QuantMix& mix, LlamaTensor tensor, int layer, int n_layer) {
-    const bool k_m = mix.file_type == 15, k_s = mix.file_type == 14;
+    const bool k_m = mix.file_type == 15 || mix.file_type == 17, k_s = mix.file_type == 14;
     switch (tensor) {
         case LlamaTensor::OutputNorm:
         case LlamaTensor::AttnNorm:

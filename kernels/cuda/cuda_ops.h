@@ -20,9 +20,11 @@ void set_pdl_launches(bool on);
 bool pdl_launches();
 
 // Bytes of one block of `type` in device memory: the GGUF block as it is, except
-// Q6_K, whose 210-byte blocks sit in 224-byte slots so that every block starts
-// 16-byte aligned (quant_chunk.cuh reads a chunk's quants in four 16-byte loads
-// instead of eighteen words). CudaBackend::upload_weight lays rows out so.
+// Q3_K (110 bytes) and Q6_K (210), whose blocks sit in 112- and 224-byte slots so
+// that every block starts 16-byte aligned (quant_chunk.cuh reads a chunk in 16-byte
+// loads: Q6_K four instead of eighteen words, Q3_K five instead of ~40 half-words).
+// CudaBackend::upload_weight lays rows out so.
+inline constexpr size_t kQ3KDeviceBytes = 112;
 inline constexpr size_t kQ6KDeviceBytes = 224;
 size_t device_block_bytes(GgmlType type);
 // Rows of device_block_bytes blocks from rows of GGUF blocks (n_blocks per row in all).

@@ -7,7 +7,11 @@
 namespace kiln::cuda {
 
 size_t device_block_bytes(GgmlType type) {
-    return type == GgmlType::Q6_K ? kQ6KDeviceBytes : quant_traits(type).block_bytes;
+    switch (type) {
+        case GgmlType::Q3_K: return kQ3KDeviceBytes;
+        case GgmlType::Q6_K: return kQ6KDeviceBytes;
+        default: return quant_traits(type).block_bytes;
+    }
 }
 
 void pad_blocks_for_device(GgmlType type, const uint8_t* src, int64_t n_blocks, uint8_t* dst) {

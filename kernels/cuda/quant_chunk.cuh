@@ -24,6 +24,8 @@ __device__ __forceinline__ uint32_t ld32(const uint8_t* p) {
     const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
     return uint32_t(h[0]) | (uint32_t(h[1]) << 16);
 }
+// For blocks whose size is a multiple of 4 (Q4_1, Q5_1, Q2_K): p is 4-byte aligned.
+__device__ __forceinline__ uint32_t ld32a(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
 __device__ __forceinline__ float ldh(const uint8_t* p) {
     return __half2float(*reinterpret_cast<const __half*>(p));
 }
@@ -80,7 +82,7 @@ struct Q4_1 {
     __device__ static void chunk(const uint8_t* b, int, int (&w)[8], float (&a)[2], float (&o)[2]) {
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-            const uint32_t u = ld32(b + 4 + 4 * i);
+            const uint32_t u = ld32a(b + 4 + 4 * i);
             w[i] = int(u & 0x0F0F0F0Fu);
             w[4 + i] = int((u >> 4) & 0x0F0F0F0Fu);
         }
@@ -93,14 +95,15 @@ struct Q4_1 {
 struct Q5_0 {
     static constexpr int kBlock = 32, kBytes = 22;
     __device__ static void chunk(const uint8_t* b, int, int (&w)[8], float (&a)[2], float (&o)[2]) {
-        const uint32_t qh = ld32(b + 2);
+        const BlockWords<kBytes> bw(b);
+        const uint32_t qh = bw.word_at2(0);
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-            const uint32_t u = ld32(b + 6 + 4 * i);
+            const uint32_t u = bw.word_at2(1 + i);
             w[i] = sub4((u & 0x0F0F0F0Fu) | spread4(qh >> (4 * i)), 0x10101010u);
             w[4 + i] = sub4(((u >> 4) & 0x0F0F0F0Fu) | spread4(qh >> (16 + 4 * i)), 0x10101010u);
         }
-        a[0] = a[1] = ldh(b);
+        a[0] = a[1] = bw.half_at0();
         o[0] = o[1] = 0.0f;
     }
 };
@@ -109,10 +112,10 @@ struct Q5_0 {
 struct Q5_1 {
     static constexpr int kBlock = 32, kBytes = 24;
     __device__ static void chunk(const uint8_t* b, int, int (&w)[8], float (&a)[2], float (&o)[2]) {
-        const uint32_t qh = ld32(b + 4);
+        const uint32_t qh = ld32a(b + 4);
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-            const uint32_t u = ld32(b + 8 + 4 * i);
+            const uint32_t u = ld32a(b + 8 + 4 * i);
             w[i] = int((u & 0x0F0F0F0Fu) | spread4(qh >> (4 * i)));
             w[4 + i] = int(((u >> 4) & 0x0F0F0F0Fu) | spread4(qh >> (16 + 4 * i)));
         }
@@ -140,7 +143,7 @@ struct Q2_K {
         const uint8_t* qs = b + 16 + 32 * (c >> 2);
         const int s = 2 * (c & 3);
 #pragma unroll
-        for (int i = 0; i < 8; ++i) w[i] = int((ld32(qs + 4 * i) >> s) & 0x03030303u);
+        for (int i = 0; i < 8; ++i) w[i] = int((ld32a(qs + 4 * i) >> s) & 0x03030303u);
         const float d = ldh(b + 80), dmin = ldh(b + 82);
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
@@ -152,48 +155,74 @@ struct Q2_K {
 };
 
 // Low 2 bits as Q2_K; high bit of element 32c + l is hmask[l] bit c, and a
-// clear high bit means q - 4. Signed 6-bit scales per 16 elements.
+// clear high bit means q - 4. Signed 6-bit scales per 16 elements. In device
+// memory each 110-byte block sits in a 112-byte slot (cuda_ops.h: device_block_bytes),
+// 16-byte aligned: a chunk is five 16-byte loads (hmask, its quants, scales and d).
 struct Q3_K {
-    static constexpr int kBlock = 256, kBytes = 110;
-    __device__ static int scale(const uint8_t* sc, int j) {
-        const int low = j < 8 ? (sc[j] & 0xF) : (sc[j - 8] >> 4);
-        const int high = (sc[8 + (j & 3)] >> (2 * (j >> 2))) & 3;
+    static constexpr int kBlock = 256, kBytes = 112;
+    // Scale j from the scale words (bytes 0-3, 4-7, 8-11 of the 12).
+    __device__ static int scale(uint32_t s0, uint32_t s1, uint32_t s2, int j) {
+        const int sh = 8 * (j & 3);
+        const uint32_t byte = ((j & 4) ? s1 : s0) >> sh;
+        const int low = j < 8 ? int(byte & 0xF) : int((byte >> 4) & 0xF);
+        const int high = int((s2 >> (sh + 2 * (j >> 2))) & 3);
         return (low | (high << 4)) - 32;
     }
     __device__ static void chunk(const uint8_t* b, int c, int (&w)[8], float (&a)[2], float (&o)[2]) {
-        const uint8_t* qs = b + 32 + 32 * (c >> 2);
+        const uint4* hm = reinterpret_cast<const uint4*>(b);
+        const uint4* qs = reinterpret_cast<const uint4*>(b + 32 + 32 * (c >> 2));
+        const uint4 h0 = hm[0], h1 = hm[1], q0 = qs[0], q1 = qs[1];
+        const uint4 tail = *reinterpret_cast<const uint4*>(b + 96);
+        const uint32_t hw[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
+        const uint32_t qw[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
         const int s = 2 * (c & 3);
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
-            const uint32_t low = (ld32(qs + 4 * i) >> s) & 0x03030303u;
-            const uint32_t hb = (ld32(b + 4 * i) >> c) & 0x01010101u;
+            const uint32_t low = (qw[i] >> s) & 0x03030303u;
+            const uint32_t hb = (hw[i] >> c) & 0x01010101u;
             w[i] = sub4(low | (hb << 2), 0x04040404u);
         }
-        const float d = ldh(b + 108);
-        a[0] = d * float(scale(b + 96, 2 * c));
-        a[1] = d * float(scale(b + 96, 2 * c + 1));
+        const float d = __half2float(__ushort_as_half(uint16_t(tail.w & 0xFFFFu)));
+        a[0] = d * float(scale(tail.x, tail.y, tail.z, 2 * c));
+        a[1] = d * float(scale(tail.x, tail.y, tail.z, 2 * c + 1));
         o[0] = o[1] = 0.0f;
     }
 };
 
-// The 6-bit scale and min of sub-block j of a Q4_K/Q5_K block (get_scale_min_k4).
-__device__ __forceinline__ void scale_min_k4(int j, const uint8_t* q, float* sc, float* m) {
-    if (j < 4) {
-        *sc = float(q[j] & 63);
-        *m = float(q[j + 4] & 63);
-    } else {
-        *sc = float((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        *m = float((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+// The 16-byte head of a Q4_K/Q5_K block (d, dmin, the 12 packed scale bytes) as one
+// load; scale and min of sub-block j from it (get_scale_min_k4 on registers).
+struct KHead {
+    float d, dmin;
+    uint32_t s0, s1, s2;  // scale bytes 0-3, 4-7, 8-11
+    __device__ __forceinline__ explicit KHead(const uint8_t* b) {
+        const uint4 h = *reinterpret_cast<const uint4*>(b);
+        const __half2 dm = *reinterpret_cast<const __half2*>(&h.x);
+        d = __low2float(dm);
+        dmin = __high2float(dm);
+        s0 = h.y;
+        s1 = h.z;
+        s2 = h.w;
     }
-}
+    __device__ __forceinline__ void scale_min(int j, float* sc, float* m) const {
+        const int sh = 8 * (j & 3);
+        if (j < 4) {
+            *sc = float((s0 >> sh) & 63);
+            *m = float((s1 >> sh) & 63);
+        } else {
+            *sc = float(((s2 >> sh) & 0xF) | (((s0 >> sh) >> 6 & 3) << 4));
+            *m = float(((s2 >> sh) >> 4 & 0xF) | (((s1 >> sh) >> 6 & 3) << 4));
+        }
+    }
+};
 
 // Chunk c: nibble (c odd: high) of qs[32 * (c / 2) + l]; x = d*sc*q - dmin*m.
 struct Q4_K {
     static constexpr int kBlock = 256, kBytes = 144;
     // Blocks of 144 bytes start 16-byte aligned in every CUDA buffer (rows are whole
-    // blocks, buffers start allocations): the 32 quant bytes of a chunk are two
-    // 16-byte loads.
+    // blocks, buffers start allocations): a chunk is three 16-byte loads, the block's
+    // head and its 32 quant bytes.
     __device__ static void chunk(const uint8_t* b, int c, int (&w)[8], float (&a)[2], float (&o)[2]) {
+        const KHead head(b);
         const uint4* qs = reinterpret_cast<const uint4*>(b + 16 + 32 * (c >> 1));
         const uint4 u0 = qs[0], u1 = qs[1];
         const uint32_t u[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
@@ -201,28 +230,33 @@ struct Q4_K {
 #pragma unroll
         for (int i = 0; i < 8; ++i) w[i] = int((u[i] >> s) & 0x0F0F0F0Fu);
         float sc, m;
-        scale_min_k4(c, b + 4, &sc, &m);
-        const __half2 dm = *reinterpret_cast<const __half2*>(b);
-        a[0] = a[1] = __low2float(dm) * sc;
-        o[0] = o[1] = -__high2float(dm) * m;
+        head.scale_min(c, &sc, &m);
+        a[0] = a[1] = head.d * sc;
+        o[0] = o[1] = -head.dmin * m;
     }
 };
 
-// As Q4_K plus the fifth bit of element 32c + l in qh[l] bit c.
+// As Q4_K plus the fifth bit of element 32c + l in qh[l] bit c. 176-byte blocks
+// start 16-byte aligned too: five 16-byte loads a chunk.
 struct Q5_K {
     static constexpr int kBlock = 256, kBytes = 176;
     __device__ static void chunk(const uint8_t* b, int c, int (&w)[8], float (&a)[2], float (&o)[2]) {
-        const uint8_t* qs = b + 48 + 32 * (c >> 1);
+        const KHead head(b);
+        const uint4* qh = reinterpret_cast<const uint4*>(b + 16);
+        const uint4* qs = reinterpret_cast<const uint4*>(b + 48 + 32 * (c >> 1));
+        const uint4 h0 = qh[0], h1 = qh[1], u0 = qs[0], u1 = qs[1];
+        const uint32_t hw[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
+        const uint32_t u[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
         const int s = 4 * (c & 1);
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
-            const uint32_t hb = (ld32(b + 16 + 4 * i) >> c) & 0x01010101u;
-            w[i] = int(((ld32(qs + 4 * i) >> s) & 0x0F0F0F0Fu) | (hb << 4));
+            const uint32_t hb = (hw[i] >> c) & 0x01010101u;
+            w[i] = int(((u[i] >> s) & 0x0F0F0F0Fu) | (hb << 4));
         }
         float sc, m;
-        scale_min_k4(c, b + 4, &sc, &m);
-        a[0] = a[1] = ldh(b) * sc;
-        o[0] = o[1] = -ldh(b + 2) * m;
+        head.scale_min(c, &sc, &m);
+        a[0] = a[1] = head.d * sc;
+        o[0] = o[1] = -head.dmin * m;
     }
 };
 

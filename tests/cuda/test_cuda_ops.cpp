@@ -70,8 +70,9 @@ TEST_CASE("cuda: device list and a missing device index") {
     CHECK_THROWS_WITH_AS(cuda::CudaBackend{o}, doctest::Contains("does not exist"), cuda::CudaError);
 }
 
-TEST_CASE("cuda: uploaded weights take their GGUF bytes, Q6_K blocks padded to 224") {
+TEST_CASE("cuda: uploaded weights take their GGUF bytes, Q3_K and Q6_K blocks padded to 112 and 224") {
     CHECK(cuda::CudaBackend::weight_bytes(GgmlType::Q4_0, 32 * 6) == 6 * 18);
+    CHECK(cuda::CudaBackend::weight_bytes(GgmlType::Q3_K, 256 * 7) == 7 * 112);
     CHECK(cuda::CudaBackend::weight_bytes(GgmlType::Q4_K, 256 * 3) == 3 * 144);
     CHECK(cuda::CudaBackend::weight_bytes(GgmlType::Q6_K, 256 * 5) == 5 * 224);
     CHECK(cuda::CudaBackend::weight_bytes(GgmlType::F16, 100) == 200);

@@ -40,7 +40,9 @@ TEST_CASE("quant mix: names, aliases and llama.cpp's file_type numbers") {
     CHECK(&mix("Q4_K_M") == &mix("q4_k_m"));
     CHECK(find_quant_mix("q3_k_m") == nullptr);
     CHECK(find_quant_mix("") == nullptr);
-    CHECK(all_quant_mixes().size() == 5);
+    CHECK(mix("q5_k_m").file_type == 17);
+    CHECK(&mix("Q5_K") == &mix("q5_k_m"));
+    CHECK(all_quant_mixes().size() == 6);
 }
 
 TEST_CASE("quant mix: Q4_K_M on 32 layers gives attn_v and ffn_down Q6_K on llama.cpp's use_more_bits layers") {
@@ -79,6 +81,29 @@ TEST_CASE("quant mix: Q4_0, Q8_0 and F16 are uniform but for the output head and
     CHECK(quant_mix_type(mix("q4_0"), LlamaTensor::Output, 0, 32) == GgmlType::Q6_K);
     CHECK(quant_mix_type(mix("q8_0"), LlamaTensor::Output, 0, 32) == GgmlType::Q8_0);
     CHECK(quant_mix_type(mix("f16"), LlamaTensor::Output, 0, 32) == GgmlType::F16);
+}
+
+TEST_CASE("quant mix: Q5_K_M is Q5_K with Q4_K_M's Q6_K layers") {
+    const QuantMix& m = mix("q5_k_m");
+    const std::set<int> more = {0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31};
+    CHECK(layers_of(m, LlamaTensor::AttnV, GgmlType::Q6_K, 32) == more);
+    CHECK(layers_of(m, LlamaTensor::FfnDown, GgmlType::Q6_K, 32) == more);
+    CHECK(layers_of(m, LlamaTensor::FfnDown, GgmlType::Q5_K, 32).size() == 16);
+    CHECK(layers_of(m, LlamaTensor::FfnGate, GgmlType::Q5_K, 32).size() == 32);
+    CHECK(quant_mix_type(m, LlamaTensor::Output, 0, 32) == GgmlType::Q6_K);
+}
+
+TEST_CASE("quant mix: Q5_K_M types match a file llama-quantize wrote (kiln-test-gqa-q5_k_m, 5 layers)") {
+    const GgufFile f = GgufFile::open(test::model_path("kiln-test-gqa-q5_k_m.gguf"));
+    const int n_layer = int(*f.get_int("llama.block_count"));
+    REQUIRE(n_layer == 5);
+    for (const GgufTensorInfo& t : f.tensors()) {
+        CAPTURE(t.name);
+        const auto role = test::llama_tensor_role(t.name);
+        REQUIRE(role.has_value());
+        const GgmlType want = quant_mix_type(mix("q5_k_m"), role->first, role->second, n_layer);
+        CHECK(quant_traits(want).name == std::string(quant_traits(t.type).name));
+    }
 }
 
 TEST_CASE("quant mix: Q4_K_M types match a file llama-quantize wrote (kiln-test-gqa-q4_k_m, 5 layers)") {
