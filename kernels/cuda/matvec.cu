@@ -88,9 +88,32 @@ constexpr int64_t kSplitMinChunks = 256;  // rows of 8192 elements or more take 
 constexpr int64_t kOneRowMaxRows = 4096;
 
 template <class T, int kMaxTok, int kSplit, int kRowsPerWarp>
+__device__ __forceinline__ void matvec_q8_body(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq,
+                                               const float4* __restrict__ xs, int n_tok);
+// Two register budgets for one body. ptxas left to itself keeps several blocks of
+// 128 threads per SM (Q4_0 with two rows a warp: 40 registers, 12 blocks); told
+// that one block per SM will do, it spends more registers on keeping a chunk's
+// loads and dot products apart (Q4_K 56 -> 63, Q6_K 62 -> 80). The K-quants'
+// longer decoding gains from that more than from the warps it costs (H200, 7B
+// tg128: Q4_K_M 439 / 428 -> 458 / 465, Q5_K_M +7%); Q4_0 loses (514 / 522 -> 506 / 520).
+template <class T, int kMaxTok, int kSplit, int kRowsPerWarp>
 __global__ void __launch_bounds__(kWarps * 32)
     matvec_q8_kernel(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq, const float4* __restrict__ xs,
                      int n_tok) {
+    matvec_q8_body<T, kMaxTok, kSplit, kRowsPerWarp>(g, n_chunks, xq, xs, n_tok);
+}
+template <class T, int kMaxTok, int kSplit, int kRowsPerWarp>
+__global__ void __launch_bounds__(kWarps * 32, 1)
+    matvec_q8_kernel_free_regs(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq,
+                               const float4* __restrict__ xs, int n_tok) {
+    matvec_q8_body<T, kMaxTok, kSplit, kRowsPerWarp>(g, n_chunks, xq, xs, n_tok);
+}
+template <class T>
+inline constexpr bool kFreeRegs = std::is_same_v<T, Q2_K> || std::is_same_v<T, Q3_K> || std::is_same_v<T, Q4_K> ||
+                                  std::is_same_v<T, Q5_K> || std::is_same_v<T, Q6_K>;
+template <class T, int kMaxTok, int kSplit, int kRowsPerWarp>
+__device__ __forceinline__ void matvec_q8_body(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq,
+                                               const float4* __restrict__ xs, int n_tok) {
     static_assert(kWarps % kSplit == 0, "a block holds whole splits");
     __shared__ float part_sum[kWarps][kRowsPerWarp][kMaxTok];
     let_next_grid_start();
@@ -286,12 +309,17 @@ void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, cons
             auto launch = [&](auto split, auto rows) {
                 constexpr int kSplit = decltype(split)::value, kRows = decltype(rows)::value;
                 const dim3 split_grid(grid_1d(g.row0[g.n], kWarps / kSplit * kRows));
-                if (n_tok == 1)
-                    launch_kernel(matvec_q8_kernel<T, 1, kSplit, kRows>, split_grid, block, 0, stream, g, n_chunks,
-                                  xq, xs, 1);
-                else
+                if (n_tok == 1) {
+                    if constexpr (kFreeRegs<T>)
+                        launch_kernel(matvec_q8_kernel_free_regs<T, 1, kSplit, kRows>, split_grid, block, 0, stream,
+                                      g, n_chunks, xq, xs, 1);
+                    else
+                        launch_kernel(matvec_q8_kernel<T, 1, kSplit, kRows>, split_grid, block, 0, stream, g,
+                                      n_chunks, xq, xs, 1);
+                } else {
                     launch_kernel(matvec_q8_kernel<T, kMatvecMaxTokens, kSplit, kRows>, split_grid, block, 0,
                                   stream, g, n_chunks, xq, xs, n_tok);
+                }
             };
             auto with_rows = [&](auto split) {
                 if (g.row0[g.n] <= kOneRowMaxRows)
