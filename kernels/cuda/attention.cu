@@ -19,28 +19,47 @@ namespace {
 
 __device__ __forceinline__ float load_kv(const float* p) { return *p; }
 
-// Block per (head, token): merges the n_split partials into the output.
+// Block per (head, token): merges the n_split partials into the output. Every load
+// goes out at the start (each split's max and sum by one thread, this thread's
+// dimensions of the first splits' accumulators by all), so the merge waits out one
+// memory latency, not one per pass over the splits.
+constexpr int kMergeEarly = 8;  // accumulators per dimension loaded before the barrier
 __global__ void attention_merge_kernel(AttentionArgs a) {
+    __shared__ float s_m[kAttentionMaxSplits], s_l[kAttentionMaxSplits];
     let_next_grid_start();
     wait_prior_grid();
     const int h = blockIdx.x;
     const int64_t t = blockIdx.y;
-    const int D = a.head_dim;
-    const float* part = a.partial + (t * a.n_head + h) * a.n_split * (D + 2);
-    float M = -INFINITY;
-    for (int s = 0; s < a.n_split; ++s) M = fmaxf(M, part[s * (D + 2)]);
-    float* oh = a.out.data + t * a.out.stride + int64_t(h) * D;
-    float L = 0.0f;
-    for (int s = 0; s < a.n_split; ++s) {
-        const float m = part[s * (D + 2)];
-        if (m != -INFINITY) L += part[s * (D + 2) + 1] * expf(m - M);
+    const int D = a.head_dim, n = a.n_split;
+    const float* part = a.partial + (t * a.n_head + h) * n * (D + 2);
+    for (int s = threadIdx.x; s < n; s += blockDim.x) {
+        s_m[s] = part[s * (D + 2)];
+        s_l[s] = part[s * (D + 2) + 1];
     }
+    float early[kMergeEarly];
+    const int d_first = threadIdx.x;
+#pragma unroll
+    for (int s = 0; s < kMergeEarly; ++s) early[s] = s < n && d_first < D ? part[s * (D + 2) + 2 + d_first] : 0.0f;
+    __syncthreads();
+    float M = -INFINITY;
+    for (int s = 0; s < n; ++s) M = fmaxf(M, s_m[s]);
+    float L = 0.0f;
+    for (int s = 0; s < n; ++s)
+        if (s_m[s] != -INFINITY) L += s_l[s] * expf(s_m[s] - M);
+    float* oh = a.out.data + t * a.out.stride + int64_t(h) * D;
     const int lane = threadIdx.x & 31;
     for (int d0 = 0; d0 < D; d0 += blockDim.x) {
         const int d = d0 + threadIdx.x;
         float o = 0.0f;
-        for (int s = 0; d < D && s < a.n_split; ++s) {
-            const float m = part[s * (D + 2)];
+        int s = 0;
+        if (d0 == 0) {  // the splits loaded early, from registers (a loop the compiler unrolls)
+#pragma unroll
+            for (int e = 0; e < kMergeEarly; ++e)
+                if (e < n && s_m[e] != -INFINITY) o += early[e] * expf(s_m[e] - M);
+            s = kMergeEarly;
+        }
+        for (; d < D && s < n; ++s) {
+            const float m = s_m[s];
             if (m != -INFINITY) o += part[s * (D + 2) + 2 + d] * expf(m - M);
         }
         o = M == -INFINITY ? 0.0f : o / L;  // nothing visible: a zero output, never NaN

@@ -198,7 +198,7 @@ int attention_splits(int n_tok, int n_head, int n_scan, int n_sm) {
     const int blocks = n_tok * n_head;
     int n = (n_scan + kMinCells - 1) / kMinCells;
     n = std::min(n, std::max(1, 8 * n_sm / blocks));  // about one wave of blocks
-    return std::max(1, std::min(n, 64));
+    return std::max(1, std::min(n, kAttentionMaxSplits));
 }
 
 void attention_decode(const AttentionArgs& a, cudaStream_t stream) {

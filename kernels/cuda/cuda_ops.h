@@ -136,7 +136,9 @@ inline constexpr int kAttentionTiledMinTokens = 16;
 // not apply (F32 cache, head_dim other than 64/128, unaligned rows, too little
 // shared memory); attention() then takes the float tiled kernel.
 bool attention_mma(const AttentionArgs& a, cudaStream_t stream);
-// Splits worth using for this shape on a GPU with n_sm multiprocessors.
+// Splits worth using for this shape on a GPU with n_sm multiprocessors (at most
+// kAttentionMaxSplits: the merge keeps each split's max and sum in shared memory).
+inline constexpr int kAttentionMaxSplits = 64;
 int attention_splits(int n_tok, int n_head, int n_scan, int n_sm);
 inline constexpr int kAttentionMaxHeadDim = 256;
 void attention(const AttentionArgs& a, cudaStream_t stream);
