@@ -89,32 +89,6 @@ constexpr int64_t kOneRowMaxRows = 4096;
 
 template <class T, int kMaxTok, int kSplit, int kRowsPerWarp>
 __device__ __forceinline__ void matvec_q8_body(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq,
-                                               const float4* __restrict__ xs, int n_tok);
-// Two register budgets for one body. ptxas left to itself keeps several blocks of
-// 128 threads per SM (Q4_0 with two rows a warp: 40 registers, 12 blocks); told
-// that one block per SM will do, it spends more registers on keeping a chunk's
-// loads and dot products apart (Q4_K 56 -> 63, Q6_K 62 -> 80). The K-quants'
-// longer decoding gains from that more than from the warps it costs (H200, 7B
-// tg128: Q4_K_M 439 / 428 -> 458 / 465, Q5_K_M +7%), and so does Q8_0's nine words a
-// chunk (373 / 373 / 364 -> 376 / 383 / 386); Q4_0 loses (514 / 522 -> 506 / 520).
-// The other legacy types are untested either way and keep the default.
-template <class T, int kMaxTok, int kSplit, int kRowsPerWarp>
-__global__ void __launch_bounds__(kWarps * 32)
-    matvec_q8_kernel(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq, const float4* __restrict__ xs,
-                     int n_tok) {
-    matvec_q8_body<T, kMaxTok, kSplit, kRowsPerWarp>(g, n_chunks, xq, xs, n_tok);
-}
-template <class T, int kMaxTok, int kSplit, int kRowsPerWarp>
-__global__ void __launch_bounds__(kWarps * 32, 1)
-    matvec_q8_kernel_free_regs(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq,
-                               const float4* __restrict__ xs, int n_tok) {
-    matvec_q8_body<T, kMaxTok, kSplit, kRowsPerWarp>(g, n_chunks, xq, xs, n_tok);
-}
-template <class T>
-inline constexpr bool kFreeRegs = std::is_same_v<T, Q2_K> || std::is_same_v<T, Q3_K> || std::is_same_v<T, Q4_K> ||
-                                  std::is_same_v<T, Q5_K> || std::is_same_v<T, Q6_K> || std::is_same_v<T, Q8_0>;
-template <class T, int kMaxTok, int kSplit, int kRowsPerWarp>
-__device__ __forceinline__ void matvec_q8_body(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq,
                                                const float4* __restrict__ xs, int n_tok) {
     static_assert(kWarps % kSplit == 0, "a block holds whole splits");
     __shared__ float part_sum[kWarps][kRowsPerWarp][kMaxTok];
@@ -189,6 +163,30 @@ __device__ __forceinline__ void matvec_q8_body(MatvecGroup g, int64_t n_chunks, 
         }
     }
 }
+
+// Two register budgets for one body. ptxas left to itself keeps several blocks of
+// 128 threads per SM (Q4_0 with two rows a warp: 40 registers, 12 blocks); told
+// that one block per SM will do, it spends more registers on keeping a chunk's
+// loads and dot products apart (Q4_K 56 -> 63, Q6_K 62 -> 80). The K-quants'
+// longer decoding gains from that more than from the warps it costs (H200, 7B
+// tg128: Q4_K_M 439 / 428 -> 458 / 465, Q5_K_M +7%), and so does Q8_0's nine words a
+// chunk (373 / 373 / 364 -> 376 / 383 / 386); Q4_0 loses (514 / 522 -> 506 / 520).
+// The other legacy types are untested either way and keep the default.
+template <class T, int kMaxTok, int kSplit, int kRowsPerWarp>
+__global__ void __launch_bounds__(kWarps * 32)
+    matvec_q8_kernel(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq, const float4* __restrict__ xs,
+                     int n_tok) {
+    matvec_q8_body<T, kMaxTok, kSplit, kRowsPerWarp>(g, n_chunks, xq, xs, n_tok);
+}
+template <class T, int kMaxTok, int kSplit, int kRowsPerWarp>
+__global__ void __launch_bounds__(kWarps * 32, 1)
+    matvec_q8_kernel_free_regs(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq,
+                               const float4* __restrict__ xs, int n_tok) {
+    matvec_q8_body<T, kMaxTok, kSplit, kRowsPerWarp>(g, n_chunks, xq, xs, n_tok);
+}
+template <class T>
+inline constexpr bool kFreeRegs = std::is_same_v<T, Q2_K> || std::is_same_v<T, Q3_K> || std::is_same_v<T, Q4_K> ||
+                                  std::is_same_v<T, Q5_K> || std::is_same_v<T, Q6_K> || std::is_same_v<T, Q8_0>;
 
 // Float weights with float activations: 8 elements per lane per step when
 // rows allow 16-byte loads, single elements otherwise (and for the tail).
