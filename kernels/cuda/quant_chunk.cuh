@@ -8,8 +8,11 @@
 // are per 16 or per 32 elements), which lets one dp4a matrix-vector kernel and
 // one dequantizing tensor-core kernel serve all of them.
 //
-// Blocks start only 2-byte aligned (a Q4_0 block is 18 bytes), so words are
-// read as two 16-bit halves.
+// Alignment decides the loads: blocks whose size is a multiple of 16 (Q4_K, Q5_K,
+// and Q3_K / Q6_K in their padded device slots: cuda_ops.h, device_block_bytes)
+// are read in 16-byte pieces, multiples of 4 (Q4_1, Q5_1, Q2_K) in words, and the
+// 2-byte aligned rest (Q4_0, Q5_0, Q8_0) as the aligned words that cover them
+// (BlockWords).
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 
@@ -20,10 +23,6 @@
 
 namespace kiln::cuda {
 
-__device__ __forceinline__ uint32_t ld32(const uint8_t* p) {
-    const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
-    return uint32_t(h[0]) | (uint32_t(h[1]) << 16);
-}
 // For blocks whose size is a multiple of 4 (Q4_1, Q5_1, Q2_K): p is 4-byte aligned.
 __device__ __forceinline__ uint32_t ld32a(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
 __device__ __forceinline__ float ldh(const uint8_t* p) {
