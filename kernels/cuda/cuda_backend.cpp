@@ -47,9 +47,7 @@ bool has_kernels(GgmlType t) {
 }
 
 DevWeight dev(const Weight& w) {
-    const QuantTraits& q = quant_traits(w.type());
-    const size_t row_bytes = size_t(w.n_in() / q.block_size) * device_block_bytes(w.type());
-    return {w.type(), w.device, row_bytes, w.n_in(), w.n_out()};
+    return {w.type(), w.device, device_bytes(w.type(), w.n_in()), w.n_in(), w.n_out()};
 }
 
 constexpr size_t kStageBytes = 8u << 20;
@@ -129,7 +127,7 @@ CudaBackend::~CudaBackend() {
 }
 
 uint64_t CudaBackend::weight_bytes(GgmlType type, int64_t n_elements) {
-    return uint64_t(n_elements / quant_traits(type).block_size) * device_block_bytes(type);
+    return device_bytes(type, n_elements);
 }
 
 size_t CudaBackend::free_bytes() const {
@@ -202,7 +200,7 @@ Weight CudaBackend::upload_weight(const TensorView& host) {
     require(host.ne[0] % q.block_size == 0 && host.nb[1] == size_t(host.ne[0] / q.block_size) * q.block_bytes,
             "upload_weight", "rows of " + std::to_string(host.ne[0]) + " " + q.name + " elements must be whole, packed blocks");
     const int64_t blocks_per_row = host.ne[0] / q.block_size;
-    const size_t dev_row = size_t(blocks_per_row) * device_block_bytes(host.type);
+    const size_t dev_row = device_bytes(host.type, host.ne[0]);
     const size_t bytes = dev_row * size_t(host.n_rows());
     // Slack: the kernels read aligned 16-byte pieces and 4-byte words (blocks) that may
     // end past the last block.

@@ -56,7 +56,7 @@ public:
     // Device memory free now (for deciding what fits before allocating).
     size_t free_bytes() const;
     // Device memory a weight of n_elements elements of `type` takes once uploaded
-    // (some block types are padded there: cuda_ops.h, device_block_bytes).
+    // (some block types are padded there: cuda_ops.h, device_bytes).
     static uint64_t weight_bytes(GgmlType type, int64_t n_elements);
 
     Weight upload_weight(const TensorView& host) override;

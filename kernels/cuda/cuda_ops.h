@@ -19,15 +19,16 @@ namespace kiln::cuda {
 void set_pdl_launches(bool on);
 bool pdl_launches();
 
-// Bytes of one block of `type` in device memory: the GGUF block as it is, except
-// Q3_K (110 bytes) and Q6_K (210), whose blocks sit in 112- and 224-byte slots so
+// Weights in device memory: the GGUF blocks as they are, except Q3_K (110 bytes)
+// and Q6_K (210), whose blocks sit in 112- and 224-byte slots so
 // that every block starts 16-byte aligned (quant_chunk.cuh reads a chunk in 16-byte
 // loads: Q6_K four instead of eighteen words, Q3_K five instead of ~40 half-words).
 // CudaBackend::upload_weight lays rows out so.
 inline constexpr size_t kQ3KDeviceBytes = 112;
 inline constexpr size_t kQ6KDeviceBytes = 224;
-size_t device_block_bytes(GgmlType type);
-// Rows of device_block_bytes blocks from rows of GGUF blocks (n_blocks per row in all).
+// Bytes of n_elements elements (whole blocks: a row, or a whole weight) in device memory.
+size_t device_bytes(GgmlType type, int64_t n_elements);
+// Blocks in their device slots from GGUF blocks (n_blocks in all, rows back to back).
 void pad_blocks_for_device(GgmlType type, const uint8_t* src, int64_t n_blocks, uint8_t* dst);
 
 // A weight matrix in device memory: n_out rows of n_in elements, row_bytes apart.

@@ -9,7 +9,7 @@
 // one dequantizing tensor-core kernel serve all of them.
 //
 // Alignment decides the loads: blocks whose size is a multiple of 16 (Q4_K, Q5_K,
-// and Q3_K / Q6_K in their padded device slots: cuda_ops.h, device_block_bytes)
+// and Q3_K / Q6_K in their padded device slots: cuda_ops.h, device_bytes)
 // are read in 16-byte pieces, multiples of 4 (Q4_1, Q5_1, Q2_K) in words, and the
 // 2-byte aligned rest (Q4_0, Q5_0, Q8_0) as the aligned words that cover them
 // (BlockWords).
@@ -20,6 +20,7 @@
 #include <type_traits>
 
 #include "formats/ggml_type.h"
+#include "kernels/cuda/cuda_ops.h"
 
 namespace kiln::cuda {
 
@@ -155,10 +156,10 @@ struct Q2_K {
 
 // Low 2 bits as Q2_K; high bit of element 32c + l is hmask[l] bit c, and a
 // clear high bit means q - 4. Signed 6-bit scales per 16 elements. In device
-// memory each 110-byte block sits in a 112-byte slot (cuda_ops.h: device_block_bytes),
+// memory each 110-byte block sits in a 112-byte slot (cuda_ops.h: device_bytes),
 // 16-byte aligned: a chunk is five 16-byte loads (hmask, its quants, scales and d).
 struct Q3_K {
-    static constexpr int kBlock = 256, kBytes = 112;
+    static constexpr int kBlock = 256, kBytes = int(kQ3KDeviceBytes);
     // Scale j from the scale words (bytes 0-3, 4-7, 8-11 of the 12).
     __device__ static int scale(uint32_t s0, uint32_t s1, uint32_t s2, int j) {
         const int sh = 8 * (j & 3);
@@ -264,7 +265,7 @@ struct Q5_K {
 // In device memory each 210-byte block sits in a 224-byte slot (cuda_ops.h:
 // kQ6KDeviceBytes), so the quants are 16-byte loads.
 struct Q6_K {
-    static constexpr int kBlock = 256, kBytes = 224;
+    static constexpr int kBlock = 256, kBytes = int(kQ6KDeviceBytes);
     __device__ static void chunk(const uint8_t* b, int c, int (&w)[8], float (&a)[2], float (&o)[2]) {
         const int h = c >> 2, k = c & 3;
         const uint4* ql = reinterpret_cast<const uint4*>(b + 64 * h + 32 * (k & 1));
