@@ -268,12 +268,10 @@ void rms_norm_vec(const Act& x, const Act* res, const float* weight, float eps, 
     // Rows of up to 4096: a thread per float4, the shortest chain of dependent loads
     // (H200, 7B tg128 with 256 threads of four float4s: Q4_0 514 / 522 -> 533 / 531,
     // Q4_K_M 439 / 428 -> 444 / 440).
+    // Longer rows (up to 8192: rms_norm_can_fuse_add) take 256 threads of eight.
     if (x.n_cols <= 4 * 1024)
         launch_kernel(rms_norm_vec_kernel<1>, unsigned(x.n_rows), unsigned((x.n_cols / 4 + 31) / 32 * 32), 0, stream,
                       x.data, x.stride, r, rs, weight, x.n_cols, eps, out.data, out.stride, xq, xs);
-    else if (x.n_cols <= 4 * 4 * kThreads)
-        launch_kernel(rms_norm_vec_kernel<4>, unsigned(x.n_rows), kThreads, 0, stream, x.data, x.stride, r, rs, weight,
-                      x.n_cols, eps, out.data, out.stride, xq, xs);
     else
         launch_kernel(rms_norm_vec_kernel<8>, unsigned(x.n_rows), kThreads, 0, stream, x.data, x.stride, r, rs, weight,
                       x.n_cols, eps, out.data, out.stride, xq, xs);

@@ -53,6 +53,16 @@ struct BlockWords {
         return __half2float(__ushort_as_half(uint16_t(__funnelshift_r(w[0], w[1], shift))));
     }
 };
+// 32 bytes at a 16-byte aligned p as eight words: two 16-byte loads.
+struct Words32 {
+    uint32_t w[8];
+    __device__ __forceinline__ explicit Words32(const uint8_t* p) {
+        const uint4* v = reinterpret_cast<const uint4*>(p);
+        const uint4 a = v[0], b = v[1];
+        w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w;
+        w[4] = b.x, w[5] = b.y, w[6] = b.z, w[7] = b.w;
+    }
+};
 // Bits 0..3 of h to bit 4 of bytes 0..3 (the fifth bit of Q5 quants).
 __device__ __forceinline__ uint32_t spread4(uint32_t h) {
     return ((h & 1u) << 4) | ((h & 2u) << 11) | ((h & 4u) << 18) | ((h & 8u) << 25);
@@ -169,17 +179,13 @@ struct Q3_K {
         return (low | (high << 4)) - 32;
     }
     __device__ static void chunk(const uint8_t* b, int c, int (&w)[8], float (&a)[2], float (&o)[2]) {
-        const uint4* hm = reinterpret_cast<const uint4*>(b);
-        const uint4* qs = reinterpret_cast<const uint4*>(b + 32 + 32 * (c >> 2));
-        const uint4 h0 = hm[0], h1 = hm[1], q0 = qs[0], q1 = qs[1];
+        const Words32 hm(b), qs(b + 32 + 32 * (c >> 2));
         const uint4 tail = *reinterpret_cast<const uint4*>(b + 96);
-        const uint32_t hw[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
-        const uint32_t qw[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
         const int s = 2 * (c & 3);
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
-            const uint32_t low = (qw[i] >> s) & 0x03030303u;
-            const uint32_t hb = (hw[i] >> c) & 0x01010101u;
+            const uint32_t low = (qs.w[i] >> s) & 0x03030303u;
+            const uint32_t hb = (hm.w[i] >> c) & 0x01010101u;
             w[i] = sub4(low | (hb << 2), 0x04040404u);
         }
         const float d = __half2float(__ushort_as_half(uint16_t(tail.w & 0xFFFFu)));
@@ -223,12 +229,10 @@ struct Q4_K {
     // head and its 32 quant bytes.
     __device__ static void chunk(const uint8_t* b, int c, int (&w)[8], float (&a)[2], float (&o)[2]) {
         const KHead head(b);
-        const uint4* qs = reinterpret_cast<const uint4*>(b + 16 + 32 * (c >> 1));
-        const uint4 u0 = qs[0], u1 = qs[1];
-        const uint32_t u[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+        const Words32 qs(b + 16 + 32 * (c >> 1));
         const int s = 4 * (c & 1);
 #pragma unroll
-        for (int i = 0; i < 8; ++i) w[i] = int((u[i] >> s) & 0x0F0F0F0Fu);
+        for (int i = 0; i < 8; ++i) w[i] = int((qs.w[i] >> s) & 0x0F0F0F0Fu);
         float sc, m;
         head.scale_min(c, &sc, &m);
         a[0] = a[1] = head.d * sc;
@@ -242,16 +246,12 @@ struct Q5_K {
     static constexpr int kBlock = 256, kBytes = 176;
     __device__ static void chunk(const uint8_t* b, int c, int (&w)[8], float (&a)[2], float (&o)[2]) {
         const KHead head(b);
-        const uint4* qh = reinterpret_cast<const uint4*>(b + 16);
-        const uint4* qs = reinterpret_cast<const uint4*>(b + 48 + 32 * (c >> 1));
-        const uint4 h0 = qh[0], h1 = qh[1], u0 = qs[0], u1 = qs[1];
-        const uint32_t hw[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
-        const uint32_t u[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+        const Words32 qh(b + 16), qs(b + 48 + 32 * (c >> 1));
         const int s = 4 * (c & 1);
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
-            const uint32_t hb = (hw[i] >> c) & 0x01010101u;
-            w[i] = int(((u[i] >> s) & 0x0F0F0F0Fu) | (hb << 4));
+            const uint32_t hb = (qh.w[i] >> c) & 0x01010101u;
+            w[i] = int(((qs.w[i] >> s) & 0x0F0F0F0Fu) | (hb << 4));
         }
         float sc, m;
         head.scale_min(c, &sc, &m);
@@ -268,16 +268,12 @@ struct Q6_K {
     static constexpr int kBlock = 256, kBytes = int(kQ6KDeviceBytes);
     __device__ static void chunk(const uint8_t* b, int c, int (&w)[8], float (&a)[2], float (&o)[2]) {
         const int h = c >> 2, k = c & 3;
-        const uint4* ql = reinterpret_cast<const uint4*>(b + 64 * h + 32 * (k & 1));
-        const uint4* qh = reinterpret_cast<const uint4*>(b + 128 + 32 * h);
-        const uint4 l0 = ql[0], l1 = ql[1], h0 = qh[0], h1 = qh[1];
-        const uint32_t lw[8] = {l0.x, l0.y, l0.z, l0.w, l1.x, l1.y, l1.z, l1.w};
-        const uint32_t hw[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
+        const Words32 ql(b + 64 * h + 32 * (k & 1)), qh(b + 128 + 32 * h);
         const int sl = 4 * (k >> 1), shh = 2 * k;
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
-            const uint32_t low = (lw[i] >> sl) & 0x0F0F0F0Fu;
-            const uint32_t high = ((hw[i] >> shh) & 0x03030303u) << 4;
+            const uint32_t low = (ql.w[i] >> sl) & 0x0F0F0F0Fu;
+            const uint32_t high = ((qh.w[i] >> shh) & 0x03030303u) << 4;
             w[i] = sub4(low | high, 0x20202020u);
         }
         const float d = ldh(b + 208);
