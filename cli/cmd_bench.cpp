@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 #include "cli/loaded_model.h"
 #include "cli/options.h"
 #include "engine/context.h"
+#include "engine/gpu_devices.h"
 #include "formats/gguf_keys.h"
 #include "formats/quant_traits.h"
 #include "kernels/cpu/cpu_kernels.h"
@@ -99,6 +101,30 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t n_vocab, std::mt19937& rng
     return t;
 }
 
+// "cuda D (name): N/M layers" (engine/cuda_placement.cpp): device D when every
+// layer is on it, the case where the GPU's bandwidth bounds decode.
+std::optional<int> whole_model_cuda_device(const std::string& where) {
+    int device = 0, n = 0, m = 0;
+    const size_t colon = where.rfind("): ");
+    if (where.rfind("cuda ", 0) != 0 || colon == std::string::npos) return std::nullopt;
+    if (std::sscanf(where.c_str(), "cuda %d", &device) != 1) return std::nullopt;
+    if (std::sscanf(where.c_str() + colon + 3, "%d/%d", &n, &m) != 2 || n != m) return std::nullopt;
+    return device;
+}
+
+void print_gpu_bandwidth(const GpuBandwidth& bw, bool json) {
+    if (json) {
+        std::printf("%s\n", nlohmann::json{{"gpu_read_bytes_per_second", bw.read_bytes_per_second},
+                                           {"gpu_copy_bytes_per_second", bw.copy_bytes_per_second},
+                                           {"buffer_bytes", bw.buffer_bytes}}.dump(2).c_str());
+    } else {
+        std::printf("GPU memory: read %.0f GB/s, device-to-device copy %.0f GB/s (read + written; %llu MiB buffers, "
+                    "best of 5)\n",
+                    bw.read_bytes_per_second / 1e9, bw.copy_bytes_per_second / 1e9,
+                    static_cast<unsigned long long>(bw.buffer_bytes >> 20));
+    }
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -119,13 +145,24 @@ int cmd_bench(const Args& args) {
     parser.value({"-r", "--repetitions"}, "N", "repetitions of each test (default 5)",
                  [&](const std::string& v) { reps = parse_int("--repetitions", v, 1, 1000); });
     parser.flag({"--json"}, "print the results as JSON", [&] { json = true; });
-    parser.flag({"--memory"}, "only measure the memory read bandwidth", [&] { memory_only = true; });
+    parser.flag({"--memory"}, "only measure the memory read bandwidth (the GPU's with --backend cuda)",
+                [&] { memory_only = true; });
     parser.flag({"--no-memory"}, "skip the bandwidth measurement in a model benchmark", [&] { measure_memory = false; });
     if (!parser.parse(args)) return 0;
 
     const int n_threads = mo.n_threads > 0 ? mo.n_threads : default_thread_count();
+    if (memory_only && mo.backend == "vulkan")
+        throw UsageError("kiln bench --memory measures the CPU's memory or, with --backend cuda, an NVIDIA GPU's; "
+                         "not a Vulkan device's");
+    if (memory_only && mo.backend == "cuda") {
+        const auto gbw = measure_gpu_bandwidth("cuda", std::max(mo.device, 0));
+        if (!gbw) throw UsageError("this build of kiln has no CUDA backend");
+        print_gpu_bandwidth(*gbw, json);
+        return 0;
+    }
     std::optional<BandwidthResult> bw;
-    if (memory_only || (measure_memory && n_gen > 0)) bw = measure_read_bandwidth(n_threads);
+    if (memory_only || (measure_memory && n_gen > 0 && mo.backend != "cuda" && mo.backend != "vulkan"))
+        bw = measure_read_bandwidth(n_threads);
     if (memory_only) {
         if (json) {
             std::printf("%s\n", nlohmann::json{{"memory_read_bytes_per_second", bw->bytes_per_second},
@@ -147,6 +184,10 @@ int cmd_bench(const Args& args) {
     // The CPU's kernels are named by their instruction set, as the run chose it.
     const std::string backend = on_gpu ? where.substr(0, where.find(' ')) : std::string("cpu ") + cpu::cpu_kernels().isa;
     const ModelFacts facts = describe(*model);
+    // Decode on a GPU that holds the whole model is bound by the GPU's memory.
+    std::optional<GpuBandwidth> gpu_bw;
+    if (const auto dev = whole_model_cuda_device(where); dev && measure_memory && n_gen > 0)
+        gpu_bw = measure_gpu_bandwidth("cuda", *dev);
     ContextOptions co;
     co.n_ctx = std::max(n_prompt + n_gen, 16);
     co.n_batch = std::max(mo.n_batch, 1);
@@ -174,6 +215,11 @@ int cmd_bench(const Args& args) {
             if (bw && !on_gpu) {  // host bandwidth says nothing of a GPU's
                 r["memory_bytes_per_second"] = bw->bytes_per_second;
                 r["bandwidth_fraction"] = per_token * st.mean / bw->bytes_per_second;
+            }
+            if (gpu_bw) {  // the read rate is the limit: decode only reads
+                r["memory_bytes_per_second"] = gpu_bw->read_bytes_per_second;
+                r["bandwidth_fraction"] = per_token * st.mean / gpu_bw->read_bytes_per_second;
+                r["gpu_copy_bytes_per_second"] = gpu_bw->copy_bytes_per_second;
             }
         }
         results.push_back(r);
@@ -224,10 +270,15 @@ int cmd_bench(const Args& args) {
                     r["test"].get<std::string>().c_str(), r["bytes_per_token"].get<double>() / (1 << 20),
                     r["achieved_bytes_per_second"].get<double>() / 1e9);
         if (r.contains("memory_bytes_per_second"))
-            std::printf(" = %.0f%% of the measured %.2f GB/s memory bandwidth (limit %.1f t/s)",
+            std::printf(" = %.0f%% of the measured %.2f GB/s %smemory read bandwidth (limit %.1f t/s)",
                         100.0 * r["bandwidth_fraction"].get<double>(),
-                        r["memory_bytes_per_second"].get<double>() / 1e9,
+                        r["memory_bytes_per_second"].get<double>() / 1e9, gpu_bw ? "GPU " : "",
                         r["memory_bytes_per_second"].get<double>() / r["bytes_per_token"].get<double>());
+        if (r.contains("gpu_copy_bytes_per_second"))
+            std::printf("; %.0f%% of the device-to-device copy rate, %.0f GB/s",
+                        100.0 * r["achieved_bytes_per_second"].get<double>() /
+                            r["gpu_copy_bytes_per_second"].get<double>(),
+                        r["gpu_copy_bytes_per_second"].get<double>() / 1e9);
         std::printf("\n");
     }
     return 0;

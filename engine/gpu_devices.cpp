@@ -31,6 +31,18 @@ std::vector<GpuDevice> list_gpu_devices() {
     return out;
 }
 
+std::optional<GpuBandwidth> measure_gpu_bandwidth(const std::string& backend, int device) {
+#ifdef KILN_HAVE_CUDA
+    if (backend == "cuda") {
+        const cuda::CudaBandwidth bw = cuda::cuda_measure_bandwidth(device);
+        return GpuBandwidth{bw.read_bytes_per_second, bw.copy_bytes_per_second, bw.buffer_bytes};
+    }
+#endif
+    (void)backend;
+    (void)device;
+    return std::nullopt;
+}
+
 BackendChoice auto_backend() {
     const std::vector<GpuDevice> devices = list_gpu_devices();
     for (const GpuDevice& d : devices)

@@ -3,6 +3,7 @@
 // choice `--backend auto` (the default) makes from them: CUDA when an NVIDIA
 // device is present, else a real (not CPU-emulated) Vulkan device, else the CPU.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,16 @@ struct GpuDevice {
 // Every device of every compiled-in GPU backend; a backend whose driver is
 // missing contributes nothing (never an error).
 std::vector<GpuDevice> list_gpu_devices();
+
+// The memory bandwidth of a GPU, measured (not the datasheet's): read-only
+// streaming, the limit for decode, and a device-to-device copy (read + written
+// bytes). Only CUDA measures it; other backends give nullopt.
+struct GpuBandwidth {
+    double read_bytes_per_second = 0;
+    double copy_bytes_per_second = 0;
+    uint64_t buffer_bytes = 0;
+};
+std::optional<GpuBandwidth> measure_gpu_bandwidth(const std::string& backend, int device);
 
 struct BackendChoice {
     std::string backend;  // "cuda", "vulkan" or "cpu"

@@ -40,6 +40,17 @@ struct CudaDeviceInfo {
 // Every CUDA device (empty when there is no driver or no device).
 std::vector<CudaDeviceInfo> cuda_list_devices();
 
+// Device memory bandwidth (bandwidth.cu): a read-only kernel's rate, the limit
+// for decode's weight reads, and a device-to-device copy's (read + written bytes).
+struct CudaBandwidth {
+    double read_bytes_per_second = 0;
+    double copy_bytes_per_second = 0;
+    size_t buffer_bytes = 0;
+};
+// Best of `repetitions` over buffers far larger than L2 (at most an eighth of
+// the free memory each). Throws CudaError when the device is missing or full.
+CudaBandwidth cuda_measure_bandwidth(int device, size_t buffer_bytes = size_t(1) << 30, int repetitions = 5);
+
 struct CudaOptions {
     int device = 0;
 };

@@ -19,6 +19,11 @@ namespace kiln::cuda {
 void set_pdl_launches(bool on);
 bool pdl_launches();
 
+// Reads `bytes` (a multiple of 16) of device memory once, with n_sm * 4 blocks
+// of 512 threads, writing nothing (sink only for an impossible sum): the
+// read-only bandwidth probe of cuda_measure_bandwidth.
+void read_stream(const void* data, size_t bytes, uint32_t* sink, int n_sm, cudaStream_t stream);
+
 // Weights in device memory: the GGUF blocks as they are, except Q3_K (110 bytes)
 // and Q6_K (210), whose blocks sit in 112- and 224-byte slots so
 // that every block starts 16-byte aligned (quant_chunk.cuh reads a chunk in 16-byte

@@ -70,6 +70,20 @@ TEST_CASE("cuda: device list and a missing device index") {
     CHECK_THROWS_WITH_AS(cuda::CudaBackend{o}, doctest::Contains("does not exist"), cuda::CudaError);
 }
 
+TEST_CASE("cuda: memory bandwidth: both rates plausible, a missing device an error") {
+    const cuda::CudaBandwidth bw = cuda::cuda_measure_bandwidth(0, size_t(256) << 20, 3);
+    MESSAGE("read " << bw.read_bytes_per_second / 1e9 << " GB/s, copy " << bw.copy_bytes_per_second / 1e9 << " GB/s");
+    // Every GPU kiln runs on (sm_80+) moves well over 100 GB/s and none yet 20 TB/s;
+    // a buffer of 256 MiB is far past any L2, so a cached re-read cannot inflate it.
+    CHECK(bw.buffer_bytes == size_t(256) << 20);
+    CHECK(bw.read_bytes_per_second > 100e9);
+    CHECK(bw.read_bytes_per_second < 20e12);
+    CHECK(bw.copy_bytes_per_second > 100e9);
+    CHECK(bw.copy_bytes_per_second < 20e12);
+    CHECK_THROWS_WITH_AS(cuda::cuda_measure_bandwidth(int(cuda::cuda_list_devices().size())),
+                         doctest::Contains("does not exist"), cuda::CudaError);
+}
+
 TEST_CASE("cuda: uploaded weights take their GGUF bytes, Q3_K and Q6_K blocks padded to 112 and 224") {
     CHECK(cuda::CudaBackend::weight_bytes(GgmlType::Q4_0, 32 * 6) == 6 * 18);
     CHECK(cuda::CudaBackend::weight_bytes(GgmlType::Q3_K, 256 * 7) == 7 * 112);

@@ -1,0 +1,37 @@
+// `kiln bench` as a user runs it: llama-bench's tests, and decode measured against
+// the memory it reads from.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "run_process.h"
+
+using kiln::test::run_kiln_process;
+using kiln::test::shell_quote;
+
+TEST_CASE("e2e bench: pp and tg rows, tg's bytes read per token against the measured bandwidth") {
+    const auto r = run_kiln_process("bench -m " + shell_quote(kiln::test::model_path("stories260K.gguf")) +
+                                    " --backend cpu -t 2 -p 16 -n 8 -r 2 --json");
+    REQUIRE(r.exit_code == 0);
+    const auto rows = nlohmann::json::parse(r.out);
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[0]["test"] == "pp16");
+    CHECK(rows[1]["test"] == "tg8");
+    CHECK(rows[1]["samples_ts"].size() == 2);
+    const auto& tg = rows[1];
+    // Weights read per token: at least the file's tensors less the token table's unread rows.
+    CHECK(tg["bytes_per_token"].get<double>() > 0.5e6);
+    CHECK(tg["achieved_bytes_per_second"].get<double>() ==
+          doctest::Approx(tg["bytes_per_token"].get<double>() * tg["avg_ts"].get<double>()));
+    CHECK(tg["memory_bytes_per_second"].get<double>() > 1e9);
+    CHECK(tg["bandwidth_fraction"].get<double>() > 0.0);
+}
+
+TEST_CASE("e2e bench: --memory measures the CPU's memory, or says which devices it can measure") {
+    const auto cpu = run_kiln_process("bench --memory -t 2 --json");
+    REQUIRE(cpu.exit_code == 0);
+    CHECK(nlohmann::json::parse(cpu.out)["memory_read_bytes_per_second"].get<double>() > 1e9);
+    const auto vk = run_kiln_process("bench --memory --backend vulkan");
+    CHECK(vk.exit_code != 0);
+    CHECK(vk.err.find("not a Vulkan device's") != std::string::npos);
+}
