@@ -17,4 +17,7 @@ if(KILN_CUDA_SOURCES)
   # The kernels' host code is compiled by nvcc's host compiler: keep the warnings useful.
   target_compile_options(kiln_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -Xcompiler=-Wno-unused-parameter>)
   target_link_libraries(kiln_kernels PUBLIC kiln_cuda)
+  if(KILN_CUDA_TRACE)
+    target_compile_definitions(kiln_cuda PRIVATE KILN_CUDA_TRACE=1)
+  endif()
 endif()

@@ -1,4 +1,7 @@
 #include "kernels/cuda/cuda_backend.h"
+#ifdef KILN_CUDA_TRACE
+#include "kernels/cuda/launch_trace.h"
+#endif
 
 #include <cuda_runtime.h>
 
@@ -106,6 +109,9 @@ CudaBackend::CudaBackend(const CudaOptions& options) {
     check(cudaMallocHost(&stage_host_, kStageBytes), "allocating pinned staging memory");
     stage_dev_ = static_cast<uint8_t*>(device_alloc(kStageBytes, "staging"));
     stage_cap_ = kStageBytes;
+#ifdef KILN_CUDA_TRACE
+    trace_attach_all();
+#endif
 }
 
 CudaBackend::~CudaBackend() {
@@ -115,6 +121,9 @@ CudaBackend::~CudaBackend() {
         // Destruction goes on: what was recorded is dropped with the stream.
     }
     cudaStreamSynchronize(st(stream_));
+#ifdef KILN_CUDA_TRACE
+    trace_report();
+#endif
     for (void* p : weights_) cudaFree(p);
     for (auto& [key, m] : kv_mirrors_) free_mirror(m);
     cudaFree(xq_);

@@ -26,8 +26,37 @@
 #include <utility>
 
 #include "kernels/cuda/cuda_ops.h"
+#ifdef KILN_CUDA_TRACE
+#include "kernels/cuda/launch_trace.h"
+#endif
 
 namespace kiln::cuda {
+
+#ifdef KILN_CUDA_TRACE
+// The trace build (launch_trace.h). Without relocatable device code every .cu
+// file has its own copy of this pointer; each file registers its setter at
+// start-up, and the backend calls them all before it records any graph.
+namespace {
+__device__ TraceStamp* g_trace_stamps = nullptr;
+void trace_attach_file(TraceStamp* buf) { cudaMemcpyToSymbol(g_trace_stamps, &buf, sizeof buf); }
+struct TraceAttachRegistration {
+    TraceAttachRegistration() { trace_register_attach(&trace_attach_file); }
+};
+const TraceAttachRegistration g_trace_attach_registration;
+}  // namespace
+// After the wait only (one atomic a kernel; block 0's thread 0 alone pays it).
+__device__ __forceinline__ void trace_waited() {
+    if ((blockIdx.x | blockIdx.y | blockIdx.z | threadIdx.x | threadIdx.y | threadIdx.z) != 0) return;
+    TraceStamp* buf = g_trace_stamps;
+    if (!buf) return;
+    uint64_t ns;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(ns));
+    const unsigned long long i = atomicAdd(reinterpret_cast<unsigned long long*>(&buf[0].ns), 1ull) + 1;
+    if (i < kTraceSlots) buf[i].ns = ns;
+}
+#else
+__device__ __forceinline__ void trace_waited() {}
+#endif
 
 // griddepcontrol is PTX for sm_90+; the sm_80/86/89 builds never see PDL
 // launches (CudaBackend keeps pdl_launches() off there), so these helpers
@@ -36,6 +65,7 @@ __device__ __forceinline__ void wait_prior_grid() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+    trace_waited();
 }
 __device__ __forceinline__ void let_next_grid_start() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -68,6 +98,9 @@ void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem
     cfg.stream = stream;
     cfg.attrs = pdl;
     cfg.numAttrs = pdl_launches() ? 1 : 0;
+#ifdef KILN_CUDA_TRACE
+    trace_note_launch(reinterpret_cast<const void*>(kernel), grid.x * grid.y * grid.z);
+#endif
     (void)cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
 }
 
