@@ -120,6 +120,15 @@ public:
     // `layer` (kv_cell_visible with the token's pos and seq), into out (same shape as q).
     virtual void attention(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
                            std::span<const int32_t> pos, std::span<const int32_t> seq, Act out) = 0;
+    // rope_kv_store, then attention of the rotated q into out: the attention block's
+    // two ops in one call, so that a device backend can do both in one kernel for a
+    // decode step. q and k hold anything afterwards.
+    virtual void rope_kv_attention(Act q, Act k, const Act& v, std::span<const int32_t> pos,
+                                   std::span<const int32_t> seq, const RopeParams& rope, const AttentionParams& p,
+                                   const KvView& kv, int layer, std::span<const int32_t> cells, Act out) {
+        rope_kv_store(q, k, v, p.n_head, p.head_dim, pos, rope, kv, layer, cells);
+        attention(q, kv, layer, p, pos, seq, out);
+    }
     // out = silu(gate) * up, elementwise (out may alias gate).
     virtual void swiglu(const Act& gate, const Act& up, Act out) = 0;
     // out = a + b, elementwise (out may alias a or b).

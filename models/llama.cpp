@@ -168,8 +168,7 @@ public:
             const Weight* qkv_w[] = {&L.wq, &L.wk, &L.wv};
             const Act qkv[] = {q, k, v};
             b.matmul_n(cur, qkv_w, qkv);
-            b.rope_kv_store(q, k, v, int(hp_.n_head), int(hp_.head_dim), batch.pos, hp_.rope, kv, int(il), batch.cells);
-            b.attention(q, kv, int(il), ap, batch.pos, batch.seq, attn);
+            b.rope_kv_attention(q, k, v, batch.pos, batch.seq, hp_.rope, ap, kv, int(il), batch.cells, attn);
             b.matmul(L.wo, attn, proj);
             // Feed-forward block.
             b.add_rms_norm(x, proj, L.ffn_norm, hp_.rms_eps, cur);

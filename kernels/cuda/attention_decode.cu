@@ -13,6 +13,11 @@
 // The shared arrays alternate between chunks, so two barriers a chunk suffice.
 // Splits spread a long context over the GPU; attention_merge_kernel (attention.cu)
 // combines their partials (max, sum, accumulators scaled to that max).
+// For one token the rope of q and k and the store of the new cell can be done
+// here too (AttentionArgs::rope), which takes a kernel (rope_kv_store) out of the
+// step: each block rotates its q head as it loads it, and the block whose split
+// holds the new cell writes that cell's k and v first (with grouped heads several
+// blocks write the same bits), so no block reads the cell before it is stored.
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -21,6 +26,7 @@
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/q8_act.cuh"
+#include "kernels/cuda/rope_cache.cuh"
 
 namespace kiln::cuda {
 
@@ -74,13 +80,32 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttentionArg
     const int c0 = split * per, c1 = min(a.n_scan, c0 + per);
     const int64_t kv_off = int64_t(h / a.group) * D;
     const float* qh = a.q.data + t * a.q.stride + int64_t(h) * D;
+    const bool fused_rope = a.rope.k != nullptr;
     float qv[kDims];  // staged into s_q after the first chunk's loads are issued
 #pragma unroll
-    for (int k = 0; k < kDims; ++k) qv[k] = tid + k * kThreads < D ? qh[tid + k * kThreads] * a.scale : 0.0f;
+    for (int k = 0; k < kDims; ++k) {
+        const int d = tid + k * kThreads;
+        const float raw = d < D ? (fused_rope ? rope_element(qh, d, a.rope.n_rot, a.rope.neox, a.rope.cs) : qh[d]) : 0.0f;
+        qv[k] = raw * a.scale;
+    }
     const int32_t pos = a.tok_pos[t];
     const uint64_t seq_bit = uint64_t(1) << a.tok_seq[t];
     const KT* K = static_cast<const KT*>(a.k) + kv_off;
     const KT* V = static_cast<const KT*>(a.v) + kv_off;
+    // The new cell into the cache by the block that reads it (uniform per block);
+    // the barrier makes the block's stores visible to its own loads below.
+    if (fused_rope && ((a.rope.cell >= c0 && a.rope.cell < c1) || (split == a.n_split - 1 && a.rope.cell >= c1))) {
+        const int64_t at = int64_t(a.rope.cell) * a.n_kv_dim + kv_off;
+#pragma unroll
+        for (int k = 0; k < kDims; ++k) {
+            const int d = tid + k * kThreads;
+            if (d >= D) continue;
+            cache_put(const_cast<void*>(a.k), sizeof(KT) == 2, at + d,
+                      rope_element(a.rope.k + kv_off, d, a.rope.n_rot, a.rope.neox, a.rope.cs));
+            cache_put(const_cast<void*>(a.v), sizeof(KT) == 2, at + d, a.rope.v[kv_off + d]);
+        }
+        __syncthreads();
+    }
 
     const int cell = tid / kQuads, quad = tid % kQuads, n_vec = D / kVec;
     constexpr int kPieces = (kMaxD / kVec + kQuads - 1) / kQuads;  // key pieces per thread

@@ -103,6 +103,8 @@ CudaBackend::CudaBackend(const CudaOptions& options) {
     // it off (for A/B runs and bisecting).
     const char* pdl = std::getenv("KILN_CUDA_PDL");
     set_pdl_launches(info_.cc_major >= 9 && !(pdl && std::strcmp(pdl, "0") == 0));
+    const char* fuse_rope = std::getenv("KILN_CUDA_FUSE_ROPE");
+    fuse_rope_ = !(fuse_rope && std::strcmp(fuse_rope, "0") == 0);
     cudaStream_t s = nullptr;
     check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
     stream_ = s;
@@ -506,17 +508,22 @@ CudaBackend::KvLayer CudaBackend::kv_layer(const KvView& kv, int layer, const ch
     return kv_mirrors_.at(key).layers[size_t(layer)];
 }
 
-void CudaBackend::rope_kv_store(Act q, Act k, const Act& v, int n_head, int head_dim, std::span<const int32_t> pos,
-                                const RopeParams& p, const KvView& kv, int layer, std::span<const int32_t> cells) {
-    xq_src_ = nullptr;  // rewrites q and k
+void CudaBackend::require_rope_kv(const Act& q, const Act& k, const Act& v, int n_head, int head_dim,
+                                  std::span<const int32_t> pos, const RopeParams& p, const KvView& kv,
+                                  std::span<const int32_t> cells, const char* op) const {
     require(head_dim > 0 && q.n_cols == int64_t(n_head) * head_dim && k.n_cols == kv.n_kv_dim && v.n_cols == kv.n_kv_dim &&
                 kv.n_kv_dim % head_dim == 0 && q.n_rows == k.n_rows && k.n_rows == v.n_rows &&
                 int64_t(pos.size()) == q.n_rows && int64_t(cells.size()) == q.n_rows,
-            "rope_kv_store", "q " + shape(q) + ", k " + shape(k) + ", v " + shape(v) + " do not fit " +
-                                 std::to_string(n_head) + " heads of " + std::to_string(head_dim) + " and the cache's n_kv_dim " +
-                                 std::to_string(kv.n_kv_dim));
-    require_rope(p, head_dim, "rope_kv_store");
-    require_cells(kv, cells, "rope_kv_store");
+            op, "q " + shape(q) + ", k " + shape(k) + ", v " + shape(v) + " do not fit " + std::to_string(n_head) +
+                    " heads of " + std::to_string(head_dim) + " and the cache's n_kv_dim " + std::to_string(kv.n_kv_dim));
+    require_rope(p, head_dim, op);
+    require_cells(kv, cells, op);
+}
+
+void CudaBackend::rope_kv_store(Act q, Act k, const Act& v, int n_head, int head_dim, std::span<const int32_t> pos,
+                                const RopeParams& p, const KvView& kv, int layer, std::span<const int32_t> cells) {
+    xq_src_ = nullptr;  // rewrites q and k
+    require_rope_kv(q, k, v, n_head, head_dim, pos, p, kv, cells, "rope_kv_store");
     if (q.n_rows == 0) return;
     const KvLayer l = kv_layer(kv, layer, "rope_kv_store");
     RopeKvArgs a;
@@ -556,6 +563,37 @@ void CudaBackend::kv_store(const KvView& kv, int layer, const Act& k, const Act&
 void CudaBackend::attention(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
                             std::span<const int32_t> pos, std::span<const int32_t> seq, Act out) {
     xq_src_ = nullptr;  // may rewrite the rows quantized last
+    if (q.n_rows == 0) {
+        require_attention(q, kv, p, pos, seq, out);
+        return;
+    }
+    AttentionArgs a = attention_args(q, kv, layer, p, pos, seq, out);
+    launch_attention(a, out);
+}
+
+void CudaBackend::rope_kv_attention(Act q, Act k, const Act& v, std::span<const int32_t> pos,
+                                    std::span<const int32_t> seq, const RopeParams& rope, const AttentionParams& p,
+                                    const KvView& kv, int layer, std::span<const int32_t> cells, Act out) {
+    // One token: the rope and the store inside the decode attention (cuda_ops.h,
+    // AttentionArgs::rope), one kernel fewer a layer.
+    if (q.n_rows != 1 || !fuse_rope_) {
+        Backend::rope_kv_attention(q, k, v, pos, seq, rope, p, kv, layer, cells, out);
+        return;
+    }
+    xq_src_ = nullptr;  // may rewrite the rows quantized last
+    require_rope_kv(q, k, v, p.n_head, p.head_dim, pos, rope, kv, cells, "rope_kv_attention");
+    AttentionArgs a = attention_args(q, kv, layer, p, pos, seq, out);
+    a.rope.k = k.data;
+    a.rope.v = v.data;
+    a.rope.n_rot = rope.n_rot;
+    a.rope.neox = rope.mode == RopeParams::Mode::Neox;
+    a.rope.cs = rope_table(pos, rope);
+    a.rope.cell = cells[0];
+    launch_attention(a, out);
+}
+
+void CudaBackend::require_attention(const Act& q, const KvView& kv, const AttentionParams& p,
+                                    std::span<const int32_t> pos, std::span<const int32_t> seq, const Act& out) const {
     require(p.n_head > 0 && p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0 && p.head_dim > 0 &&
                 p.head_dim <= kAttentionMaxHeadDim, "attention",
             "heads " + std::to_string(p.n_head) + "/" + std::to_string(p.n_head_kv) + " of dimension " +
@@ -565,7 +603,11 @@ void CudaBackend::attention(const Act& q, const KvView& kv, int layer, const Att
                 int64_t(seq.size()) == q.n_rows, "attention", "q " + shape(q) + " / out " + shape(out) + " do not match the heads");
     require(kv.n_scan >= 0 && kv.n_scan <= kv.n_cells, "attention", "n_scan is outside the cache");
     for (int32_t s : seq) require(s >= 0 && s < 64, "attention", "sequence id " + std::to_string(s) + " is outside [0, 64)");
-    if (q.n_rows == 0) return;
+}
+
+AttentionArgs CudaBackend::attention_args(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
+                                          std::span<const int32_t> pos, std::span<const int32_t> seq, Act out) {
+    require_attention(q, kv, p, pos, seq, out);
     const KvLayer l = kv_layer(kv, layer, "attention");
     AttentionArgs a;
     a.q = q;
@@ -599,14 +641,17 @@ void CudaBackend::attention(const Act& q, const KvView& kv, int layer, const Att
         a.partial = attn_partial_;
     }
     // Decode: the output also quantized for the output projection, which then need not.
-    const bool q8 = q.n_rows <= kMatvecMaxTokens && p.head_dim % 32 == 0;
-    if (q8) {
+    if (q.n_rows <= kMatvecMaxTokens && p.head_dim % 32 == 0) {
         reserve_q8(out);
         a.xq = xq_;
         a.xs = static_cast<float4*>(xs_);
     }
+    return a;
+}
+
+void CudaBackend::launch_attention(const AttentionArgs& a, const Act& out) {
     cuda::attention(a, st(stream_));
-    if (q8) mark_converted(out, false);
+    if (a.xq) mark_converted(out, false);
     check_launch("attention");
 }
 

@@ -24,6 +24,8 @@ struct __half;
 
 namespace kiln::cuda {
 
+struct AttentionArgs;  // cuda_ops.h
+
 // A failed CUDA call or a missing device: what failed, and what to do.
 class CudaError : public BackendError {
 public:
@@ -87,6 +89,12 @@ public:
                        const RopeParams& p, const KvView& kv, int layer, std::span<const int32_t> cells) override;
     void attention(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
                    std::span<const int32_t> pos, std::span<const int32_t> seq, Act out) override;
+    // Decode steps (one token) rotate and store in the attention kernel unless
+    // KILN_CUDA_FUSE_ROPE=0 (for A/B runs and bisecting: the same logits up to
+    // rounding, see the tests).
+    void rope_kv_attention(Act q, Act k, const Act& v, std::span<const int32_t> pos, std::span<const int32_t> seq,
+                           const RopeParams& rope, const AttentionParams& p, const KvView& kv, int layer,
+                           std::span<const int32_t> cells, Act out) override;
     void swiglu(const Act& gate, const Act& up, Act out) override;
     void add(const Act& a, const Act& b, Act out) override;
     void softmax(Act x) override;
@@ -135,6 +143,15 @@ private:
     const __half* f16_input(const Act& x);    // xh_ = x as padded F16 rows, unless it holds it already
     void require_fits(const Weight& w, const Act& x, const Act& y, const char* op) const;
     void require_rope(const RopeParams& p, int head_dim, const char* op) const;
+    void require_rope_kv(const Act& q, const Act& k, const Act& v, int n_head, int head_dim,
+                         std::span<const int32_t> pos, const RopeParams& p, const KvView& kv,
+                         std::span<const int32_t> cells, const char* op) const;
+    void require_attention(const Act& q, const KvView& kv, const AttentionParams& p, std::span<const int32_t> pos,
+                           std::span<const int32_t> seq, const Act& out) const;
+    // attention(): the checked arguments (cache mirror, staged arrays, splits, q8 output), then the launch.
+    AttentionArgs attention_args(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
+                                 std::span<const int32_t> pos, std::span<const int32_t> seq, Act out);
+    void launch_attention(const AttentionArgs& a, const Act& out);
     void require_cells(const KvView& kv, std::span<const int32_t> cells, const char* op) const;
     bool converted(const Act& x, bool f16) const {
         return xq_src_ == x.data && xq_f16_ == f16 && xq_rows_ == x.n_rows && xq_cols_ == x.n_cols;
@@ -145,6 +162,7 @@ private:
         xq_rows_ = x.n_rows;
         xq_cols_ = x.n_cols;
     }
+    bool fuse_rope_ = true;
     // Split-attention partials, grown on demand.
     float* attn_partial_ = nullptr;
     size_t attn_partial_cap_ = 0;  // floats

@@ -133,6 +133,18 @@ struct AttentionArgs {
     // quantize_act_q8 would (head_dim a multiple of 32), for the output projection.
     int8_t* xq = nullptr;
     float4* xs = nullptr;
+    // Decode of one token with rope and the KV store folded in (attention_decode
+    // only; k null: q is rotated already and the cell stored): q is read as the
+    // projection left it and rotated, and the block whose split holds `cell`
+    // writes that cell's rotated k row and v row into the cache before reading it.
+    struct {
+        const float* k = nullptr;  // (n_kv_dim) the token's K and V projections
+        const float* v = nullptr;
+        int n_rot = 0;
+        bool neox = false;
+        const float* cs = nullptr;  // cos of the n_rot/2 pairs, then their sin
+        int cell = 0;
+    } rope;
 };
 // Batches of this many tokens or more take the tiled kernel (K/V tiles shared by
 // 32 queries; give them n_split 1); fewer take attention_decode (attention_decode.cu)

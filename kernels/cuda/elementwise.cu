@@ -7,6 +7,7 @@
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/q8_act.cuh"
+#include "kernels/cuda/rope_cache.cuh"
 #include "kernels/cuda/quant_chunk.cuh"
 
 namespace kiln::cuda {
@@ -104,20 +105,6 @@ __global__ void rms_norm_vec_kernel(float* x, int64_t x_stride, const float* res
     }
 }
 
-// Rotates pair i of the head at v in place; returns the pair's two indices.
-__device__ __forceinline__ int2 rope_pair(float* v, int i, int half, bool neox, float c, float s) {
-    const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-    const float x0 = v[a], x1 = v[b];
-    v[a] = x0 * c - x1 * s;
-    v[b] = x0 * s + x1 * c;
-    return make_int2(a, b);
-}
-__device__ __forceinline__ void cache_put(void* dst, bool f16, int64_t at, float v) {
-    if (f16)
-        static_cast<__half*>(dst)[at] = __float2half_rn(v);
-    else
-        static_cast<float*>(dst)[at] = v;
-}
 
 // Thread per (head, pair) of one token.
 __global__ void rope_kernel(float* x, int64_t x_stride, int n_head, int head_dim, int n_rot, bool neox,

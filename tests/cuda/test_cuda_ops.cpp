@@ -479,6 +479,59 @@ TEST_CASE("cuda: attention over a host cache: GQA, two sequences, empty cells, h
     }
 }
 
+// A decode step's rope, KV store and attention in the attention kernel (one token)
+// against the ops one by one (the base class's rope_kv_attention): the outputs, and
+// a second query's attention over each cache afterwards (the new cell as stored).
+TEST_CASE("cuda: rope_kv_attention of one token equals rope_kv_store then attention") {
+    auto cb = cuda_backend();
+    if (!cb) return;
+    const AttentionParams p{32, 8, 128, 1.0f / std::sqrt(128.0f)};
+    const int64_t dim = p.n_head_kv * p.head_dim, q_dim = int64_t(p.n_head) * p.head_dim;
+    for (bool f16 : {true, false})
+        for (auto mode : {RopeParams::Mode::Normal, RopeParams::Mode::Neox})
+            for (int n_rot : {128, 64})
+                for (int64_t n_scan : {40, 1000})
+                    for (int32_t cell : {int32_t(n_scan / 2), int32_t(n_scan - 1)}) {
+                        const std::string what = std::string(f16 ? "f16" : "f32") +
+                                                 (mode == RopeParams::Mode::Neox ? " neox" : " normal") + " n_rot " +
+                                                 std::to_string(n_rot) + " cells " + std::to_string(n_scan) +
+                                                 " new cell " + std::to_string(cell);
+                        RopeParams rope;
+                        rope.mode = mode;
+                        rope.n_rot = n_rot;
+                        const int32_t pos = int32_t(n_scan) + 5;
+                        HostKv kva(f16 ? GgmlType::F16 : GgmlType::F32, n_scan, dim, 1),
+                            kvb(f16 ? GgmlType::F16 : GgmlType::F32, n_scan, dim, 1);
+                        for (HostKv* kv : {&kva, &kvb}) {
+                            for (int64_t c = 0; c < n_scan; ++c) {
+                                kv->cell_pos[size_t(c)] = int32_t(c);
+                                kv->cell_seqs[size_t(c)] = 1u;
+                            }
+                            kv->cell_pos[size_t(cell)] = pos;  // the token's own cell
+                            store_random_kv(*cb, kv->view(n_scan), 0, 41);
+                        }
+                        auto qx = random_floats(size_t(q_dim), 42), kx = random_floats(size_t(dim), 43),
+                             vx = random_floats(size_t(dim), 44);
+                        auto qa = device_act(*cb, 1, q_dim, &qx), qb = device_act(*cb, 1, q_dim, &qx);
+                        auto ka = device_act(*cb, 1, dim, &kx), kb = device_act(*cb, 1, dim, &kx);
+                        auto v = device_act(*cb, 1, dim, &vx);
+                        auto oa = device_act(*cb, 1, q_dim), ob = device_act(*cb, 1, q_dim);
+                        const std::vector<int32_t> tok_pos{pos}, seq{0}, cells{cell};
+                        cb->rope_kv_attention(qa.act(), ka.act(), v.act(), tok_pos, seq, rope, p, kva.view(n_scan), 0,
+                                              cells, oa.act());
+                        cb->Backend::rope_kv_attention(qb.act(), kb.act(), v.act(), tok_pos, seq, rope, p,
+                                                       kvb.view(n_scan), 0, cells, ob.act());
+                        check_close(read(*cb, oa.act()), read(*cb, ob.act()), 1e-6f, 1e-5f, what);
+                        // The caches as the next step sees them.
+                        auto q2 = random_floats(size_t(q_dim), 45);
+                        auto dq2 = device_act(*cb, 1, q_dim, &q2);
+                        auto o2a = device_act(*cb, 1, q_dim), o2b = device_act(*cb, 1, q_dim);
+                        cb->attention(dq2.act(), kva.view(n_scan), 0, p, std::vector<int32_t>{pos + 1}, seq, o2a.act());
+                        cb->attention(dq2.act(), kvb.view(n_scan), 0, p, std::vector<int32_t>{pos + 1}, seq, o2b.act());
+                        check_close(read(*cb, o2a.act()), read(*cb, o2b.act()), 1e-6f, 1e-5f, what + ", next step");
+                    }
+}
+
 TEST_CASE("cuda: decode attention over a long context: many splits, chunks cut by the splits' ends, holes") {
     auto cb = cuda_backend();
     if (!cb) return;
