@@ -184,6 +184,12 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
                                const float4* __restrict__ xs, int n_tok) {
     matvec_q8_body<T, kMaxTok, kSplit, kRowsPerWarp>(g, n_chunks, xq, xs, n_tok);
 }
+// Long rows split over two warps keep two rows a warp for Q4_K alone: at one block per
+// SM (kFreeRegs) the 7B down projection is then 1024 blocks, one wave, not two (H100
+// KILN_CUDA_TRACE: 15.6 -> 10.5 us a layer). Q6_K and Q5_K lose or stay (Q6_K 16.1 ->
+// 17.8 us; Q5_K_M tg128 385.8 / 385.5 -> 381.5 / 384.7), Q4_0 and Q8_0 stay.
+template <class T>
+inline constexpr bool kSplitTwoRows = std::is_same_v<T, Q4_K>;
 template <class T>
 inline constexpr bool kFreeRegs = std::is_same_v<T, Q2_K> || std::is_same_v<T, Q3_K> || std::is_same_v<T, Q4_K> ||
                                   std::is_same_v<T, Q5_K> || std::is_same_v<T, Q6_K> || std::is_same_v<T, Q8_0>;
@@ -322,7 +328,7 @@ void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, cons
                 }
             };
             auto with_rows = [&](auto split) {
-                if (g.row0[g.n] <= kOneRowMaxRows)
+                if (g.row0[g.n] <= kOneRowMaxRows && !(kSplitTwoRows<T> && n_chunks >= kSplitMinChunks))
                     launch(split, std::integral_constant<int, 1>{});
                 else
                     launch(split, std::integral_constant<int, 2>{});
