@@ -12,7 +12,9 @@
 //   are in flight together.
 // The shared arrays alternate between chunks, so two barriers a chunk suffice.
 // Splits spread a long context over the GPU; attention_merge_kernel (attention.cu)
-// combines their partials (max, sum, accumulators scaled to that max).
+// combines their partials (max, sum, accumulators scaled to that max). A scan of
+// two to four chunks is one split whose block has four such groups of 128 threads,
+// a chunk each, merged in shared memory: no merge kernel for the first 128 cells.
 // For one token the rope of q and k and the store of the new cell can be done
 // here too (AttentionArgs::rope), which takes a kernel (rope_kv_store) out of the
 // step: each block rotates its q head as it loads it, and the block whose split
@@ -64,15 +66,25 @@ struct KvPiece<KT, 1> {
 };
 
 // kMaxD: the largest head_dim this instance takes (64, 128 or 256).
-template <class KT, int kVec, int kMaxD>
-__global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttentionArgs a) {
+// kGroups: groups of kThreads threads in the block, each walking every kGroups-th
+// chunk of the split with its own barriers (bar.sync with its id), merged in shared
+// memory at the end: a short context's chunks in parallel without the merge kernel.
+template <class KT, int kVec, int kMaxD, int kGroups>
+__global__ void __launch_bounds__(kThreads * kGroups) attention_decode_kernel(AttentionArgs a) {
     constexpr int kDims = (kMaxD + kThreads - 1) / kThreads;  // value dimensions per thread
-    __shared__ __align__(16) float s_q[kMaxD];
-    __shared__ float s_max[2][kThreads / 32];
-    __shared__ float s_p[2][kChunk];
+    __shared__ __align__(16) float s_q[kGroups][kMaxD];
+    __shared__ float s_max[kGroups][2][kThreads / 32];
+    __shared__ float s_p[kGroups][2][kChunk];
     let_next_grid_start();
     wait_prior_grid();
-    const int h = blockIdx.x, split = blockIdx.z, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int h = blockIdx.x, split = blockIdx.z, grp = int(threadIdx.x) / kThreads, tid = int(threadIdx.x) % kThreads,
+              lane = tid & 31, warp = tid >> 5;
+    auto group_sync = [grp] {
+        if constexpr (kGroups == 1)
+            __syncthreads();
+        else
+            asm volatile("bar.sync %0, %1;" ::"r"(grp + 1), "r"(kThreads) : "memory");
+    };
     const int64_t t = blockIdx.y;
     const int D = a.head_dim;
     // Splits hold whole chunks.
@@ -99,7 +111,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttentionArg
 #pragma unroll
         for (int k = 0; k < kDims; ++k) {
             const int d = tid + k * kThreads;
-            if (d >= D) continue;
+            if (grp != 0 || d >= D) continue;
             cache_put(const_cast<void*>(a.k), sizeof(KT) == 2, at + d,
                       rope_element(a.rope.k + kv_off, d, a.rope.n_rot, a.rope.neox, a.rope.cs));
             cache_put(const_cast<void*>(a.v), sizeof(KT) == 2, at + d, a.rope.v[kv_off + d]);
@@ -113,7 +125,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttentionArg
 #pragma unroll
     for (int k = 0; k < kDims; ++k) acc[k] = 0.0f;
     int buf = 0;
-    for (int base = c0; base < c1; base += kChunk, buf ^= 1) {
+    for (int base = c0 + grp * kChunk; base < c1; base += kChunk * kGroups, buf ^= 1) {
         // Every load of the chunk first, the key pieces for the scores and the value
         // elements this thread adds up, so a chunk waits out one memory latency, not
         // one for the keys and more for the values.
@@ -135,11 +147,11 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttentionArg
         }
         const int32_t cp = in_split ? a.cell_pos[c] : -1;
         const bool visible = cp >= 0 && cp <= pos && (a.cell_seqs[c] & seq_bit) != 0;
-        if (base == c0) {
+        if (base == c0 + grp * kChunk) {
 #pragma unroll
             for (int k = 0; k < kDims; ++k)
-                if (tid + k * kThreads < D) s_q[tid + k * kThreads] = qv[k];
-            __syncthreads();
+                if (tid + k * kThreads < D) s_q[grp][tid + k * kThreads] = qv[k];
+            group_sync();
         }
         float s = 0.0f;
 #pragma unroll
@@ -147,21 +159,21 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttentionArg
             const int u = quad + i * kQuads;
             if (u < n_vec)
 #pragma unroll
-                for (int j = 0; j < kVec; ++j) s += kp[i][j] * s_q[u * kVec + j];
+                for (int j = 0; j < kVec; ++j) s += kp[i][j] * s_q[grp][u * kVec + j];
         }
         s += __shfl_xor_sync(0xffffffffu, s, 1);
         s += __shfl_xor_sync(0xffffffffu, s, 2);
         s = visible ? s : -INFINITY;
         const float wm = warp_max(s);
-        if (lane == 0) s_max[buf][warp] = wm;
-        __syncthreads();
-        float cm = s_max[buf][0];
+        if (lane == 0) s_max[grp][buf][warp] = wm;
+        group_sync();
+        float cm = s_max[grp][buf][0];
 #pragma unroll
-        for (int w = 1; w < kThreads / 32; ++w) cm = fmaxf(cm, s_max[buf][w]);
+        for (int w = 1; w < kThreads / 32; ++w) cm = fmaxf(cm, s_max[grp][buf][w]);
         const float m_new = fmaxf(m, cm);
         if (m_new == -INFINITY) continue;  // nothing visible yet: the same for the whole block
-        if (quad == 0) s_p[buf][cell] = visible ? expf(s - m_new) : 0.0f;
-        __syncthreads();
+        if (quad == 0) s_p[grp][buf][cell] = visible ? expf(s - m_new) : 0.0f;
+        group_sync();
         const float corr = expf(m - m_new);  // 0 while m is -inf
         m = m_new;
 #pragma unroll
@@ -169,7 +181,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttentionArg
         float psum = 0.0f;
 #pragma unroll
         for (int j = 0; j < kChunk; ++j) {
-            const float p = s_p[buf][j];  // 0 past the split's end
+            const float p = s_p[grp][buf][j];  // 0 past the split's end
             psum += p;
 #pragma unroll
             for (int k = 0; k < kDims; ++k) {
@@ -179,6 +191,38 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttentionArg
             }
         }
         l = l * corr + psum;
+    }
+    if constexpr (kGroups > 1) {  // the groups' (max, sum, accumulators) into group 0's
+        __shared__ float s_ml[kGroups][2];
+        __shared__ float s_acc[kGroups][kMaxD];
+        if (tid == 0) {
+            s_ml[grp][0] = m;
+            s_ml[grp][1] = l;
+        }
+#pragma unroll
+        for (int k = 0; k < kDims; ++k)
+            if (tid + k * kThreads < D) s_acc[grp][tid + k * kThreads] = acc[k];
+        __syncthreads();
+        if (grp != 0) return;
+        float mm = s_ml[0][0];
+#pragma unroll
+        for (int g = 1; g < kGroups; ++g) mm = fmaxf(mm, s_ml[g][0]);
+        float f[kGroups];
+        l = 0.0f;
+#pragma unroll
+        for (int g = 0; g < kGroups; ++g) {
+            f[g] = s_ml[g][0] == -INFINITY ? 0.0f : expf(s_ml[g][0] - mm);  // a group that saw nothing adds nothing
+            l += s_ml[g][1] * f[g];
+        }
+        m = mm;
+#pragma unroll
+        for (int k = 0; k < kDims; ++k) {
+            const int d = min(tid + k * kThreads, D - 1);
+            float v = 0.0f;
+#pragma unroll
+            for (int g = 0; g < kGroups; ++g) v += s_acc[g][d] * f[g];
+            acc[k] = v;
+        }
     }
 
     if (a.n_split > 1) {
@@ -203,25 +247,43 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttentionArg
     }
 }
 
+// Up to kGroupChunks chunks (and heads of up to 128 dimensions: larger ones would
+// spill at 512 threads) are one block of that many groups, with no merge kernel
+// (attention_splits says one split); longer scans take one chunk a block.
+constexpr int kGroupChunks = 4, kGroupMaxHeadDim = 128;
+
+template <class KT, int kVec, int kMaxD>
+void launch_groups(const AttentionArgs& a, dim3 grid, cudaStream_t stream) {
+    if constexpr (kMaxD <= kGroupMaxHeadDim) {
+        if (a.n_split == 1 && a.n_scan > kChunk) {
+            launch_kernel(attention_decode_kernel<KT, kVec, kMaxD, kGroupChunks>, grid, kThreads * kGroupChunks, 0,
+                          stream, a);
+            return;
+        }
+    }
+    launch_kernel(attention_decode_kernel<KT, kVec, kMaxD, 1>, grid, kThreads, 0, stream, a);
+}
+
 template <class KT, int kVec>
 void launch_width(const AttentionArgs& a, dim3 grid, cudaStream_t stream) {
     if (a.head_dim <= 64)
-        launch_kernel(attention_decode_kernel<KT, kVec, 64>, grid, kThreads, 0, stream, a);
+        launch_groups<KT, kVec, 64>(a, grid, stream);
     else if (a.head_dim <= 128)
-        launch_kernel(attention_decode_kernel<KT, kVec, 128>, grid, kThreads, 0, stream, a);
+        launch_groups<KT, kVec, 128>(a, grid, stream);
     else
-        launch_kernel(attention_decode_kernel<KT, kVec, 256>, grid, kThreads, 0, stream, a);
+        launch_groups<KT, kVec, 256>(a, grid, stream);
 }
 
 }  // namespace
 
-int attention_splits(int n_tok, int n_head, int n_scan, int n_sm) {
+int attention_splits(int n_tok, int n_head, int head_dim, int n_scan, int n_sm) {
     // A chunk a split: its loads are in flight together, so a second chunk in the same
     // block costs a second memory latency where another block costs none (H200, 7B Q4_0
     // tg128 with two chunks a split: 507-521 t/s, one: 532-533).
     constexpr int kMinCells = kChunk;
     const int blocks = n_tok * n_head;
     int n = (n_scan + kMinCells - 1) / kMinCells;
+    if (n <= kGroupChunks && head_dim <= kGroupMaxHeadDim) return 1;  // one block of groups a head (launch_groups)
     n = std::min(n, std::max(1, 8 * n_sm / blocks));  // about one wave of blocks
     return std::max(1, std::min(n, kAttentionMaxSplits));
 }

@@ -627,7 +627,9 @@ AttentionArgs CudaBackend::attention_args(const Act& q, const KvView& kv, int la
     a.group = p.n_head / p.n_head_kv;
     a.head_dim = p.head_dim;
     a.scale = p.scale;
-    a.n_split = q.n_rows >= kAttentionTiledMinTokens ? 1 : attention_splits(int(q.n_rows), p.n_head, a.n_scan, info_.n_sm);
+    a.n_split = q.n_rows >= kAttentionTiledMinTokens
+                    ? 1
+                    : attention_splits(int(q.n_rows), p.n_head, p.head_dim, a.n_scan, info_.n_sm);
     if (a.n_split > 1) {
         const size_t need = size_t(q.n_rows) * size_t(p.n_head) * size_t(a.n_split) * size_t(p.head_dim + 2);
         if (need > attn_partial_cap_) {

@@ -157,7 +157,7 @@ bool attention_mma(const AttentionArgs& a, cudaStream_t stream);
 // Splits worth using for this shape on a GPU with n_sm multiprocessors (at most
 // kAttentionMaxSplits: the merge keeps each split's max and sum in shared memory).
 inline constexpr int kAttentionMaxSplits = 64;
-int attention_splits(int n_tok, int n_head, int n_scan, int n_sm);
+int attention_splits(int n_tok, int n_head, int head_dim, int n_scan, int n_sm);
 inline constexpr int kAttentionMaxHeadDim = 256;
 void attention(const AttentionArgs& a, cudaStream_t stream);
 // The decode kernel (attention_decode.cu) alone: with n_split > 1 it writes the

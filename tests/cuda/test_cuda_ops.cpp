@@ -479,6 +479,43 @@ TEST_CASE("cuda: attention over a host cache: GQA, two sequences, empty cells, h
     }
 }
 
+// 33..128 cells: one block a head whose four groups take a chunk each and merge in
+// shared memory (no split, no merge kernel); holes, grouped heads, tokens that see
+// only some cells, a token that sees none.
+TEST_CASE("cuda: decode attention over 2-4 chunks (one block of groups a head) against the reference") {
+    auto cb = cuda_backend();
+    if (!cb) return;
+    for (bool f16 : {true, false})
+        for (int head_dim : {64, 128})
+            for (int64_t n_scan : {33, 64, 100, 128}) {
+                const AttentionParams p{8, 2, head_dim, 1.0f / std::sqrt(float(head_dim))};
+                const int64_t dim = p.n_head_kv * p.head_dim, q_dim = int64_t(p.n_head) * p.head_dim;
+                HostKv kv(f16 ? GgmlType::F16 : GgmlType::F32, n_scan, dim, 1);
+                for (int64_t c = 0; c < n_scan; ++c) {
+                    kv.cell_pos[size_t(c)] = int32_t(c);
+                    kv.cell_seqs[size_t(c)] = c % 7 == 3 ? 2u : 1u;
+                }
+                kv.cell_pos[size_t(n_scan / 3)] = -1;  // a hole
+                kv.cell_seqs[size_t(n_scan / 3)] = 0;
+                const KvView view = kv.view(n_scan);
+                store_random_kv(*cb, view, 0, 51);
+                const std::string what = std::string(f16 ? "f16" : "f32") + " head_dim " + std::to_string(head_dim) +
+                                         " cells " + std::to_string(n_scan);
+                const std::vector<int32_t> pos{int32_t(n_scan - 1), 40, 3}, seq{0, 0, 1};
+                auto q = random_floats(size_t(3 * q_dim), 52);
+                check_attention(*cb, view, 0, p, pos, seq, q, 1e-5f, 1e-4f, what + ", 3 tokens");
+                check_attention(*cb, view, 0, p, {int32_t(n_scan - 1)}, {0},
+                                std::vector<float>(q.begin(), q.begin() + q_dim), 1e-5f, 1e-4f,
+                                what + ", 1 token");
+                // Sequence 6 holds no cell: zeros.
+                auto dq = device_act(*cb, 1, q_dim, &q);
+                auto out = device_act(*cb, 1, q_dim);
+                cb->attention(dq.act(), view, 0, p, std::vector<int32_t>{int32_t(n_scan)}, std::vector<int32_t>{6},
+                              out.act());
+                for (float x : read(*cb, out.act())) CHECK(x == 0.0f);
+            }
+}
+
 // A decode step's rope, KV store and attention in the attention kernel (one token)
 // against the ops one by one (the base class's rope_kv_attention): the outputs, and
 // a second query's attention over each cache afterwards (the new cell as stored).
