@@ -171,7 +171,7 @@ __global__ void __launch_bounds__(kThreads * kGroups) attention_decode_kernel(At
 #pragma unroll
         for (int w = 1; w < kThreads / 32; ++w) cm = fmaxf(cm, s_max[grp][buf][w]);
         const float m_new = fmaxf(m, cm);
-        if (m_new == -INFINITY) continue;  // nothing visible yet: the same for the whole block
+        if (m_new == -INFINITY) continue;  // nothing visible yet: the same for the whole group
         if (quad == 0) s_p[grp][buf][cell] = visible ? expf(s - m_new) : 0.0f;
         group_sync();
         const float corr = expf(m - m_new);  // 0 while m is -inf
