@@ -101,17 +101,6 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t n_vocab, std::mt19937& rng
     return t;
 }
 
-// "cuda D (name): N/M layers" (engine/cuda_placement.cpp): device D when every
-// layer is on it, the case where the GPU's bandwidth bounds decode.
-std::optional<int> whole_model_cuda_device(const std::string& where) {
-    int device = 0, n = 0, m = 0;
-    const size_t colon = where.rfind("): ");
-    if (where.rfind("cuda ", 0) != 0 || colon == std::string::npos) return std::nullopt;
-    if (std::sscanf(where.c_str(), "cuda %d", &device) != 1) return std::nullopt;
-    if (std::sscanf(where.c_str() + colon + 3, "%d/%d", &n, &m) != 2 || n != m) return std::nullopt;
-    return device;
-}
-
 void print_gpu_bandwidth(const GpuBandwidth& bw, bool json) {
     if (json) {
         std::printf("%s\n", nlohmann::json{{"gpu_read_bytes_per_second", bw.read_bytes_per_second},
@@ -186,7 +175,7 @@ int cmd_bench(const Args& args) {
     const ModelFacts facts = describe(*model);
     // Decode on a GPU that holds the whole model is bound by the GPU's memory.
     std::optional<GpuBandwidth> gpu_bw;
-    if (const auto dev = whole_model_cuda_device(where); dev && measure_memory && n_gen > 0)
+    if (const auto dev = model->whole_on_cuda(); dev && measure_memory && n_gen > 0)
         gpu_bw = measure_gpu_bandwidth("cuda", *dev);
     ContextOptions co;
     co.n_ctx = std::max(n_prompt + n_gen, 16);

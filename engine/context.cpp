@@ -66,6 +66,7 @@ std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& op
         CudaPlacement cp = place_on_cuda(*m->file_, path, o, /*fit_to_memory=*/automatic && o.n_gpu_layers < 0);
         if (cp.gpu) {
             m->placement_summary_ = cp.summary;
+            if (!cp.cpu) m->whole_on_cuda_ = o.device;
             m->backend_ = std::move(cp.gpu);
             m->cpu_backend_ = std::move(cp.cpu);
             placement = std::move(cp.placement);

@@ -9,6 +9,7 @@
 // A model and its contexts are driven from one thread at a time.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -42,6 +43,9 @@ public:
     const std::string& placement_summary() const { return placement_summary_; }
     // Layers whose KV cache lives in host memory (those on the CPU backend).
     int64_t n_host_layers() const { return n_host_layers_; }
+    // The CUDA device when every layer and the output head run on it (its memory
+    // then bounds decode), else nullopt.
+    std::optional<int> whole_on_cuda() const { return whole_on_cuda_; }
 
 private:
     friend std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& options);
@@ -53,6 +57,7 @@ private:
     std::unique_ptr<TransformerModel> impl_;
     std::string placement_summary_;
     int64_t n_host_layers_ = 0;
+    std::optional<int> whole_on_cuda_;
 };
 
 // Throws ContextOverflowError, naming a -c that fits, when the host KV cache of

@@ -26,6 +26,7 @@ std::mutex g_mutex;
 TraceStamp* g_buffer = nullptr;
 std::vector<Launch> g_launches;
 
+// Demangled, namespaces and parameters dropped.
 std::string kernel_name(const void* kernel) {
     const char* mangled = nullptr;
     if (cudaFuncGetName(&mangled, kernel) != cudaSuccess || !mangled) return "?";
@@ -39,12 +40,12 @@ std::string kernel_name(const void* kernel) {
     return s;
 }
 
-}  // namespace
-
 std::vector<void (*)(TraceStamp*)>& attachers() {
     static std::vector<void (*)(TraceStamp*)> v;  // filled by static initializers
     return v;
 }
+
+}  // namespace
 
 void trace_register_attach(void (*attach)(TraceStamp*)) { attachers().push_back(attach); }
 
@@ -82,17 +83,19 @@ void trace_report() {
             double total_us = 0, max_us = 0;
             long n = 0;
         };
-        std::map<std::string, Row> rows;
+        std::map<std::pair<const void*, unsigned>, Row> rows;  // by kernel and grid size
         double total = 0;
         for (size_t i = 0; i + 1 < order.size(); ++i) {
             const double us = double(int64_t(order[i + 1] - order[i])) / 1e3;
-            Row& r = rows[kernel_name(g_launches[i].kernel) + " [" + std::to_string(g_launches[i].blocks) + "]"];
+            Row& r = rows[{g_launches[i].kernel, g_launches[i].blocks}];
             r.total_us += us;
             r.max_us = std::max(r.max_us, us);
             ++r.n;
             total += us;
         }
-        std::vector<std::pair<std::string, Row>> sorted(rows.begin(), rows.end());
+        std::vector<std::pair<std::string, Row>> sorted;
+        for (const auto& [key, r] : rows)
+            sorted.push_back({kernel_name(key.first) + " [" + std::to_string(key.second) + "]", r});
         std::sort(sorted.begin(), sorted.end(),
                   [](const auto& a, const auto& b) { return a.second.total_us > b.second.total_us; });
         std::fprintf(stderr, "%10s %8s %9s %9s  %s\n", "total us", "count", "mean us", "max us", "kernel [blocks]");
