@@ -26,21 +26,6 @@ namespace {
 
 constexpr size_t kAll = 1 << 20;
 
-int32_t argmax(std::span<const float> l) { return int32_t(std::max_element(l.begin(), l.end()) - l.begin()); }
-
-float top2_gap(std::span<const float> l) {
-    float a = -INFINITY, b = -INFINITY;
-    for (float x : l) {
-        if (x > a) {
-            b = a;
-            a = x;
-        } else if (x > b) {
-            b = x;
-        }
-    }
-    return a - b;
-}
-
 std::shared_ptr<Model> load(const std::string& file, const std::string& backend, int ngl) {
     LoadOptions o;
     o.n_threads = 4;
@@ -83,9 +68,10 @@ void compare(const std::string& file, std::shared_ptr<Model> base_model, std::sh
             for (size_t i = 0; i < lc.size(); ++i) err = std::max(err, std::fabs(lc[i] - lg[i]));
             max_err = std::max(max_err, err);
             CHECK(err <= logit_tol);
-            const int32_t pc = argmax(lc), pg = argmax(lg);
+            const test::Top2 tc = test::top2(lc);
+            const int32_t pc = tc.first, pg = test::top2(lg).first;
             if (pc != pg) {
-                const float gap = top2_gap(lc);
+                const float gap = tc.gap;
                 CHECK_MESSAGE(gap <= tie_gap, "base picked " << pc << ", cuda " << pg << " (top-2 gap " << gap << ")");
                 max_tie = std::max(max_tie, gap);
                 ++near_ties;
