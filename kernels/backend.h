@@ -102,6 +102,18 @@ public:
         add(x, b, x);
         rms_norm(x, weight, eps, out);
     }
+    // The end of one residual block and the start of the next: proj = in · w^T,
+    // x += proj, normed = rms_norm(x) (weight `norm`), then ys[i] = normed · ws[i]^T.
+    // The default is matmul, add_rms_norm and matmul_n; a device backend may fold
+    // the norm into the two products for a decode step, and then proj and normed
+    // hold anything afterwards.
+    virtual void matmul_add_rms_norm_matmul_n(const Weight& w, const Act& in, Act proj, Act x, const Weight& norm,
+                                              float eps, Act normed, std::span<const Weight* const> ws,
+                                              std::span<const Act> ys) {
+        matmul(w, in, proj);
+        add_rms_norm(x, proj, norm, eps, normed);
+        matmul_n(normed, ws, ys);
+    }
     // In place on x = (n_tok, n_head * head_dim); token t is at position pos[t].
     virtual void rope(Act x, int n_head, int head_dim, std::span<const int32_t> pos, const RopeParams& p) = 0;
     // Stores the batch's k and v rows (n_tok, n_kv_dim) of `layer` into cells[t].

@@ -1,5 +1,6 @@
 #include "models/llama.h"
 
+#include <array>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -20,6 +21,8 @@ struct LlamaLayer {
     Weight ffn_gate;   // (n_ff, n_embd)
     Weight ffn_up;     // (n_ff, n_embd)
     Weight ffn_down;   // (n_embd, n_ff)
+    std::array<const Weight*, 3> qkv_weights() const { return {&wq, &wk, &wv}; }
+    std::array<const Weight*, 2> gate_up_weights() const { return {&ffn_gate, &ffn_up}; }
 };
 
 // Activations of one batch on one backend, named as in a debug dump. Shapes are (n_batch, ...).
@@ -154,7 +157,9 @@ public:
                                  1.0f / std::sqrt(float(hp_.head_dim))};
 
         backend_->get_rows(token_embd_, batch.tokens, s.on(backend_).x.act().rows(0, n));
-        bool normed = false;  // cur already holds this layer's attention norm (fused into the last residual add)
+        // This layer's Q, K and V already computed: the last residual add, the norm and
+        // the projections ran as one call (matmul_add_rms_norm_matmul_n).
+        bool projected = false;
         for (size_t il = 0; il < layers_.size(); ++il) {
             const LlamaLayer& L = layers_[il];
             move_to(L.backend);
@@ -164,24 +169,26 @@ public:
                       k = A.k.act().rows(0, n), v = A.v.act().rows(0, n), attn = A.attn.act().rows(0, n),
                       proj = A.proj.act().rows(0, n), gate = A.gate.act().rows(0, n), up = A.up.act().rows(0, n);
             // Attention block.
-            if (!normed) b.rms_norm(x, L.attn_norm, hp_.rms_eps, cur);
-            const Weight* qkv_w[] = {&L.wq, &L.wk, &L.wv};
             const Act qkv[] = {q, k, v};
-            b.matmul_n(cur, qkv_w, qkv);
+            if (!projected) {
+                b.rms_norm(x, L.attn_norm, hp_.rms_eps, cur);
+                b.matmul_n(cur, L.qkv_weights(), qkv);
+            }
             b.rope_kv_attention(q, k, v, batch.pos, batch.seq, hp_.rope, ap, kv, int(il), batch.cells, attn);
-            b.matmul(L.wo, attn, proj);
             // Feed-forward block.
-            b.add_rms_norm(x, proj, L.ffn_norm, hp_.rms_eps, cur);
-            const Weight* gate_up_w[] = {&L.ffn_gate, &L.ffn_up};
             const Act gate_up[] = {gate, up};
-            b.matmul_n(cur, gate_up_w, gate_up);
+            b.matmul_add_rms_norm_matmul_n(L.wo, attn, proj, x, L.ffn_norm, hp_.rms_eps, cur, L.gate_up_weights(),
+                                           gate_up);
             b.swiglu(gate, up, gate);
-            b.matmul(L.ffn_down, gate, proj);
-            normed = il + 1 < layers_.size() && layers_[il + 1].backend == &b;
-            if (normed)
-                b.add_rms_norm(x, proj, layers_[il + 1].attn_norm, hp_.rms_eps, cur);
-            else
+            projected = il + 1 < layers_.size() && layers_[il + 1].backend == &b;
+            if (projected) {
+                const LlamaLayer& next = layers_[il + 1];
+                b.matmul_add_rms_norm_matmul_n(L.ffn_down, gate, proj, x, next.attn_norm, hp_.rms_eps, cur,
+                                               next.qkv_weights(), qkv);
+            } else {
+                b.matmul(L.ffn_down, gate, proj);
                 b.add(x, proj, x);
+            }
         }
         const int64_t n_out = int64_t(batch.outputs.size());
         if (n_out == 0) return;

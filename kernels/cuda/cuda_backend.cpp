@@ -105,6 +105,8 @@ CudaBackend::CudaBackend(const CudaOptions& options) {
     set_pdl_launches(info_.cc_major >= 9 && !(pdl && std::strcmp(pdl, "0") == 0));
     const char* fuse_rope = std::getenv("KILN_CUDA_FUSE_ROPE");
     fuse_rope_ = !(fuse_rope && std::strcmp(fuse_rope, "0") == 0);
+    const char* fuse_norms = std::getenv("KILN_CUDA_FUSE_NORMS");
+    fuse_norms_ = !(fuse_norms && std::strcmp(fuse_norms, "0") == 0);
     cudaStream_t s = nullptr;
     check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
     stream_ = s;
@@ -131,6 +133,9 @@ CudaBackend::~CudaBackend() {
     cudaFree(xq_);
     cudaFree(xs_);
     cudaFree(xh_);
+    cudaFree(norm_xq_);
+    cudaFree(norm_xs_);
+    cudaFree(norm_ss_);
     cudaFree(attn_partial_);
     cudaFree(stage_dev_);
     cudaFreeHost(stage_host_);
@@ -365,7 +370,12 @@ void CudaBackend::matmul_n(const Act& x, std::span<const Weight* const> ws, std:
         return;
     }
     quantize_input(x);
-    // Runs of weights of one type share a launch.
+    matvec_q8_runs(ws, ys, xq_, xs_, int(x.n_rows), nullptr, 0.0f);
+    check_launch("matmul_n");
+}
+
+void CudaBackend::matvec_q8_runs(std::span<const Weight* const> ws, std::span<const Act> ys, const int8_t* xq,
+                                 const void* xs, int n_tok, float* norm_ss, float eps) {
     for (size_t i = 0; i < ws.size();) {
         DevWeight group[kMatvecMaxGroup];
         Act outs[kMatvecMaxGroup];
@@ -376,9 +386,65 @@ void CudaBackend::matmul_n(const Act& x, std::span<const Weight* const> ws, std:
             ++n;
             ++i;
         }
-        matvec_q8(group, outs, int(n), xq_, static_cast<const float4*>(xs_), int(x.n_rows), st(stream_));
+        matvec_q8(group, outs, int(n), xq, static_cast<const float4*>(xs), n_tok, st(stream_), {norm_ss, eps});
     }
-    check_launch("matmul_n");
+}
+
+void CudaBackend::reserve_norm(int64_t n_cols) {
+    if (n_cols <= norm_cap_) return;
+    sync_stream("cudaStreamSynchronize");
+    cudaFree(norm_xq_);
+    cudaFree(norm_xs_);
+    cudaFree(norm_ss_);
+    norm_xq_ = nullptr;
+    norm_xs_ = nullptr;
+    norm_ss_ = nullptr;
+    norm_cap_ = 0;
+    const size_t groups = size_t(n_cols / 32);
+    norm_xq_ = static_cast<int8_t*>(device_alloc(size_t(n_cols), "the folded norm"));
+    norm_xs_ = device_alloc(groups * sizeof(float4), "the folded norm");
+    norm_ss_ = static_cast<float*>(device_alloc(groups * sizeof(float), "the folded norm"));
+    norm_cap_ = n_cols;
+}
+
+void CudaBackend::matmul_add_rms_norm_matmul_n(const Weight& w, const Act& in, Act proj, Act x, const Weight& norm,
+                                               float eps, Act normed, std::span<const Weight* const> ws,
+                                               std::span<const Act> ys) {
+    require(ws.size() == ys.size(), "matmul_add_rms_norm_matmul_n",
+            std::to_string(ws.size()) + " weights for " + std::to_string(ys.size()) + " outputs");
+    // The producer's blocks of 32 rows run one a multiprocessor: fold only where they are one wave.
+    bool fold = fuse_norms_ && in.n_rows == 1 && x.n_rows == 1 && x.n_cols % 32 == 0 && x.n_cols / 32 <= info_.n_sm &&
+                matvec_q8_supported(w.type()) && norm.type() == GgmlType::F32 && norm.host.ne[0] == x.n_cols;
+    for (size_t i = 0; i < ws.size(); ++i) fold = fold && matvec_q8_supported(ws[i]->type());
+    if (!fold) {
+        Backend::matmul_add_rms_norm_matmul_n(w, in, proj, x, norm, eps, normed, ws, ys);
+        return;
+    }
+    require_fits(w, in, x, "matmul_add_rms_norm_matmul_n");
+    for (size_t i = 0; i < ws.size(); ++i) {
+        require_fits(*ws[i], x, ys[i], "matmul_add_rms_norm_matmul_n");
+        require(ys[i].data != x.data && ys[i].data != in.data, "matmul_add_rms_norm_matmul_n",
+                "an output aliases an input");
+    }
+    require(x.data != in.data, "matmul_add_rms_norm_matmul_n", "x aliases the product's input");
+    require(proj.n_rows == x.n_rows && proj.n_cols == x.n_cols && normed.n_rows == x.n_rows &&
+                normed.n_cols == x.n_cols, "matmul_add_rms_norm_matmul_n",
+            "proj " + shape(proj) + " and normed " + shape(normed) + " must be shaped as x " + shape(x));
+    reserve_norm(x.n_cols);
+    quantize_input(in);
+    NormOut out;
+    out.x = x.data;
+    out.weight = static_cast<const float*>(norm.device);
+    out.xq = norm_xq_;
+    out.xs = static_cast<float4*>(norm_xs_);
+    out.ss = norm_ss_;
+    matvec_q8_norm_out(dev(w), xq_, static_cast<const float4*>(xs_), out, st(stream_));
+    matvec_q8_runs(ws, ys, norm_xq_, norm_xs_, 1, norm_ss_, eps);
+    // xq_ still holds `in`, unless an output is `in` (refused above) or x was.
+    if (xq_src_ == x.data) xq_src_ = nullptr;
+    for (const Act& y : ys)
+        if (y.data == xq_src_) xq_src_ = nullptr;
+    check_launch("matmul_add_rms_norm_matmul_n");
 }
 
 void CudaBackend::add_rms_norm(Act x, const Act& b, const Weight& weight, float eps, Act out) {

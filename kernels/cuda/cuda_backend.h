@@ -83,6 +83,11 @@ public:
     void matmul_n(const Act& x, std::span<const Weight* const> ws, std::span<const Act> ys) override;
     void rms_norm(const Act& x, const Weight& weight, float eps, Act out) override;
     void add_rms_norm(Act x, const Act& b, const Weight& weight, float eps, Act out) override;
+    // One token: the norm folded into the two products (cuda_ops.h, NormOut and
+    // NormIn), no norm kernel; proj and normed are left untouched.
+    // KILN_CUDA_FUSE_NORMS=0 turns that off (for A/B runs and bisecting).
+    void matmul_add_rms_norm_matmul_n(const Weight& w, const Act& in, Act proj, Act x, const Weight& norm, float eps,
+                                      Act normed, std::span<const Weight* const> ws, std::span<const Act> ys) override;
     void rope(Act x, int n_head, int head_dim, std::span<const int32_t> pos, const RopeParams& p) override;
     void kv_store(const KvView& kv, int layer, const Act& k, const Act& v, std::span<const int32_t> cells) override;
     void rope_kv_store(Act q, Act k, const Act& v, int n_head, int head_dim, std::span<const int32_t> pos,
@@ -138,6 +143,18 @@ private:
     const float* xq_src_ = nullptr;
     bool xq_f16_ = false;
     int64_t xq_rows_ = 0, xq_cols_ = 0;
+    // The folded norm's own buffers (matmul_add_rms_norm_matmul_n): the normed row
+    // quantized (its input stays in xq_ while the producer writes these) and the sums
+    // of squares; for rows of up to norm_cap_.
+    int8_t* norm_xq_ = nullptr;
+    void* norm_xs_ = nullptr;
+    float* norm_ss_ = nullptr;
+    int64_t norm_cap_ = 0;
+    bool fuse_norms_ = true;
+    void reserve_norm(int64_t n_cols);
+    // Runs of weights of one type as one launch each, reading xq/xs.
+    void matvec_q8_runs(std::span<const Weight* const> ws, std::span<const Act> ys, const int8_t* xq, const void* xs,
+                        int n_tok, float* norm_ss, float eps);
     void reserve_q8(const Act& x);  // xq_/xs_ hold x's rows quantized (forgets what they held when grown)
     void quantize_input(const Act& x);        // xq_/xs_ = x quantized, unless they hold it already
     const __half* f16_input(const Act& x);    // xh_ = x as padded F16 rows, unless it holds it already

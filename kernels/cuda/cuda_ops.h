@@ -55,8 +55,31 @@ void quantize_act_q8(const Act& x, int8_t* xq, float4* xs, cudaStream_t stream);
 // ys[i] (n_tok <= kMatvecMaxTokens rows) = x · Ws[i]^T with x given quantized (dp4a dot
 // products), in one launch: 1..kMatvecMaxGroup weights of one type and n_in.
 inline constexpr int kMatvecMaxGroup = 3;
+// One token's RMSNorm folded into the products on either side of it (decode):
+// the product that ends a residual block adds its rows to the residual row x
+// and leaves x · weight quantized as quantize_act_q8 would, but not yet scaled,
+// with each 32 values' sum of squares (NormOut); the products that read the
+// normed row scale their sums by 1 / sqrt(mean(x^2) + eps) from those (NormIn).
+// Quantizing is scale-free (the int8 values of s·v are those of v), so this is
+// the norm then the products, up to rounding.
+struct NormIn {
+    const float* ss = nullptr;  // n_in / 32 sums of squares; null: a plain product
+    float eps = 0.0f;
+};
+struct NormOut {
+    float* x = nullptr;              // the residual row (n_out floats), += x_in · W^T
+    const float* weight = nullptr;   // the norm's weight (n_out floats)
+    int8_t* xq = nullptr;            // x · weight quantized: n_out int8 and n_out / 32 scales
+    float4* xs = nullptr;
+    float* ss = nullptr;             // n_out / 32 sums of squares of x
+};
 void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, const float4* xs, int n_tok,
-               cudaStream_t stream);
+               cudaStream_t stream, const NormIn& norm = {});
+// The producer above for one token: n_out a multiple of 32. xq/xs (the input)
+// must not be out.xq/out.xs. One block of 1024 threads per 32 rows: one wave
+// while n_out / 32 is at most the device's SM count.
+void matvec_q8_norm_out(const DevWeight& w, const int8_t* xq, const float4* xs, const NormOut& out,
+                        cudaStream_t stream);
 // y = x · W^T for F32/F16/BF16 weights and float activations, n_tok <= kMatvecMaxTokens.
 void matvec_float(const DevWeight& w, const Act& x, Act y, cudaStream_t stream);
 // The tensor-core path reads activations as F16, padded to whole tiles: rows

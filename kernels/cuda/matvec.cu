@@ -87,14 +87,27 @@ __global__ void quantize_q8_kernel(const float* __restrict__ x, int64_t x_stride
 constexpr int64_t kSplitMinChunks = 256;  // rows of 8192 elements or more take two warps each
 constexpr int64_t kOneRowMaxRows = 4096;
 
-template <class T, int kMaxTok, int kSplit, int kRowsPerWarp>
+// What a launch does besides y = x · W^T (cuda_ops.h, NormIn and NormOut): one
+// token's RMSNorm split between the product that ends a residual block and the
+// products that read the normed row, so no norm kernel runs between them.
+enum Fuse { kPlain, kNormIn, kNormOut };
+
+// The producer (kNormOut) runs blocks of one 32-row group each (kNormOutWarps
+// warps: one or, for long rows split over two warps, two rows a warp), so the
+// group it quantizes for the consumer is its own: no other block to wait for.
+constexpr int kNormOutWarps = 32;
+
+template <class T, int kMaxTok, int kSplit, int kRowsPerWarp, int kFuse, int kBlockWarps>
 __device__ __forceinline__ void matvec_q8_body(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq,
-                                               const float4* __restrict__ xs, int n_tok) {
-    static_assert(kWarps % kSplit == 0, "a block holds whole splits");
-    __shared__ float part_sum[kWarps][kRowsPerWarp][kMaxTok];
+                                               const float4* __restrict__ xs, int n_tok, const NormIn& nin,
+                                               const NormOut& nout) {
+    static_assert(kFuse == kPlain || kMaxTok == 1, "the fused norm is for one token");
+    static_assert(kBlockWarps % kSplit == 0, "a block holds whole splits");
+    static_assert(kFuse != kNormOut || kBlockWarps / kSplit * kRowsPerWarp == 32, "a producer block is 32 rows");
+    __shared__ float part_sum[kBlockWarps][kRowsPerWarp][kMaxTok];
     let_next_grid_start();
     const int part = threadIdx.y % kSplit;
-    const int64_t first = (int64_t(blockIdx.x) * (kWarps / kSplit) + threadIdx.y / kSplit) * kRowsPerWarp;
+    const int64_t first = (int64_t(blockIdx.x) * (kBlockWarps / kSplit) + threadIdx.y / kSplit) * kRowsPerWarp;
     GroupRow r[kRowsPerWarp];
     const uint8_t* wr[kRowsPerWarp];
 #pragma unroll
@@ -112,6 +125,14 @@ __device__ __forceinline__ void matvec_q8_body(MatvecGroup g, int64_t n_chunks, 
 #pragma unroll
         for (int k = 0; k < kRowsPerWarp; ++k) prefetch_l2(wr[k] + ((lane + 32 * part) / kChunks) * T::kBytes);
     wait_prior_grid();
+    // The consumer's norm: each lane's first kNormLoads of the producer's sums of
+    // squares go out now, together, and are added after the loop, so neither
+    // their latency nor a wait for each in turn delays the weights' loads.
+    constexpr int kNormLoads = kFuse == kNormIn ? 4 : 1;
+    float ss_part[kNormLoads];
+    if constexpr (kFuse == kNormIn)
+#pragma unroll
+        for (int j = 0; j < kNormLoads; ++j) ss_part[j] = lane + 32 * j < n_chunks ? nin.ss[lane + 32 * j] : 0.0f;
     float acc[kRowsPerWarp][kMaxTok];
 #pragma unroll
     for (int k = 0; k < kRowsPerWarp; ++k)
@@ -137,6 +158,17 @@ __device__ __forceinline__ void matvec_q8_body(MatvecGroup g, int64_t n_chunks, 
     for (int k = 0; k < kRowsPerWarp; ++k)
 #pragma unroll
         for (int t = 0; t < kMaxTok; ++t) acc[k][t] = warp_sum(acc[k][t]);
+    if constexpr (kFuse == kNormIn) {
+        // Rows past 32 * 32 * kNormLoads values load the rest here. The same order
+        // of additions in every warp: every row gets the same scale.
+        float ss = 0.0f;
+#pragma unroll
+        for (int j = 0; j < kNormLoads; ++j) ss += ss_part[j];
+        for (int64_t c = lane + 32 * kNormLoads; c < n_chunks; c += 32) ss += nin.ss[c];
+        const float scale = 1.0f / sqrtf(warp_sum(ss) / float(n_chunks * 32) + nin.eps);
+#pragma unroll
+        for (int k = 0; k < kRowsPerWarp; ++k) acc[k][0] *= scale;
+    }
     if constexpr (kSplit > 1) {
         if (lane == 0 && part > 0)
 #pragma unroll
@@ -144,23 +176,43 @@ __device__ __forceinline__ void matvec_q8_body(MatvecGroup g, int64_t n_chunks, 
 #pragma unroll
                 for (int t = 0; t < kMaxTok; ++t) part_sum[threadIdx.y][k][t] = acc[k][t];
         __syncthreads();
-        if (part > 0) return;
+        if (part == 0)
 #pragma unroll
-        for (int k = 0; k < kRowsPerWarp; ++k)
+            for (int k = 0; k < kRowsPerWarp; ++k)
 #pragma unroll
-            for (int t = 0; t < kMaxTok; ++t)
+                for (int t = 0; t < kMaxTok; ++t)
 #pragma unroll
-                for (int p = 1; p < kSplit; ++p) acc[k][t] += part_sum[threadIdx.y + p][k][t];
+                    for (int p = 1; p < kSplit; ++p) acc[k][t] += part_sum[threadIdx.y + p][k][t];
     }
-    if (!active || lane != 0) return;
+    const bool store = active && lane == 0 && part == 0;
+    __shared__ float block_rows[kFuse == kNormOut ? 32 : 1];  // the producer's new x rows
+    if (store) {
 #pragma unroll
-    for (int k = 0; k < kRowsPerWarp; ++k) {
-        if (r[k].w < 0) break;
+        for (int k = 0; k < kRowsPerWarp; ++k) {
+            if (r[k].w < 0) break;
 #pragma unroll
-        for (int t = 0; t < kMaxTok; ++t) {
-            if (t >= n_tok) break;
-            g.y[r[k].w][t * g.y_stride[r[k].w] + r[k].row] = acc[k][t];
+            for (int t = 0; t < kMaxTok; ++t) {
+                if (t >= n_tok) break;
+                float& y = g.y[r[k].w][t * g.y_stride[r[k].w] + r[k].row];
+                if constexpr (kFuse == kNormOut) {
+                    y += acc[k][t];  // y is the residual row
+                    block_rows[threadIdx.y / kSplit * kRowsPerWarp + k] = y;
+                } else {
+                    y = acc[k][t];
+                }
+            }
         }
+    }
+    if constexpr (kFuse == kNormOut) {
+        // The block's 32 rows of x, times the norm weight, quantized (not yet
+        // scaled) for the consumer, and their sum of squares.
+        __syncthreads();
+        if (threadIdx.y != 0) return;
+        const int64_t group = blockIdx.x;
+        const float v = block_rows[lane];
+        q8_store_warp(v * nout.weight[group * 32 + lane], lane, nout.xq + group * 32, nout.xs + group);
+        const float ss = warp_sum(v * v);
+        if (lane == 0) nout.ss[group] = ss;
     }
 }
 
@@ -172,17 +224,25 @@ __device__ __forceinline__ void matvec_q8_body(MatvecGroup g, int64_t n_chunks, 
 // tg128: Q4_K_M 439 / 428 -> 458 / 465, Q5_K_M +7%), and so does Q8_0's nine words a
 // chunk (373 / 373 / 364 -> 376 / 383 / 386); Q4_0 loses (514 / 522 -> 506 / 520).
 // The other legacy types are untested either way and keep the default.
-template <class T, int kMaxTok, int kSplit, int kRowsPerWarp>
+template <class T, int kMaxTok, int kSplit, int kRowsPerWarp, int kFuse>
 __global__ void __launch_bounds__(kWarps * 32)
     matvec_q8_kernel(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq, const float4* __restrict__ xs,
-                     int n_tok) {
-    matvec_q8_body<T, kMaxTok, kSplit, kRowsPerWarp>(g, n_chunks, xq, xs, n_tok);
+                     int n_tok, NormIn nin, NormOut nout) {
+    matvec_q8_body<T, kMaxTok, kSplit, kRowsPerWarp, kFuse, kWarps>(g, n_chunks, xq, xs, n_tok, nin, nout);
 }
-template <class T, int kMaxTok, int kSplit, int kRowsPerWarp>
+template <class T, int kMaxTok, int kSplit, int kRowsPerWarp, int kFuse>
 __global__ void __launch_bounds__(kWarps * 32, 1)
     matvec_q8_kernel_free_regs(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq,
-                               const float4* __restrict__ xs, int n_tok) {
-    matvec_q8_body<T, kMaxTok, kSplit, kRowsPerWarp>(g, n_chunks, xq, xs, n_tok);
+                               const float4* __restrict__ xs, int n_tok, NormIn nin, NormOut nout) {
+    matvec_q8_body<T, kMaxTok, kSplit, kRowsPerWarp, kFuse, kWarps>(g, n_chunks, xq, xs, n_tok, nin, nout);
+}
+// The producer: one block of kNormOutWarps warps per 32 rows, so at most one
+// block per SM (1024 threads), which the backend's fold condition relies on.
+template <class T, int kSplit>
+__global__ void __launch_bounds__(kNormOutWarps * 32, 1)
+    matvec_q8_norm_out_kernel(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq,
+                              const float4* __restrict__ xs, NormOut nout) {
+    matvec_q8_body<T, 1, kSplit, kSplit, kNormOut, kNormOutWarps>(g, n_chunks, xq, xs, 1, {}, nout);
 }
 // Long rows split over two warps keep two rows a warp for Q4_K alone: at one block per
 // SM (kFreeRegs) the 7B down projection is then 1024 blocks, one wave, not two (H100
@@ -289,21 +349,15 @@ void quantize_act_q8(const Act& x, int8_t* xq, float4* xs, cudaStream_t stream) 
                   xs);
 }
 
-void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, const float4* xs, int n_tok,
-               cudaStream_t stream) {
-    MatvecGroup g{};
-    g.n = n;
-    g.row0[0] = 0;
-    for (int i = 0; i < g.n; ++i) {
-        g.w[i] = static_cast<const uint8_t*>(ws[i].data);
-        g.row_bytes[i] = ws[i].row_bytes;
-        g.y[i] = ys[i].data;
-        g.y_stride[i] = ys[i].stride;
-        g.row0[i + 1] = g.row0[i] + ws[i].n_out;
-    }
+namespace {
+
+template <int kFuse>
+void launch_matvec_q8(const MatvecGroup& g, GgmlType type, int64_t n_in, const int8_t* xq, const float4* xs,
+                      int n_tok, const NormIn& nin, cudaStream_t stream) {
+    const NormOut nout{};
     const dim3 block(32, kWarps);
-    const int64_t n_chunks = ws[0].n_in / 32;
-    dispatch_weight_type(ws[0].type, [&](auto tag) {
+    const int64_t n_chunks = n_in / 32;
+    dispatch_weight_type(type, [&](auto tag) {
         using T = typename decltype(tag)::type;
         if constexpr (kBlockQuant<T>) {
             // Every block type reads its rows directly: staging K-quant rows through
@@ -317,14 +371,14 @@ void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, cons
                 const dim3 split_grid(grid_1d(g.row0[g.n], kWarps / kSplit * kRows));
                 if (n_tok == 1) {
                     if constexpr (kFreeRegs<T>)
-                        launch_kernel(matvec_q8_kernel_free_regs<T, 1, kSplit, kRows>, split_grid, block, 0, stream,
-                                      g, n_chunks, xq, xs, 1);
+                        launch_kernel(matvec_q8_kernel_free_regs<T, 1, kSplit, kRows, kFuse>, split_grid, block, 0,
+                                      stream, g, n_chunks, xq, xs, 1, nin, nout);
                     else
-                        launch_kernel(matvec_q8_kernel<T, 1, kSplit, kRows>, split_grid, block, 0, stream, g,
-                                      n_chunks, xq, xs, 1);
-                } else {
-                    launch_kernel(matvec_q8_kernel<T, kMatvecMaxTokens, kSplit, kRows>, split_grid, block, 0,
-                                  stream, g, n_chunks, xq, xs, n_tok);
+                        launch_kernel(matvec_q8_kernel<T, 1, kSplit, kRows, kFuse>, split_grid, block, 0, stream, g,
+                                      n_chunks, xq, xs, 1, nin, nout);
+                } else if constexpr (kFuse == kPlain) {
+                    launch_kernel(matvec_q8_kernel<T, kMatvecMaxTokens, kSplit, kRows, kPlain>, split_grid, block, 0,
+                                  stream, g, n_chunks, xq, xs, n_tok, nin, nout);
                 }
             };
             auto with_rows = [&](auto split) {
@@ -337,6 +391,50 @@ void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, cons
                 with_rows(std::integral_constant<int, 2>{});
             else
                 with_rows(std::integral_constant<int, 1>{});
+        }
+    });
+}
+
+}  // namespace
+
+void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, const float4* xs, int n_tok,
+               cudaStream_t stream, const NormIn& norm) {
+    MatvecGroup g{};
+    g.n = n;
+    g.row0[0] = 0;
+    for (int i = 0; i < g.n; ++i) {
+        g.w[i] = static_cast<const uint8_t*>(ws[i].data);
+        g.row_bytes[i] = ws[i].row_bytes;
+        g.y[i] = ys[i].data;
+        g.y_stride[i] = ys[i].stride;
+        g.row0[i + 1] = g.row0[i] + ws[i].n_out;
+    }
+    if (norm.ss)
+        launch_matvec_q8<kNormIn>(g, ws[0].type, ws[0].n_in, xq, xs, n_tok, norm, stream);
+    else
+        launch_matvec_q8<kPlain>(g, ws[0].type, ws[0].n_in, xq, xs, n_tok, {}, stream);
+}
+
+void matvec_q8_norm_out(const DevWeight& w, const int8_t* xq, const float4* xs, const NormOut& out,
+                        cudaStream_t stream) {
+    MatvecGroup g{};
+    g.n = 1;
+    g.w[0] = static_cast<const uint8_t*>(w.data);
+    g.row_bytes[0] = w.row_bytes;
+    g.y[0] = out.x;
+    g.y_stride[0] = w.n_out;
+    g.row0[0] = 0;
+    g.row0[1] = w.n_out;
+    const int64_t n_chunks = w.n_in / 32;
+    const dim3 block(32, kNormOutWarps), grid(unsigned(w.n_out / 32));
+    dispatch_weight_type(w.type, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        if constexpr (kBlockQuant<T>) {
+            // Long rows split over two warps as in matvec_q8, two rows a warp then.
+            if (n_chunks >= kSplitMinChunks)
+                launch_kernel(matvec_q8_norm_out_kernel<T, 2>, grid, block, 0, stream, g, n_chunks, xq, xs, out);
+            else
+                launch_kernel(matvec_q8_norm_out_kernel<T, 1>, grid, block, 0, stream, g, n_chunks, xq, xs, out);
         }
     });
 }

@@ -214,6 +214,37 @@ TEST_CASE("cuda model: programmatic dependent launch (KILN_CUDA_PDL) changes no 
     if (!hopper) MESSAGE("compute capability below 9.0: no PDL launches, both runs launched alike");
 }
 
+// The norms folded into the decode products (CudaBackend::matmul_add_rms_norm_matmul_n)
+// round the normed row to 8 bits before its scale rather than after: the same
+// greedy tokens as the separate norm kernels (KILN_CUDA_FUSE_NORMS=0) and logits
+// within a small fraction of their spread.
+TEST_CASE("cuda model: norms folded into the decode products (KILN_CUDA_FUSE_NORMS) keep the logits") {
+    if (!test::cuda_backend()) return;
+    for (const std::string file : {"kiln-test-15m-q4_0.gguf", "kiln-test-gqa-q4_k_m.gguf", "kiln-test-15m-q8_0.gguf"}) {
+        INFO(file);
+        std::vector<float> off, on;
+        {
+            ScopedEnv env("KILN_CUDA_FUSE_NORMS", "0");
+            off = cuda_logits(file, 4, 24);
+        }
+        {
+            ScopedEnv env("KILN_CUDA_FUSE_NORMS", nullptr);
+            on = cuda_logits(file, 4, 24);
+        }
+        REQUIRE(on.size() == off.size());
+        REQUIRE(!on.empty());
+        double err = 0;
+        float lo = on[0], hi = on[0];
+        for (size_t i = 0; i < on.size(); ++i) {
+            err = std::max(err, double(std::fabs(on[i] - off[i])));
+            lo = std::min(lo, on[i]);
+            hi = std::max(hi, on[i]);
+        }
+        MESSAGE(file << ": max |logit difference| " << err << " (logits span " << hi - lo << ")");
+        CHECK(err <= 0.01 * (hi - lo));
+    }
+}
+
 TEST_CASE("cuda model: a missing device index is a load error naming the device count") {
     if (!test::cuda_backend()) return;
     LoadOptions o;

@@ -208,6 +208,93 @@ TEST_CASE("cuda: add_rms_norm equals add then rms_norm") {
         }
 }
 
+// A decode step's norm folded into the products on either side of it (cuda_ops.h,
+// NormOut and NormIn) against the same call's default (matmul, add_rms_norm,
+// matmul_n) on the same backend: the residual row up to rounding, the outputs up
+// to the q8 rounding of the normed row, which is taken
+// before the norm's scale instead of after. Shapes reach both launch variants of
+// the producer (long rows split over two warps or not; 4096 rows is 128 blocks, one
+// wave on an H100 or H200, the largest that folds there) and the consumer gets runs
+// of two types; each call twice (the same bits).
+TEST_CASE("cuda: matmul_add_rms_norm_matmul_n folded for one token equals the ops one by one") {
+    auto cb = cuda_backend();
+    if (!cb) return;
+    struct Case {
+        GgmlType prod, cons;
+        int64_t n_embd, n_in;
+    };
+    const Case cases[] = {{GgmlType::Q4_0, GgmlType::Q4_0, 512, 512},   {GgmlType::Q4_0, GgmlType::Q4_K, 4096, 8288},
+                          {GgmlType::Q4_K, GgmlType::Q6_K, 4096, 8448}, {GgmlType::Q4_K, GgmlType::Q4_K, 1024, 8448},
+                          {GgmlType::Q6_K, GgmlType::Q5_K, 256, 8448},  {GgmlType::Q8_0, GgmlType::Q8_0, 2048, 2048},
+                          {GgmlType::Q5_0, GgmlType::Q2_K, 768, 4096},  {GgmlType::Q3_K, GgmlType::Q4_1, 512, 1280}};
+    for (const Case& c : cases) {
+        const std::string what = std::string(quant_traits(c.prod).name) + " " + std::to_string(c.n_embd) + "x" +
+                                 std::to_string(c.n_in) + " then " + quant_traits(c.cons).name;
+        INFO(what);
+        const HostWeight hp = make_weight(c.prod, c.n_in, c.n_embd, 31), h1 = make_weight(c.cons, c.n_embd, 96, 32),
+                         h2 = make_weight(c.cons, c.n_embd, 160, 33), h3 = make_weight(GgmlType::Q8_0, c.n_embd, 64, 34);
+        const Weight wp = cb->upload_weight(hp.view), w1 = cb->upload_weight(h1.view), w2 = cb->upload_weight(h2.view),
+                     w3 = cb->upload_weight(h3.view);
+        const Weight norm = upload_vector(*cb, random_floats(size_t(c.n_embd), 35, 0.5f, 1.5f));
+        const auto in = random_floats(size_t(c.n_in), 36), x0 = random_floats(size_t(c.n_embd), 37, -3.0f, 3.0f);
+        const Weight* ws[] = {&w1, &w2, &w3};
+        auto din = device_act(*cb, 1, c.n_in, &in);
+        auto proj = device_act(*cb, 1, c.n_embd), normed = device_act(*cb, 1, c.n_embd);
+        auto run = [&](bool fold) {
+            auto x = device_act(*cb, 1, c.n_embd, &x0);
+            std::vector<ActBuffer> ys;
+            std::vector<Act> outs;
+            for (const Weight* w : ws) {
+                ys.push_back(device_act(*cb, 1, w->n_out()));
+                outs.push_back(ys.back().act());
+            }
+            if (fold)
+                cb->matmul_add_rms_norm_matmul_n(wp, din.act(), proj.act(), x.act(), norm, 1e-5f, normed.act(), ws, outs);
+            else
+                cb->Backend::matmul_add_rms_norm_matmul_n(wp, din.act(), proj.act(), x.act(), norm, 1e-5f,
+                                                          normed.act(), ws, outs);
+            std::vector<std::vector<float>> got{read(*cb, x.act())};
+            for (const Act& o : outs) got.push_back(read(*cb, o));
+            return got;
+        };
+        const auto want = run(false), got = run(true), again = run(true);
+        // The residual row: the same sums, but from a kernel of another register
+        // budget (1024-thread blocks), which may order a K-quant row's additions
+        // differently (seen on Q4_K: a few ulps).
+        float x_err = 0.0f, x_max = 0.0f;
+        for (size_t j = 0; j < want[0].size(); ++j) {
+            x_err = std::max(x_err, std::fabs(got[0][j] - want[0][j]));
+            x_max = std::max(x_max, std::fabs(want[0][j]));
+        }
+        CHECK_MESSAGE(x_err <= 1e-5f * x_max, "the residual row: max error " << x_err << " of max " << x_max);
+        for (size_t i = 1; i < want.size(); ++i) {
+            CHECK_MESSAGE(std::memcmp(got[i].data(), again[i].data(), got[i].size() * 4) == 0,
+                          "output " << i << ": a second call differs");
+            double err = 0, ref = 0;
+            for (size_t j = 0; j < want[i].size(); ++j) {
+                err = std::max(err, double(std::fabs(got[i][j] - want[i][j])));
+                ref = std::max(ref, double(std::fabs(want[i][j])));
+            }
+            CHECK_MESSAGE(err <= 2e-3 * ref, "output " << i << ": max error " << err << " of max " << ref);
+        }
+    }
+    // Shapes that do not fit are errors on either path.
+    const HostWeight h = make_weight(GgmlType::Q4_0, 256, 256, 1);
+    const Weight w = cb->upload_weight(h.view), norm = upload_vector(*cb, random_floats(256, 2));
+    auto in = device_act(*cb, 1, 256), x = device_act(*cb, 1, 256), y = device_act(*cb, 1, 256);
+    auto bad = device_act(*cb, 1, 128);
+    const Weight* ws[] = {&w};
+    CHECK_THROWS_AS(cb->matmul_add_rms_norm_matmul_n(w, in.act(), bad.act(), x.act(), norm, 1e-5f, y.act(), ws,
+                                                     std::vector<Act>{y.act()}),
+                    BackendError);
+    CHECK_THROWS_AS(cb->matmul_add_rms_norm_matmul_n(w, in.act(), y.act(), x.act(), norm, 1e-5f, y.act(), ws,
+                                                     std::vector<Act>{bad.act()}),
+                    BackendError);
+    CHECK_THROWS_AS(cb->matmul_add_rms_norm_matmul_n(w, in.act(), y.act(), x.act(), norm, 1e-5f, y.act(), ws,
+                                                     std::vector<Act>{}),
+                    BackendError);
+}
+
 TEST_CASE("cuda: get_rows of every weight type") {
     auto cb = cuda_backend();
     if (!cb) return;
