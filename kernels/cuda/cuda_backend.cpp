@@ -36,6 +36,12 @@ std::string shape(const Act& a) {
     return s;
 }
 
+// A switch for A/B runs and bisecting: on unless the variable is "0".
+bool env_on(const char* name) {
+    const char* v = std::getenv(name);
+    return !(v && std::strcmp(v, "0") == 0);
+}
+
 std::string mib(size_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
 
 bool has_kernels(GgmlType t) {
@@ -101,12 +107,9 @@ CudaBackend::CudaBackend(const CudaOptions& options) {
     check(cudaSetDevice(options.device), "cudaSetDevice");
     // Programmatic dependent launch (launch.cuh) exists from sm_90; KILN_CUDA_PDL=0 turns
     // it off (for A/B runs and bisecting).
-    const char* pdl = std::getenv("KILN_CUDA_PDL");
-    set_pdl_launches(info_.cc_major >= 9 && !(pdl && std::strcmp(pdl, "0") == 0));
-    const char* fuse_rope = std::getenv("KILN_CUDA_FUSE_ROPE");
-    fuse_rope_ = !(fuse_rope && std::strcmp(fuse_rope, "0") == 0);
-    const char* fuse_norms = std::getenv("KILN_CUDA_FUSE_NORMS");
-    fuse_norms_ = !(fuse_norms && std::strcmp(fuse_norms, "0") == 0);
+    set_pdl_launches(info_.cc_major >= 9 && env_on("KILN_CUDA_PDL"));
+    fuse_rope_ = env_on("KILN_CUDA_FUSE_ROPE");
+    fuse_norms_ = env_on("KILN_CUDA_FUSE_NORMS");
     cudaStream_t s = nullptr;
     check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
     stream_ = s;
@@ -355,27 +358,32 @@ void CudaBackend::matmul(const Weight& w, const Act& x, Act y) {
     check_launch("matmul");
 }
 
-void CudaBackend::matmul_n(const Act& x, std::span<const Weight* const> ws, std::span<const Act> ys) {
-    require(ws.size() == ys.size(), "matmul_n", std::to_string(ws.size()) + " weights for " +
-                                                    std::to_string(ys.size()) + " outputs");
-    const bool decode = x.n_rows > 0 && x.n_rows <= kMatvecMaxTokens;
-    bool all_q8 = decode;
+bool CudaBackend::require_matmul_n(const Act& x, std::span<const Weight* const> ws, std::span<const Act> ys,
+                                   const char* op) const {
+    require(ws.size() == ys.size(), op, std::to_string(ws.size()) + " weights for " + std::to_string(ys.size()) +
+                                            " outputs");
+    bool all_q8 = true;
     for (size_t i = 0; i < ws.size(); ++i) {
-        require_fits(*ws[i], x, ys[i], "matmul_n");
-        require(ys[i].data != x.data, "matmul_n", "an output aliases the input");
+        require_fits(*ws[i], x, ys[i], op);
+        require(ys[i].data != x.data, op, "an output aliases the input");
         all_q8 = all_q8 && matvec_q8_supported(ws[i]->type());
     }
+    return all_q8;
+}
+
+void CudaBackend::matmul_n(const Act& x, std::span<const Weight* const> ws, std::span<const Act> ys) {
+    const bool all_q8 = require_matmul_n(x, ws, ys, "matmul_n") && x.n_rows > 0 && x.n_rows <= kMatvecMaxTokens;
     if (!all_q8) {
         for (size_t i = 0; i < ws.size(); ++i) matmul(*ws[i], x, ys[i]);
         return;
     }
     quantize_input(x);
-    matvec_q8_runs(ws, ys, xq_, xs_, int(x.n_rows), nullptr, 0.0f);
+    matvec_q8_runs(ws, ys, xq_, xs_, int(x.n_rows), {});
     check_launch("matmul_n");
 }
 
 void CudaBackend::matvec_q8_runs(std::span<const Weight* const> ws, std::span<const Act> ys, const int8_t* xq,
-                                 const void* xs, int n_tok, float* norm_ss, float eps) {
+                                 const void* xs, int n_tok, const NormIn& norm) {
     for (size_t i = 0; i < ws.size();) {
         DevWeight group[kMatvecMaxGroup];
         Act outs[kMatvecMaxGroup];
@@ -386,7 +394,7 @@ void CudaBackend::matvec_q8_runs(std::span<const Weight* const> ws, std::span<co
             ++n;
             ++i;
         }
-        matvec_q8(group, outs, int(n), xq, static_cast<const float4*>(xs), n_tok, st(stream_), {norm_ss, eps});
+        matvec_q8(group, outs, int(n), xq, static_cast<const float4*>(xs), n_tok, st(stream_), norm);
     }
 }
 
@@ -410,22 +418,18 @@ void CudaBackend::reserve_norm(int64_t n_cols) {
 void CudaBackend::matmul_add_rms_norm_matmul_n(const Weight& w, const Act& in, Act proj, Act x, const Weight& norm,
                                                float eps, Act normed, std::span<const Weight* const> ws,
                                                std::span<const Act> ys) {
-    require(ws.size() == ys.size(), "matmul_add_rms_norm_matmul_n",
-            std::to_string(ws.size()) + " weights for " + std::to_string(ys.size()) + " outputs");
+    // Checked first on either path: nothing runs for outputs that do not fit.
+    const bool all_q8 = require_matmul_n(x, ws, ys, "matmul_add_rms_norm_matmul_n");
     // The producer's blocks of 32 rows run one a multiprocessor: fold only where they are one wave.
-    bool fold = fuse_norms_ && in.n_rows == 1 && x.n_rows == 1 && x.n_cols % 32 == 0 && x.n_cols / 32 <= info_.n_sm &&
-                matvec_q8_supported(w.type()) && norm.type() == GgmlType::F32 && norm.host.ne[0] == x.n_cols;
-    for (size_t i = 0; i < ws.size(); ++i) fold = fold && matvec_q8_supported(ws[i]->type());
+    const bool fold = fuse_norms_ && all_q8 && in.n_rows == 1 && x.n_rows == 1 && x.n_cols % 32 == 0 &&
+                      x.n_cols / 32 <= info_.n_sm && matvec_q8_supported(w.type()) && norm.type() == GgmlType::F32 &&
+                      norm.host.ne[0] == x.n_cols;
     if (!fold) {
         Backend::matmul_add_rms_norm_matmul_n(w, in, proj, x, norm, eps, normed, ws, ys);
         return;
     }
     require_fits(w, in, x, "matmul_add_rms_norm_matmul_n");
-    for (size_t i = 0; i < ws.size(); ++i) {
-        require_fits(*ws[i], x, ys[i], "matmul_add_rms_norm_matmul_n");
-        require(ys[i].data != x.data && ys[i].data != in.data, "matmul_add_rms_norm_matmul_n",
-                "an output aliases an input");
-    }
+    for (const Act& y : ys) require(y.data != in.data, "matmul_add_rms_norm_matmul_n", "an output aliases an input");
     require(x.data != in.data, "matmul_add_rms_norm_matmul_n", "x aliases the product's input");
     require(proj.n_rows == x.n_rows && proj.n_cols == x.n_cols && normed.n_rows == x.n_rows &&
                 normed.n_cols == x.n_cols, "matmul_add_rms_norm_matmul_n",
@@ -439,11 +443,8 @@ void CudaBackend::matmul_add_rms_norm_matmul_n(const Weight& w, const Act& in, A
     out.xs = static_cast<float4*>(norm_xs_);
     out.ss = norm_ss_;
     matvec_q8_norm_out(dev(w), xq_, static_cast<const float4*>(xs_), out, st(stream_));
-    matvec_q8_runs(ws, ys, norm_xq_, norm_xs_, 1, norm_ss_, eps);
-    // xq_ still holds `in`, unless an output is `in` (refused above) or x was.
-    if (xq_src_ == x.data) xq_src_ = nullptr;
-    for (const Act& y : ys)
-        if (y.data == xq_src_) xq_src_ = nullptr;
+    matvec_q8_runs(ws, ys, norm_xq_, norm_xs_, 1, {norm_ss_, eps});
+    // xq_ still holds `in`: neither x nor an output is `in` (refused above).
     check_launch("matmul_add_rms_norm_matmul_n");
 }
 

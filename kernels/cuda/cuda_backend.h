@@ -25,6 +25,7 @@ struct __half;
 namespace kiln::cuda {
 
 struct AttentionArgs;  // cuda_ops.h
+struct NormIn;         // cuda_ops.h
 
 // A failed CUDA call or a missing device: what failed, and what to do.
 class CudaError : public BackendError {
@@ -154,7 +155,10 @@ private:
     void reserve_norm(int64_t n_cols);
     // Runs of weights of one type as one launch each, reading xq/xs.
     void matvec_q8_runs(std::span<const Weight* const> ws, std::span<const Act> ys, const int8_t* xq, const void* xs,
-                        int n_tok, float* norm_ss, float eps);
+                        int n_tok, const NormIn& norm);
+    // matmul_n's argument checks (throws); whether every weight has a q8 kernel.
+    bool require_matmul_n(const Act& x, std::span<const Weight* const> ws, std::span<const Act> ys,
+                          const char* op) const;
     void reserve_q8(const Act& x);  // xq_/xs_ hold x's rows quantized (forgets what they held when grown)
     void quantize_input(const Act& x);        // xq_/xs_ = x quantized, unless they hold it already
     const __half* f16_input(const Act& x);    // xh_ = x as padded F16 rows, unless it holds it already

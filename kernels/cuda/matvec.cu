@@ -395,10 +395,7 @@ void launch_matvec_q8(const MatvecGroup& g, GgmlType type, int64_t n_in, const i
     });
 }
 
-}  // namespace
-
-void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, const float4* xs, int n_tok,
-               cudaStream_t stream, const NormIn& norm) {
+MatvecGroup make_group(const DevWeight* ws, const Act* ys, int n) {
     MatvecGroup g{};
     g.n = n;
     g.row0[0] = 0;
@@ -409,6 +406,14 @@ void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, cons
         g.y_stride[i] = ys[i].stride;
         g.row0[i + 1] = g.row0[i] + ws[i].n_out;
     }
+    return g;
+}
+
+}  // namespace
+
+void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, const float4* xs, int n_tok,
+               cudaStream_t stream, const NormIn& norm) {
+    const MatvecGroup g = make_group(ws, ys, n);
     if (norm.ss)
         launch_matvec_q8<kNormIn>(g, ws[0].type, ws[0].n_in, xq, xs, n_tok, norm, stream);
     else
@@ -417,14 +422,8 @@ void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, cons
 
 void matvec_q8_norm_out(const DevWeight& w, const int8_t* xq, const float4* xs, const NormOut& out,
                         cudaStream_t stream) {
-    MatvecGroup g{};
-    g.n = 1;
-    g.w[0] = static_cast<const uint8_t*>(w.data);
-    g.row_bytes[0] = w.row_bytes;
-    g.y[0] = out.x;
-    g.y_stride[0] = w.n_out;
-    g.row0[0] = 0;
-    g.row0[1] = w.n_out;
+    const Act residual{out.x, 1, w.n_out, w.n_out};
+    const MatvecGroup g = make_group(&w, &residual, 1);
     const int64_t n_chunks = w.n_in / 32;
     const dim3 block(32, kNormOutWarps), grid(unsigned(w.n_out / 32));
     dispatch_weight_type(w.type, [&](auto tag) {
