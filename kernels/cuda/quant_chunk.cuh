@@ -2,11 +2,17 @@
 // Device-side readers of the GGUF quant blocks (layouts: formats/quant_blocks.h),
 // one struct per type, all speaking one shape: chunk c (32 consecutive
 // elements) of a block as 32 signed 8-bit integers q packed four to a word,
-// plus per 16-element half h a scale a[h] and offset b[h], so that
-//     element j = a[j / 16] * q[j] + b[j / 16].
+// plus per 16-element half h a scale a[h] and offset o[h], so that
+//     element j = a[j / 16] * q[j] + o[j / 16].
 // Every block type fits that form (the K-quants' sub-block scales and mins
 // are per 16 or per 32 elements), which lets one dp4a matrix-vector kernel and
 // one dequantizing tensor-core kernel serve all of them.
+//
+// The types stored with a bias (Q4_0's q - 8, Q5_0's q - 16, Q3_K's q - 4,
+// Q6_K's q - 32) keep q unsigned and move the bias into o (-8d, ...): a byte-wise
+// subtraction (__vsub4) has no instruction of its own and costs ~4 a word, 32 a
+// chunk, where o costs the dp4a kernel two multiply-adds (its activation sums come
+// with the q8 scales).
 //
 // Alignment decides the loads: blocks whose size is a multiple of 16 (Q4_K, Q5_K,
 // and Q3_K / Q6_K in their padded device slots: cuda_ops.h, device_bytes)
@@ -67,9 +73,8 @@ struct Words32 {
 __device__ __forceinline__ uint32_t spread4(uint32_t h) {
     return ((h & 1u) << 4) | ((h & 2u) << 11) | ((h & 4u) << 18) | ((h & 8u) << 25);
 }
-__device__ __forceinline__ int sub4(uint32_t x, uint32_t y) { return int(__vsub4(x, y)); }
 
-// x = d * (q - 8); low nibbles are elements 0..15, high nibbles 16..31.
+// x = d * (q - 8) = d * q - 8d; low nibbles are elements 0..15, high nibbles 16..31.
 struct Q4_0 {
     static constexpr int kBlock = 32, kBytes = 18;
     __device__ static void chunk(const uint8_t* b, int, int (&w)[8], float (&a)[2], float (&o)[2]) {
@@ -78,11 +83,11 @@ struct Q4_0 {
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
             const uint32_t u = bw.word_at2(i);
-            w[i] = sub4(u & 0x0F0F0F0Fu, 0x08080808u);
-            w[4 + i] = sub4((u >> 4) & 0x0F0F0F0Fu, 0x08080808u);
+            w[i] = int(u & 0x0F0F0F0Fu);
+            w[4 + i] = int((u >> 4) & 0x0F0F0F0Fu);
         }
         a[0] = a[1] = d;
-        o[0] = o[1] = 0.0f;
+        o[0] = o[1] = -8.0f * d;
     }
 };
 
@@ -101,7 +106,7 @@ struct Q4_1 {
     }
 };
 
-// x = d * (q - 16); the fifth bit of element j is bit j of qh.
+// x = d * (q - 16) = d * q - 16d; the fifth bit of element j is bit j of qh.
 struct Q5_0 {
     static constexpr int kBlock = 32, kBytes = 22;
     __device__ static void chunk(const uint8_t* b, int, int (&w)[8], float (&a)[2], float (&o)[2]) {
@@ -110,11 +115,11 @@ struct Q5_0 {
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
             const uint32_t u = bw.word_at2(1 + i);
-            w[i] = sub4((u & 0x0F0F0F0Fu) | spread4(qh >> (4 * i)), 0x10101010u);
-            w[4 + i] = sub4(((u >> 4) & 0x0F0F0F0Fu) | spread4(qh >> (16 + 4 * i)), 0x10101010u);
+            w[i] = int((u & 0x0F0F0F0Fu) | spread4(qh >> (4 * i)));
+            w[4 + i] = int(((u >> 4) & 0x0F0F0F0Fu) | spread4(qh >> (16 + 4 * i)));
         }
         a[0] = a[1] = bw.half_at0();
-        o[0] = o[1] = 0.0f;
+        o[0] = o[1] = -16.0f * a[0];
     }
 };
 
@@ -186,12 +191,13 @@ struct Q3_K {
         for (int i = 0; i < 8; ++i) {
             const uint32_t low = (qs.w[i] >> s) & 0x03030303u;
             const uint32_t hb = (hm.w[i] >> c) & 0x01010101u;
-            w[i] = sub4(low | (hb << 2), 0x04040404u);
+            w[i] = int(low | (hb << 2));
         }
         const float d = __half2float(__ushort_as_half(uint16_t(tail.w & 0xFFFFu)));
         a[0] = d * float(scale(tail.x, tail.y, tail.z, 2 * c));
         a[1] = d * float(scale(tail.x, tail.y, tail.z, 2 * c + 1));
-        o[0] = o[1] = 0.0f;
+        o[0] = -4.0f * a[0];
+        o[1] = -4.0f * a[1];
     }
 };
 
@@ -274,13 +280,14 @@ struct Q6_K {
         for (int i = 0; i < 8; ++i) {
             const uint32_t low = (ql.w[i] >> sl) & 0x0F0F0F0Fu;
             const uint32_t high = ((qh.w[i] >> shh) & 0x03030303u) << 4;
-            w[i] = sub4(low | high, 0x20202020u);
+            w[i] = int(low | high);
         }
         const float d = ldh(b + 208);
         const char2 sc = *reinterpret_cast<const char2*>(b + 192 + 2 * c);
         a[0] = d * float(sc.x);
         a[1] = d * float(sc.y);
-        o[0] = o[1] = 0.0f;
+        o[0] = -32.0f * a[0];
+        o[1] = -32.0f * a[1];
     }
 };
 
