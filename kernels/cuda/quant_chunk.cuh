@@ -12,7 +12,7 @@
 // Q6_K's q - 32) keep q unsigned and move the bias into o (-8d, ...): a byte-wise
 // subtraction (__vsub4) has no instruction of its own and costs ~4 a word, 32 a
 // chunk, where o costs the dp4a kernel two multiply-adds (its activation sums come
-// with the q8 scales).
+// with the q8 scales). Those q are below 64, so they read the same as signed bytes.
 //
 // Alignment decides the loads: blocks whose size is a multiple of 16 (Q4_K, Q5_K,
 // and Q3_K / Q6_K in their padded device slots: cuda_ops.h, device_bytes)
