@@ -17,9 +17,16 @@ namespace kiln::cuda {
 
 namespace {
 
-void require(bool ok, const char* op, const std::string& what) {
-    if (!ok) throw BackendError(std::string("cuda backend: ") + op + ": " + what);
+[[noreturn]] void throw_bad_args(const char* op, const std::string& what) {
+    throw BackendError(std::string("cuda backend: ") + op + ": " + what);
 }
+// The message is built only when the check fails: the host records a decode step's
+// ~200 ops while the GPU runs the previous ones, and formatting shapes for every
+// op cost it microseconds each.
+#define KILN_REQUIRE(ok, op, what)               \
+    do {                                         \
+        if (!(ok)) throw_bad_args((op), (what)); \
+    } while (0)
 
 void check(cudaError_t e, const char* what) {
     if (e != cudaSuccess)
@@ -155,6 +162,13 @@ size_t CudaBackend::free_bytes() const {
     return free;
 }
 
+// The trace build times each op on the host (launch_trace.h).
+#ifdef KILN_CUDA_TRACE
+#define KILN_TIME_OP(name) const TraceHostOp trace_host_op_{name}
+#else
+#define KILN_TIME_OP(name)
+#endif
+
 void CudaBackend::sync_stream(const char* what) {
     graph_.flush(stream_);
     check(cudaStreamSynchronize(st(stream_)), what);
@@ -205,18 +219,41 @@ void* CudaBackend::stage(const void* src, size_t bytes) {
     uint8_t* h = stage_host_ + stage_used_;
     uint8_t* d = stage_dev_ + stage_used_;
     std::memcpy(h, src, bytes);
-    check(cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, st(stream_)), "staging a host array");
+    {
+#ifdef KILN_CUDA_TRACE
+        const TraceHostCall timed(TraceHostCall::kStagingCopy);
+#endif
+        check(cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, st(stream_)), "staging a host array");
+    }
     if (staged_.size() == kMaxStagedReuse) staged_.erase(staged_.begin());
     staged_.push_back({stage_used_, bytes});
     stage_used_ += need;
     return d;
 }
 
+void CudaBackend::stage_parts(std::span<const StagePart> parts) {
+    constexpr size_t kAlign = 16;  // every part's device address fits any element type
+    size_t total = 0;
+    for (const StagePart& p : parts) total += (p.bytes + kAlign - 1) / kAlign * kAlign;
+    stage_scratch_.assign(total, 0);
+    size_t at = 0;
+    for (const StagePart& p : parts) {
+        if (p.bytes) std::memcpy(stage_scratch_.data() + at, p.src, p.bytes);
+        at += (p.bytes + kAlign - 1) / kAlign * kAlign;
+    }
+    const auto* base = total ? static_cast<const uint8_t*>(stage(stage_scratch_.data(), total)) : nullptr;
+    at = 0;
+    for (const StagePart& p : parts) {
+        *p.dst = p.bytes ? base + at : nullptr;
+        at += (p.bytes + kAlign - 1) / kAlign * kAlign;
+    }
+}
+
 Weight CudaBackend::upload_weight(const TensorView& host) {
-    require(has_kernels(host.type), "upload_weight",
+    KILN_REQUIRE(has_kernels(host.type), "upload_weight",
             std::string("no CUDA kernels for weight type ") + quant_traits(host.type).name);
     const QuantTraits& q = quant_traits(host.type);
-    require(host.ne[0] % q.block_size == 0 && host.nb[1] == size_t(host.ne[0] / q.block_size) * q.block_bytes,
+    KILN_REQUIRE(host.ne[0] % q.block_size == 0 && host.nb[1] == size_t(host.ne[0] / q.block_size) * q.block_bytes,
             "upload_weight", "rows of " + std::to_string(host.ne[0]) + " " + q.name + " elements must be whole, packed blocks");
     const int64_t blocks_per_row = host.ne[0] / q.block_size;
     const size_t dev_row = device_bytes(host.type, host.ne[0]);
@@ -244,7 +281,7 @@ Weight CudaBackend::upload_weight(const TensorView& host) {
 }
 
 ActBuffer CudaBackend::alloc_act(int64_t n_rows, int64_t n_cols) {
-    require(n_rows > 0 && n_cols > 0, "alloc_act", "shape must be positive");
+    KILN_REQUIRE(n_rows > 0 && n_cols > 0, "alloc_act", "shape must be positive");
     // Rows 256 bytes apart keep every row 16-byte aligned for vector loads.
     const int64_t stride = (n_cols + 63) / 64 * 64;
     const size_t bytes = size_t(n_rows) * size_t(stride) * 4;
@@ -266,6 +303,7 @@ void CudaBackend::write_act(Act dst, const float* src) {
 }
 
 void CudaBackend::read_act(const Act& src, float* dst) {
+    KILN_TIME_OP("read_act");
     if (src.n_rows == 0) return;
     graph_.flush(stream_);
     check(cudaMemcpy2DAsync(dst, size_t(src.n_cols) * 4, src.data, size_t(src.stride) * 4, size_t(src.n_cols) * 4,
@@ -281,17 +319,18 @@ void CudaBackend::synchronize() {
 }
 
 void CudaBackend::get_rows(const Weight& table, std::span<const int32_t> ids, Act out) {
+    KILN_TIME_OP("get_rows");
     const TensorView& w = table.host;
-    require(out.n_cols == w.ne[0] && out.n_rows == int64_t(ids.size()), "get_rows",
+    KILN_REQUIRE(out.n_cols == w.ne[0] && out.n_rows == int64_t(ids.size()), "get_rows",
             "out " + shape(out) + " does not match " + std::to_string(ids.size()) + " rows of " + std::to_string(w.ne[0]));
     for (int32_t id : ids)
-        require(id >= 0 && id < w.n_rows(), "get_rows", "row " + std::to_string(id) + " is outside the table");
+        KILN_REQUIRE(id >= 0 && id < w.n_rows(), "get_rows", "row " + std::to_string(id) + " is outside the table");
     if (ids.empty()) return;
     // The embedding lookup opens a forward pass: record the small ones (decode steps).
     if (ids.size() <= size_t(kMatvecMaxTokens)) graph_.begin(stream_);
     xq_src_ = nullptr;
-    const auto* d_ids = static_cast<const int32_t*>(stage(ids.data(), ids.size_bytes()));
-    cuda::get_rows(dev(table), d_ids, int(ids.size()), out, st(stream_));
+    const auto* d_ids = ids.size() == 1 ? nullptr : static_cast<const int32_t*>(stage(ids.data(), ids.size_bytes()));
+    cuda::get_rows(dev(table), d_ids, ids[0], int(ids.size()), out, st(stream_));
     check_launch("get_rows");
 }
 
@@ -311,7 +350,7 @@ void CudaBackend::reserve_q8(const Act& x) {
 }
 
 void CudaBackend::require_fits(const Weight& w, const Act& x, const Act& y, const char* op) const {
-    require(x.n_cols == w.n_in() && y.n_cols == w.n_out() && x.n_rows == y.n_rows, op,
+    KILN_REQUIRE(x.n_cols == w.n_in() && y.n_cols == w.n_out() && x.n_rows == y.n_rows, op,
             "x " + shape(x) + " and y " + shape(y) + " do not fit weight [" + std::to_string(w.n_out()) + ", " +
                 std::to_string(w.n_in()) + "]");
 }
@@ -343,6 +382,7 @@ const __half* CudaBackend::f16_input(const Act& x) {
 }
 
 void CudaBackend::matmul(const Weight& w, const Act& x, Act y) {
+    KILN_TIME_OP("matmul");
     require_fits(w, x, y, "matmul");
     if (x.n_rows == 0) return;
     const DevWeight dw = dev(w);
@@ -360,18 +400,19 @@ void CudaBackend::matmul(const Weight& w, const Act& x, Act y) {
 
 bool CudaBackend::require_matmul_n(const Act& x, std::span<const Weight* const> ws, std::span<const Act> ys,
                                    const char* op) const {
-    require(ws.size() == ys.size(), op, std::to_string(ws.size()) + " weights for " + std::to_string(ys.size()) +
+    KILN_REQUIRE(ws.size() == ys.size(), op, std::to_string(ws.size()) + " weights for " + std::to_string(ys.size()) +
                                             " outputs");
     bool all_q8 = true;
     for (size_t i = 0; i < ws.size(); ++i) {
         require_fits(*ws[i], x, ys[i], op);
-        require(ys[i].data != x.data, op, "an output aliases the input");
+        KILN_REQUIRE(ys[i].data != x.data, op, "an output aliases the input");
         all_q8 = all_q8 && matvec_q8_supported(ws[i]->type());
     }
     return all_q8;
 }
 
 void CudaBackend::matmul_n(const Act& x, std::span<const Weight* const> ws, std::span<const Act> ys) {
+    KILN_TIME_OP("matmul_n");
     const bool all_q8 = require_matmul_n(x, ws, ys, "matmul_n") && x.n_rows > 0 && x.n_rows <= kMatvecMaxTokens;
     if (!all_q8) {
         for (size_t i = 0; i < ws.size(); ++i) matmul(*ws[i], x, ys[i]);
@@ -418,6 +459,7 @@ void CudaBackend::reserve_norm(int64_t n_cols) {
 void CudaBackend::matmul_add_rms_norm_matmul_n(const Weight& w, const Act& in, Act proj, Act x, const Weight& norm,
                                                float eps, Act normed, std::span<const Weight* const> ws,
                                                std::span<const Act> ys) {
+    KILN_TIME_OP("matmul_add_rms_norm_matmul_n");
     // Checked first on either path: nothing runs for outputs that do not fit.
     const bool all_q8 = require_matmul_n(x, ws, ys, "matmul_add_rms_norm_matmul_n");
     // The producer's blocks of 32 rows run one a multiprocessor: fold only where they are one wave.
@@ -429,9 +471,9 @@ void CudaBackend::matmul_add_rms_norm_matmul_n(const Weight& w, const Act& in, A
         return;
     }
     require_fits(w, in, x, "matmul_add_rms_norm_matmul_n");
-    for (const Act& y : ys) require(y.data != in.data, "matmul_add_rms_norm_matmul_n", "an output aliases an input");
-    require(x.data != in.data, "matmul_add_rms_norm_matmul_n", "x aliases the product's input");
-    require(proj.n_rows == x.n_rows && proj.n_cols == x.n_cols && normed.n_rows == x.n_rows &&
+    for (const Act& y : ys) KILN_REQUIRE(y.data != in.data, "matmul_add_rms_norm_matmul_n", "an output aliases an input");
+    KILN_REQUIRE(x.data != in.data, "matmul_add_rms_norm_matmul_n", "x aliases the product's input");
+    KILN_REQUIRE(proj.n_rows == x.n_rows && proj.n_cols == x.n_cols && normed.n_rows == x.n_rows &&
                 normed.n_cols == x.n_cols, "matmul_add_rms_norm_matmul_n",
             "proj " + shape(proj) + " and normed " + shape(normed) + " must be shaped as x " + shape(x));
     reserve_norm(x.n_cols);
@@ -449,8 +491,9 @@ void CudaBackend::matmul_add_rms_norm_matmul_n(const Weight& w, const Act& in, A
 }
 
 void CudaBackend::add_rms_norm(Act x, const Act& b, const Weight& weight, float eps, Act out) {
+    KILN_TIME_OP("add_rms_norm");
     xq_src_ = nullptr;  // rewrites x
-    require(b.n_rows == x.n_rows && b.n_cols == x.n_cols && weight.type() == GgmlType::F32 &&
+    KILN_REQUIRE(b.n_rows == x.n_rows && b.n_cols == x.n_cols && weight.type() == GgmlType::F32 &&
                 weight.host.ne[0] == x.n_cols && out.n_cols == x.n_cols && out.n_rows == x.n_rows,
             "add_rms_norm", "x " + shape(x) + ", b " + shape(b) + ", out " + shape(out) + " and an F32 weight of " +
                                 std::to_string(weight.host.ne[0]) + " do not match");
@@ -468,8 +511,9 @@ void CudaBackend::add_rms_norm(Act x, const Act& b, const Weight& weight, float 
 }
 
 void CudaBackend::rms_norm(const Act& x, const Weight& weight, float eps, Act out) {
+    KILN_TIME_OP("rms_norm");
     xq_src_ = nullptr;  // may rewrite the rows quantized last
-    require(weight.type() == GgmlType::F32 && weight.host.ne[0] == x.n_cols && out.n_cols == x.n_cols &&
+    KILN_REQUIRE(weight.type() == GgmlType::F32 && weight.host.ne[0] == x.n_cols && out.n_cols == x.n_cols &&
                 out.n_rows == x.n_rows, "rms_norm", "x " + shape(x) + ", out " + shape(out) + " and an F32 weight of " +
                 std::to_string(weight.host.ne[0]) + " do not match");
     if (x.n_rows == 0) return;
@@ -486,15 +530,15 @@ void CudaBackend::rms_norm(const Act& x, const Weight& weight, float eps, Act ou
 }
 
 void CudaBackend::require_rope(const RopeParams& p, int head_dim, const char* op) const {
-    require(p.n_rot > 0 && p.n_rot % 2 == 0 && p.n_rot <= head_dim, op,
+    KILN_REQUIRE(p.n_rot > 0 && p.n_rot % 2 == 0 && p.n_rot <= head_dim, op,
             "n_rot " + std::to_string(p.n_rot) + " must be even and at most head_dim " + std::to_string(head_dim));
 }
 
 void CudaBackend::require_cells(const KvView& kv, std::span<const int32_t> cells, const char* op) const {
-    for (int32_t c : cells) require(c >= 0 && c < kv.n_cells, op, "cell " + std::to_string(c) + " is outside the cache");
+    for (int32_t c : cells) KILN_REQUIRE(c >= 0 && c < kv.n_cells, op, "cell " + std::to_string(c) + " is outside the cache");
 }
 
-const float* CudaBackend::rope_table(std::span<const int32_t> pos, const RopeParams& p) {
+std::span<const float> CudaBackend::rope_angles(std::span<const int32_t> pos, const RopeParams& p) {
     // The angles come from the reference helper so every backend rotates by the same bits.
     rope_cs_.resize(pos.size() * size_t(p.n_rot));
     const ref::RopeCorrDims corr = ref::rope_yarn_corr_dims(p);
@@ -502,12 +546,18 @@ const float* CudaBackend::rope_table(std::span<const int32_t> pos, const RopePar
         float* cs = rope_cs_.data() + t * size_t(p.n_rot);
         ref::rope_cos_sin(p, corr, pos[t], cs, cs + p.n_rot / 2);
     }
-    return static_cast<const float*>(stage(rope_cs_.data(), rope_cs_.size() * sizeof(float)));
+    return rope_cs_;
+}
+
+const float* CudaBackend::rope_table(std::span<const int32_t> pos, const RopeParams& p) {
+    const std::span<const float> cs = rope_angles(pos, p);
+    return static_cast<const float*>(stage(cs.data(), cs.size_bytes()));
 }
 
 void CudaBackend::rope(Act x, int n_head, int head_dim, std::span<const int32_t> pos, const RopeParams& p) {
+    KILN_TIME_OP("rope");
     xq_src_ = nullptr;  // may rewrite the rows quantized last
-    require(x.n_cols == int64_t(n_head) * head_dim && int64_t(pos.size()) == x.n_rows, "rope",
+    KILN_REQUIRE(x.n_cols == int64_t(n_head) * head_dim && int64_t(pos.size()) == x.n_rows, "rope",
             "x " + shape(x) + " is not " + std::to_string(pos.size()) + " tokens of " + std::to_string(n_head) + " heads of " +
                 std::to_string(head_dim));
     require_rope(p, head_dim, "rope");
@@ -525,8 +575,8 @@ void CudaBackend::free_mirror(KvMirror& m) {
 }
 
 CudaBackend::KvLayer CudaBackend::kv_layer(const KvView& kv, int layer, const char* op) {
-    require(kv.type == GgmlType::F16 || kv.type == GgmlType::F32, op, "the KV cache must be F16 or F32");
-    require(layer >= 0 && size_t(layer) < kv.layers.size(), op, "layer " + std::to_string(layer) + " is not in the KV view");
+    KILN_REQUIRE(kv.type == GgmlType::F16 || kv.type == GgmlType::F32, op, "the KV cache must be F16 or F32");
+    KILN_REQUIRE(layer >= 0 && size_t(layer) < kv.layers.size(), op, "layer " + std::to_string(layer) + " is not in the KV view");
     const KvLayerView& l = kv.layers[size_t(layer)];
     // A cache already mirrored is host memory: skip asking the driver again.
     if (auto known = kv_mirrors_.find(kv.layers[0].k); known != kv_mirrors_.end()) {
@@ -578,7 +628,7 @@ CudaBackend::KvLayer CudaBackend::kv_layer(const KvView& kv, int layer, const ch
 void CudaBackend::require_rope_kv(const Act& q, const Act& k, const Act& v, int n_head, int head_dim,
                                   std::span<const int32_t> pos, const RopeParams& p, const KvView& kv,
                                   std::span<const int32_t> cells, const char* op) const {
-    require(head_dim > 0 && q.n_cols == int64_t(n_head) * head_dim && k.n_cols == kv.n_kv_dim && v.n_cols == kv.n_kv_dim &&
+    KILN_REQUIRE(head_dim > 0 && q.n_cols == int64_t(n_head) * head_dim && k.n_cols == kv.n_kv_dim && v.n_cols == kv.n_kv_dim &&
                 kv.n_kv_dim % head_dim == 0 && q.n_rows == k.n_rows && k.n_rows == v.n_rows &&
                 int64_t(pos.size()) == q.n_rows && int64_t(cells.size()) == q.n_rows,
             op, "q " + shape(q) + ", k " + shape(k) + ", v " + shape(v) + " do not fit " + std::to_string(n_head) +
@@ -589,6 +639,7 @@ void CudaBackend::require_rope_kv(const Act& q, const Act& k, const Act& v, int 
 
 void CudaBackend::rope_kv_store(Act q, Act k, const Act& v, int n_head, int head_dim, std::span<const int32_t> pos,
                                 const RopeParams& p, const KvView& kv, int layer, std::span<const int32_t> cells) {
+    KILN_TIME_OP("rope_kv_store");
     xq_src_ = nullptr;  // rewrites q and k
     require_rope_kv(q, k, v, n_head, head_dim, pos, p, kv, cells, "rope_kv_store");
     if (q.n_rows == 0) return;
@@ -615,7 +666,8 @@ void CudaBackend::rope_kv_store(Act q, Act k, const Act& v, int n_head, int head
 }
 
 void CudaBackend::kv_store(const KvView& kv, int layer, const Act& k, const Act& v, std::span<const int32_t> cells) {
-    require(k.n_cols == kv.n_kv_dim && v.n_cols == kv.n_kv_dim && k.n_rows == v.n_rows && int64_t(cells.size()) == k.n_rows,
+    KILN_TIME_OP("kv_store");
+    KILN_REQUIRE(k.n_cols == kv.n_kv_dim && v.n_cols == kv.n_kv_dim && k.n_rows == v.n_rows && int64_t(cells.size()) == k.n_rows,
             "kv_store", "k " + shape(k) + " / v " + shape(v) + " do not match the cache's n_kv_dim " + std::to_string(kv.n_kv_dim));
     require_cells(kv, cells, "kv_store");
     if (cells.empty()) return;
@@ -629,6 +681,7 @@ void CudaBackend::kv_store(const KvView& kv, int layer, const Act& k, const Act&
 
 void CudaBackend::attention(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
                             std::span<const int32_t> pos, std::span<const int32_t> seq, Act out) {
+    KILN_TIME_OP("attention");
     xq_src_ = nullptr;  // may rewrite the rows quantized last
     if (q.n_rows == 0) {
         require_attention(q, kv, p, pos, seq, out);
@@ -641,6 +694,7 @@ void CudaBackend::attention(const Act& q, const KvView& kv, int layer, const Att
 void CudaBackend::rope_kv_attention(Act q, Act k, const Act& v, std::span<const int32_t> pos,
                                     std::span<const int32_t> seq, const RopeParams& rope, const AttentionParams& p,
                                     const KvView& kv, int layer, std::span<const int32_t> cells, Act out) {
+    KILN_TIME_OP("rope_kv_attention");
     // One token: the rope and the store inside the decode attention (cuda_ops.h,
     // AttentionArgs::rope), one kernel fewer a layer.
     if (q.n_rows != 1 || !fuse_rope_) {
@@ -649,31 +703,31 @@ void CudaBackend::rope_kv_attention(Act q, Act k, const Act& v, std::span<const 
     }
     xq_src_ = nullptr;  // may rewrite the rows quantized last
     require_rope_kv(q, k, v, p.n_head, p.head_dim, pos, rope, kv, cells, "rope_kv_attention");
-    AttentionArgs a = attention_args(q, kv, layer, p, pos, seq, out);
+    AttentionArgs a = attention_args(q, kv, layer, p, pos, seq, out, rope_angles(pos, rope));
     a.rope.k = k.data;
     a.rope.v = v.data;
     a.rope.n_rot = rope.n_rot;
     a.rope.neox = rope.mode == RopeParams::Mode::Neox;
-    a.rope.cs = rope_table(pos, rope);
     a.rope.cell = cells[0];
     launch_attention(a, out);
 }
 
 void CudaBackend::require_attention(const Act& q, const KvView& kv, const AttentionParams& p,
                                     std::span<const int32_t> pos, std::span<const int32_t> seq, const Act& out) const {
-    require(p.n_head > 0 && p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0 && p.head_dim > 0 &&
+    KILN_REQUIRE(p.n_head > 0 && p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0 && p.head_dim > 0 &&
                 p.head_dim <= kAttentionMaxHeadDim, "attention",
             "heads " + std::to_string(p.n_head) + "/" + std::to_string(p.n_head_kv) + " of dimension " +
                 std::to_string(p.head_dim) + " (at most " + std::to_string(kAttentionMaxHeadDim) + ")");
-    require(q.n_cols == int64_t(p.n_head) * p.head_dim && out.n_cols == q.n_cols && out.n_rows == q.n_rows &&
+    KILN_REQUIRE(q.n_cols == int64_t(p.n_head) * p.head_dim && out.n_cols == q.n_cols && out.n_rows == q.n_rows &&
                 int64_t(p.n_head_kv) * p.head_dim == kv.n_kv_dim && int64_t(pos.size()) == q.n_rows &&
                 int64_t(seq.size()) == q.n_rows, "attention", "q " + shape(q) + " / out " + shape(out) + " do not match the heads");
-    require(kv.n_scan >= 0 && kv.n_scan <= kv.n_cells, "attention", "n_scan is outside the cache");
-    for (int32_t s : seq) require(s >= 0 && s < 64, "attention", "sequence id " + std::to_string(s) + " is outside [0, 64)");
+    KILN_REQUIRE(kv.n_scan >= 0 && kv.n_scan <= kv.n_cells, "attention", "n_scan is outside the cache");
+    for (int32_t s : seq) KILN_REQUIRE(s >= 0 && s < 64, "attention", "sequence id " + std::to_string(s) + " is outside [0, 64)");
 }
 
 AttentionArgs CudaBackend::attention_args(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
-                                          std::span<const int32_t> pos, std::span<const int32_t> seq, Act out) {
+                                          std::span<const int32_t> pos, std::span<const int32_t> seq, Act out,
+                                          std::span<const float> rope_cs) {
     require_attention(q, kv, p, pos, seq, out);
     const KvLayer l = kv_layer(kv, layer, "attention");
     AttentionArgs a;
@@ -684,12 +738,15 @@ AttentionArgs CudaBackend::attention_args(const Act& q, const KvView& kv, int la
     a.f16 = kv.type == GgmlType::F16;
     a.n_kv_dim = kv.n_kv_dim;
     a.n_scan = int(kv.n_scan);
-    if (kv.n_scan > 0) {
-        a.cell_pos = static_cast<const int32_t*>(stage(kv.cell_pos, size_t(kv.n_scan) * 4));
-        a.cell_seqs = static_cast<const uint64_t*>(stage(kv.cell_seqs, size_t(kv.n_scan) * 8));
-    }
-    a.tok_pos = static_cast<const int32_t*>(stage(pos.data(), pos.size_bytes()));
-    a.tok_seq = static_cast<const int32_t*>(stage(seq.data(), seq.size_bytes()));
+    const size_t n_scan = size_t(std::max<int64_t>(kv.n_scan, 0));
+    const StagePart parts[] = {
+        {kv.cell_pos, n_scan * 4, reinterpret_cast<const void**>(&a.cell_pos)},
+        {kv.cell_seqs, n_scan * 8, reinterpret_cast<const void**>(&a.cell_seqs)},
+        {pos.data(), pos.size_bytes(), reinterpret_cast<const void**>(&a.tok_pos)},
+        {seq.data(), seq.size_bytes(), reinterpret_cast<const void**>(&a.tok_seq)},
+        {rope_cs.data(), rope_cs.size_bytes(), reinterpret_cast<const void**>(&a.rope.cs)},
+    };
+    stage_parts(parts);
     a.n_head = p.n_head;
     a.group = p.n_head / p.n_head_kv;
     a.head_dim = p.head_dim;
@@ -725,8 +782,9 @@ void CudaBackend::launch_attention(const AttentionArgs& a, const Act& out) {
 }
 
 void CudaBackend::swiglu(const Act& gate, const Act& up, Act out) {
+    KILN_TIME_OP("swiglu");
     xq_src_ = nullptr;  // may rewrite the rows quantized last
-    require(gate.n_rows == up.n_rows && gate.n_cols == up.n_cols && out.n_rows == gate.n_rows && out.n_cols == gate.n_cols,
+    KILN_REQUIRE(gate.n_rows == up.n_rows && gate.n_cols == up.n_cols && out.n_rows == gate.n_rows && out.n_cols == gate.n_cols,
             "swiglu", "gate " + shape(gate) + ", up " + shape(up) + ", out " + shape(out) + " differ");
     if (gate.n_rows == 0) return;
     if (gate.n_rows <= kMatvecMaxTokens && gate.n_cols % 32 == 0) {  // decode: quantized for the down projection
@@ -740,8 +798,9 @@ void CudaBackend::swiglu(const Act& gate, const Act& up, Act out) {
 }
 
 void CudaBackend::add(const Act& a, const Act& b, Act out) {
+    KILN_TIME_OP("add");
     xq_src_ = nullptr;  // may rewrite the rows quantized last
-    require(a.n_rows == b.n_rows && a.n_cols == b.n_cols && out.n_rows == a.n_rows && out.n_cols == a.n_cols, "add",
+    KILN_REQUIRE(a.n_rows == b.n_rows && a.n_cols == b.n_cols && out.n_rows == a.n_rows && out.n_cols == a.n_cols, "add",
             "a " + shape(a) + ", b " + shape(b) + ", out " + shape(out) + " differ");
     if (a.n_rows == 0) return;
     cuda::add(a, b, out, st(stream_));
@@ -756,10 +815,11 @@ void CudaBackend::softmax(Act x) {
 }
 
 void CudaBackend::copy_rows(const Act& src, std::span<const int32_t> rows, Act out) {
+    KILN_TIME_OP("copy_rows");
     xq_src_ = nullptr;  // may rewrite the rows quantized last
-    require(out.n_cols == src.n_cols && out.n_rows == int64_t(rows.size()), "copy_rows",
+    KILN_REQUIRE(out.n_cols == src.n_cols && out.n_rows == int64_t(rows.size()), "copy_rows",
             "out " + shape(out) + " is not " + std::to_string(rows.size()) + " rows of " + std::to_string(src.n_cols));
-    for (int32_t r : rows) require(r >= 0 && r < src.n_rows, "copy_rows", "row " + std::to_string(r) + " is outside src");
+    for (int32_t r : rows) KILN_REQUIRE(r >= 0 && r < src.n_rows, "copy_rows", "row " + std::to_string(r) + " is outside src");
     if (rows.empty()) return;
     const auto* d_rows = static_cast<const int32_t*>(stage(rows.data(), rows.size_bytes()));
     cuda::copy_rows(src, d_rows, int(rows.size()), out, st(stream_));

@@ -109,6 +109,16 @@ public:
 private:
     // Copies `bytes` of host data to device memory valid until synchronize().
     void* stage(const void* src, size_t bytes);
+    // Several host arrays as one copy (each copy is a node between two kernels of a
+    // step, with its own latency); sets each *dst to its array's device address
+    // (nullptr for an empty one).
+    struct StagePart {
+        const void* src;
+        size_t bytes;
+        const void** dst;
+    };
+    void stage_parts(std::span<const StagePart> parts);
+    std::vector<uint8_t> stage_scratch_;
     void* device_alloc(size_t bytes, const char* what);
     // Launches any recorded work, then waits for the stream.
     void sync_stream(const char* what);
@@ -170,8 +180,10 @@ private:
     void require_attention(const Act& q, const KvView& kv, const AttentionParams& p, std::span<const int32_t> pos,
                            std::span<const int32_t> seq, const Act& out) const;
     // attention(): the checked arguments (cache mirror, staged arrays, splits, q8 output), then the launch.
+    // rope_cs: the decode attention's rope angles (rope_angles), staged with the rest.
     AttentionArgs attention_args(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
-                                 std::span<const int32_t> pos, std::span<const int32_t> seq, Act out);
+                                 std::span<const int32_t> pos, std::span<const int32_t> seq, Act out,
+                                 std::span<const float> rope_cs = {});
     void launch_attention(const AttentionArgs& a, const Act& out);
     void require_cells(const KvView& kv, std::span<const int32_t> cells, const char* op) const;
     bool converted(const Act& x, bool f16) const {
@@ -198,7 +210,8 @@ private:
     uint64_t kv_clock_ = 0;
     void free_mirror(KvMirror& m);
     std::vector<float> rope_cs_;  // host scratch for the rope table
-    const float* rope_table(std::span<const int32_t> pos, const RopeParams& p);  // staged cos/sin per token
+    std::span<const float> rope_angles(std::span<const int32_t> pos, const RopeParams& p);  // cos/sin per token (host)
+    const float* rope_table(std::span<const int32_t> pos, const RopeParams& p);  // the same, staged
     StepGraph graph_;
 };
 

@@ -95,8 +95,9 @@ void convert_act_f16(const Act& x, __half* xh, cudaStream_t stream);
 // dequantized to F16 in shared memory and multiplied on the tensor cores (F32 accumulation).
 void matmul_mma(const DevWeight& w, const __half* xh, int64_t n_tok, Act y, cudaStream_t stream);
 
-// out[t, :] = dequantized row ids[t] of the table.
-void get_rows(const DevWeight& table, const int32_t* ids, int n_ids, Act out, cudaStream_t stream);
+// out[t, :] = dequantized row ids[t] of the table; ids null: one row, id0 (a decode
+// step's token goes as a kernel argument, no copy on the stream before it).
+void get_rows(const DevWeight& table, const int32_t* ids, int32_t id0, int n_ids, Act out, cudaStream_t stream);
 // rms_norm and swiglu also write their output quantized (as quantize_act_q8) into
 // xq/xs when given; rms_norm can for rows rms_norm_can_quantize accepts, swiglu
 // for rows of a multiple of 32.

@@ -16,14 +16,15 @@ namespace {
 
 template <class T>
 __global__ void get_rows_kernel(const uint8_t* __restrict__ table, size_t row_bytes, int64_t n_cols,
-                                const int32_t* __restrict__ ids, float* __restrict__ out, int64_t out_stride) {
+                                const int32_t* __restrict__ ids, int32_t id0, float* __restrict__ out,
+                                int64_t out_stride) {
     let_next_grid_start();
     wait_prior_grid();
     const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // chunk of 32
     if (c * 32 >= n_cols) return;
     const int64_t t = blockIdx.y;
     float v[32];
-    Dequant<T>::run(table + int64_t(ids[t]) * row_bytes, c, n_cols, v);
+    Dequant<T>::run(table + int64_t(ids ? ids[t] : id0) * row_bytes, c, n_cols, v);
     float* o = out + t * out_stride + c * 32;
 #pragma unroll
     for (int j = 0; j < 32; ++j)
@@ -233,12 +234,12 @@ constexpr int kThreads = 256;
 
 }  // namespace
 
-void get_rows(const DevWeight& table, const int32_t* ids, int n_ids, Act out, cudaStream_t stream) {
+void get_rows(const DevWeight& table, const int32_t* ids, int32_t id0, int n_ids, Act out, cudaStream_t stream) {
     const dim3 grid(grid_1d((table.n_in + 31) / 32, 64), unsigned(n_ids));
     const auto* td = static_cast<const uint8_t*>(table.data);
     dispatch_weight_type(table.type, [&](auto tag) {
         using T = typename decltype(tag)::type;
-        launch_kernel(get_rows_kernel<T>, grid, 64, 0, stream, td, table.row_bytes, table.n_in, ids, out.data,
+        launch_kernel(get_rows_kernel<T>, grid, 64, 0, stream, td, table.row_bytes, table.n_in, ids, id0, out.data,
                       out.stride);
     });
 }

@@ -100,6 +100,7 @@ void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem
     cfg.numAttrs = pdl_launches() ? 1 : 0;
 #ifdef KILN_CUDA_TRACE
     trace_note_launch(reinterpret_cast<const void*>(kernel), grid.x * grid.y * grid.z);
+    const TraceHostCall timed(TraceHostCall::kLaunch);
 #endif
     (void)cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
 }

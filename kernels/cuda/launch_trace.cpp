@@ -6,6 +6,7 @@
 #include <cxxabi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -20,11 +21,25 @@ namespace {
 struct Launch {
     const void* kernel;
     unsigned blocks;
+    bool segment_start;
 };
 
 std::mutex g_mutex;
 TraceStamp* g_buffer = nullptr;
 std::vector<Launch> g_launches;
+bool g_segment_pending = false;
+struct HostTime {
+    double us = 0;
+    long n = 0;
+};
+HostTime g_host_calls[TraceHostCall::kKinds];
+std::map<std::string, HostTime> g_host_ops;
+
+uint64_t now_ns() {
+    return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::steady_clock::now().time_since_epoch())
+                        .count());
+}
 
 // Demangled, namespaces and parameters dropped.
 std::string kernel_name(const void* kernel) {
@@ -62,7 +77,30 @@ void trace_attach_all() {
 
 void trace_note_launch(const void* kernel, unsigned grid_blocks) {
     std::lock_guard<std::mutex> lock(g_mutex);
-    g_launches.push_back({kernel, grid_blocks});
+    g_launches.push_back({kernel, grid_blocks, g_segment_pending});
+    g_segment_pending = false;
+}
+
+TraceHostOp::TraceHostOp(const char* op) : op_(op), t0_ns_(now_ns()) {}
+TraceHostOp::~TraceHostOp() {
+    const double us = double(now_ns() - t0_ns_) / 1e3;
+    std::lock_guard<std::mutex> lock(g_mutex);
+    HostTime& t = g_host_ops[op_];
+    t.us += us;
+    ++t.n;
+}
+
+TraceHostCall::TraceHostCall(Kind kind) : kind_(kind), t0_ns_(now_ns()) {}
+TraceHostCall::~TraceHostCall() {
+    const double us = double(now_ns() - t0_ns_) / 1e3;
+    std::lock_guard<std::mutex> lock(g_mutex);
+    g_host_calls[kind_].us += us;
+    ++g_host_calls[kind_].n;
+}
+
+void trace_note_segment() {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    g_segment_pending = true;
 }
 
 void trace_report() {
@@ -103,8 +141,25 @@ void trace_report() {
             std::fprintf(stderr, "%10.0f %8ld %9.2f %9.2f  %s\n", r.total_us, r.n, r.total_us / double(r.n),
                          r.max_us, name.c_str());
         std::fprintf(stderr, "%10.0f us in all\n", total);
+        for (const auto& [op, t] : g_host_ops)
+            std::fprintf(stderr, "kiln cuda trace, host, op %-30s %8ld calls %7.2f us each\n", op.c_str(), t.n,
+                         t.us / double(t.n));
+        const char* kinds[TraceHostCall::kKinds] = {"kernel launch", "graph segment", "begin capture",
+                                                    "staging copy"};
+        for (int k = 0; k < TraceHostCall::kKinds; ++k)
+            if (g_host_calls[k].n)
+                std::fprintf(stderr, "kiln cuda trace, host, call %-21s %8ld calls %7.2f us each\n", kinds[k],
+                             g_host_calls[k].n, g_host_calls[k].us / double(g_host_calls[k].n));
+        const char* tail_env = std::getenv("KILN_CUDA_TRACE_TAIL");
+        const size_t tail = std::min<size_t>(tail_env ? std::strtoul(tail_env, nullptr, 10) : 0, order.size() - 1);
+        for (size_t i = order.size() - 1 - tail; i + 1 < order.size(); ++i)
+            std::fprintf(stderr, "%6zu %c %8.2f  %s [%u]\n", i, g_launches[i].segment_start ? '*' : ' ',
+                         double(int64_t(order[i + 1] - order[i])) / 1e3, kernel_name(g_launches[i].kernel).c_str(),
+                         g_launches[i].blocks);
     }
     g_launches.clear();
+    g_host_ops.clear();
+    for (HostTime& t : g_host_calls) t = {};
     cudaMemset(g_buffer, 0, kTraceSlots * sizeof(TraceStamp));
 }
 

@@ -24,8 +24,39 @@ void trace_register_attach(void (*attach)(TraceStamp*));
 void trace_attach_all();
 // The launches in order: kernel, grid size.
 void trace_note_launch(const void* kernel, unsigned grid_blocks);
+// Host time, reported with the table: each backend op's (a step's ~200 ops are
+// recorded while the GPU runs earlier ones, so they must take less than the kernels
+// they launch) and the CUDA calls' among them, by kind.
+class TraceHostOp {
+public:
+    explicit TraceHostOp(const char* op);
+    ~TraceHostOp();
+    TraceHostOp(const TraceHostOp&) = delete;
+    TraceHostOp& operator=(const TraceHostOp&) = delete;
+
+private:
+    const char* op_;
+    uint64_t t0_ns_;
+};
+class TraceHostCall {
+public:
+    // kSegment: a graph segment's end of capture, update (or instantiation) and launch.
+    enum Kind { kLaunch, kSegment, kBeginCapture, kStagingCopy, kKinds };
+    explicit TraceHostCall(Kind kind);
+    ~TraceHostCall();
+    TraceHostCall(const TraceHostCall&) = delete;
+    TraceHostCall& operator=(const TraceHostCall&) = delete;
+
+private:
+    Kind kind_;
+    uint64_t t0_ns_;
+};
+// The next launch starts a new graph segment (step_graph.h), marked in the tail.
+void trace_note_segment();
 // Prints, per kernel and grid size, how many launches and the mean time from
-// its wait to the next kernel's, to stderr; then forgets what was traced.
+// its wait to the next kernel's, to stderr; with KILN_CUDA_TRACE_TAIL=N also the
+// last N launches one by one (a step's timeline, '*' where a graph segment
+// starts); then forgets what was traced.
 void trace_report();
 
 }  // namespace kiln::cuda

@@ -37,6 +37,7 @@ public:
     void flush(CUstream_st* stream);
     // After each op: launches the segment recorded so far once it is long enough.
     void op_done(CUstream_st* stream);
+    // KILN_CUDA_SEGMENT_OPS=N sets it (for A/B runs).
     static constexpr int kOpsPerSegment = 32;
 
     // For benchmarks and tests: steps launched as graphs, and how many of them
@@ -46,8 +47,16 @@ public:
 
 private:
     void launch_segment(CUstream_st* stream);  // ends the capture, updates or instantiates, launches
+    void start_capture(CUstream_st* stream);
     bool enabled_ = true;
     bool recording_ = false;
+    int ops_per_segment_ = kOpsPerSegment;
+    // A step's first ops are launched directly, before any recording: the GPU starts
+    // at once instead of after the host has recorded a segment (H200, 7B tg128, same run:
+    // Q4_0 590.6 / 601.6 -> 606.6 / 601.5, Q4_K_M 512.0 / 522.7 -> 516.2 / 526.0).
+    // KILN_CUDA_DIRECT_OPS=N sets how many.
+    int direct_ops_ = 8;
+    bool direct_ = false;  // launching those now
     int ops_ = 0;      // in the segment being recorded
     size_t segment_ = 0;  // its index in the step
     std::vector<CUgraphExec_st*> execs_;  // per segment of the last steps

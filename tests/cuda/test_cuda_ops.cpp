@@ -308,6 +308,13 @@ TEST_CASE("cuda: get_rows of every weight type") {
         auto out = device_act(*cb, int64_t(ids.size()), n_cols);
         cb->get_rows(w, ids, out.act());
         check_close(read(*cb, out.act()), want, 1e-6f, 1e-6f, std::string("get_rows ") + quant_traits(t).name);
+        // One id (a decode step) goes as a kernel argument rather than a staged array.
+        const std::vector<int32_t> one = {17};
+        std::vector<float> want_one(static_cast<size_t>(n_cols));
+        ref::get_rows(hw.view, one, host_act(want_one, 1, n_cols));
+        auto out_one = device_act(*cb, 1, n_cols);
+        cb->get_rows(w, one, out_one.act());
+        check_close(read(*cb, out_one.act()), want_one, 1e-6f, 1e-6f, std::string("get_rows of one id ") + quant_traits(t).name);
     }
     // A float table with a row length that is no multiple of 32.
     const HostWeight hw = make_weight(GgmlType::F32, 172, 4, 5);
