@@ -214,6 +214,27 @@ TEST_CASE("cuda model: programmatic dependent launch (KILN_CUDA_PDL) changes no 
     if (!hopper) MESSAGE("compute capability below 9.0: no PDL launches, both runs launched alike");
 }
 
+// A decode step's first ops are launched directly, the rest recorded as graph segments
+// (kernels/cuda/step_graph.h): the same kernels either way, so the same bits as a step
+// recorded whole from its first op (KILN_CUDA_DIRECT_OPS=0).
+TEST_CASE("cuda model: the directly launched first ops of a step change no bit of the logits") {
+    if (!test::cuda_backend()) return;
+    for (const std::string file : {"kiln-test-15m-q4_0.gguf", "kiln-test-gqa-q4_k_m.gguf"}) {
+        INFO(file);
+        std::vector<float> off, on;
+        {
+            ScopedEnv direct("KILN_CUDA_DIRECT_OPS", "0");
+            off = cuda_logits(file, 4, 24);
+        }
+        on = cuda_logits(file, 4, 24);
+        REQUIRE(on.size() == off.size());
+        REQUIRE(!on.empty());
+        size_t differ = 0;
+        for (size_t i = 0; i < on.size(); ++i) differ += std::memcmp(&on[i], &off[i], sizeof(float)) != 0;
+        CHECK_MESSAGE(differ == 0, differ << " of " << on.size() << " logits differ with KILN_CUDA_DIRECT_OPS=0");
+    }
+}
+
 // The norms folded into the decode products (CudaBackend::matmul_add_rms_norm_matmul_n)
 // round the normed row to 8 bits before its scale rather than after: the same
 // greedy tokens as the separate norm kernels (KILN_CUDA_FUSE_NORMS=0) and logits
