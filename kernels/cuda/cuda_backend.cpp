@@ -1,7 +1,4 @@
 #include "kernels/cuda/cuda_backend.h"
-#ifdef KILN_CUDA_TRACE
-#include "kernels/cuda/launch_trace.h"
-#endif
 
 #include <cuda_runtime.h>
 
@@ -12,6 +9,7 @@
 #include "formats/quant_traits.h"
 #include "kernels/cpu/ops_ref.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/launch_trace.h"
 
 namespace kiln::cuda {
 
@@ -162,13 +160,6 @@ size_t CudaBackend::free_bytes() const {
     return free;
 }
 
-// The trace build times each op on the host (launch_trace.h).
-#ifdef KILN_CUDA_TRACE
-#define KILN_TIME_OP(name) const TraceHostOp trace_host_op_{name}
-#else
-#define KILN_TIME_OP(name)
-#endif
-
 void CudaBackend::sync_stream(const char* what) {
     graph_.flush(stream_);
     check(cudaStreamSynchronize(st(stream_)), what);
@@ -220,9 +211,7 @@ void* CudaBackend::stage(const void* src, size_t bytes) {
     uint8_t* d = stage_dev_ + stage_used_;
     std::memcpy(h, src, bytes);
     {
-#ifdef KILN_CUDA_TRACE
-        const TraceHostCall timed(TraceHostCall::kStagingCopy);
-#endif
+        KILN_TRACE_HOST_CALL(kStagingCopy);
         check(cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, st(stream_)), "staging a host array");
     }
     if (staged_.size() == kMaxStagedReuse) staged_.erase(staged_.begin());
@@ -232,20 +221,21 @@ void* CudaBackend::stage(const void* src, size_t bytes) {
 }
 
 void CudaBackend::stage_parts(std::span<const StagePart> parts) {
-    constexpr size_t kAlign = 16;  // every part's device address fits any element type
+    // 16-byte offsets: every part's device address fits any element type.
+    auto padded = [](size_t bytes) { return (bytes + 15) / 16 * 16; };
     size_t total = 0;
-    for (const StagePart& p : parts) total += (p.bytes + kAlign - 1) / kAlign * kAlign;
-    stage_scratch_.assign(total, 0);
+    for (const StagePart& p : parts) total += padded(p.bytes);
+    stage_scratch_.assign(total, 0);  // zeroed padding: stage() recognises an equal group
     size_t at = 0;
     for (const StagePart& p : parts) {
         if (p.bytes) std::memcpy(stage_scratch_.data() + at, p.src, p.bytes);
-        at += (p.bytes + kAlign - 1) / kAlign * kAlign;
+        at += padded(p.bytes);
     }
     const auto* base = total ? static_cast<const uint8_t*>(stage(stage_scratch_.data(), total)) : nullptr;
     at = 0;
     for (const StagePart& p : parts) {
         *p.dst = p.bytes ? base + at : nullptr;
-        at += (p.bytes + kAlign - 1) / kAlign * kAlign;
+        at += padded(p.bytes);
     }
 }
 
@@ -303,7 +293,7 @@ void CudaBackend::write_act(Act dst, const float* src) {
 }
 
 void CudaBackend::read_act(const Act& src, float* dst) {
-    KILN_TIME_OP("read_act");
+    KILN_TRACE_HOST_OP("read_act");
     if (src.n_rows == 0) return;
     graph_.flush(stream_);
     check(cudaMemcpy2DAsync(dst, size_t(src.n_cols) * 4, src.data, size_t(src.stride) * 4, size_t(src.n_cols) * 4,
@@ -319,7 +309,7 @@ void CudaBackend::synchronize() {
 }
 
 void CudaBackend::get_rows(const Weight& table, std::span<const int32_t> ids, Act out) {
-    KILN_TIME_OP("get_rows");
+    KILN_TRACE_HOST_OP("get_rows");
     const TensorView& w = table.host;
     KILN_REQUIRE(out.n_cols == w.ne[0] && out.n_rows == int64_t(ids.size()), "get_rows",
             "out " + shape(out) + " does not match " + std::to_string(ids.size()) + " rows of " + std::to_string(w.ne[0]));
@@ -382,7 +372,7 @@ const __half* CudaBackend::f16_input(const Act& x) {
 }
 
 void CudaBackend::matmul(const Weight& w, const Act& x, Act y) {
-    KILN_TIME_OP("matmul");
+    KILN_TRACE_HOST_OP("matmul");
     require_fits(w, x, y, "matmul");
     if (x.n_rows == 0) return;
     const DevWeight dw = dev(w);
@@ -412,7 +402,7 @@ bool CudaBackend::require_matmul_n(const Act& x, std::span<const Weight* const> 
 }
 
 void CudaBackend::matmul_n(const Act& x, std::span<const Weight* const> ws, std::span<const Act> ys) {
-    KILN_TIME_OP("matmul_n");
+    KILN_TRACE_HOST_OP("matmul_n");
     const bool all_q8 = require_matmul_n(x, ws, ys, "matmul_n") && x.n_rows > 0 && x.n_rows <= kMatvecMaxTokens;
     if (!all_q8) {
         for (size_t i = 0; i < ws.size(); ++i) matmul(*ws[i], x, ys[i]);
@@ -459,7 +449,7 @@ void CudaBackend::reserve_norm(int64_t n_cols) {
 void CudaBackend::matmul_add_rms_norm_matmul_n(const Weight& w, const Act& in, Act proj, Act x, const Weight& norm,
                                                float eps, Act normed, std::span<const Weight* const> ws,
                                                std::span<const Act> ys) {
-    KILN_TIME_OP("matmul_add_rms_norm_matmul_n");
+    KILN_TRACE_HOST_OP("matmul_add_rms_norm_matmul_n");
     // Checked first on either path: nothing runs for outputs that do not fit.
     const bool all_q8 = require_matmul_n(x, ws, ys, "matmul_add_rms_norm_matmul_n");
     // The producer's blocks of 32 rows run one a multiprocessor: fold only where they are one wave.
@@ -491,7 +481,7 @@ void CudaBackend::matmul_add_rms_norm_matmul_n(const Weight& w, const Act& in, A
 }
 
 void CudaBackend::add_rms_norm(Act x, const Act& b, const Weight& weight, float eps, Act out) {
-    KILN_TIME_OP("add_rms_norm");
+    KILN_TRACE_HOST_OP("add_rms_norm");
     xq_src_ = nullptr;  // rewrites x
     KILN_REQUIRE(b.n_rows == x.n_rows && b.n_cols == x.n_cols && weight.type() == GgmlType::F32 &&
                 weight.host.ne[0] == x.n_cols && out.n_cols == x.n_cols && out.n_rows == x.n_rows,
@@ -511,7 +501,7 @@ void CudaBackend::add_rms_norm(Act x, const Act& b, const Weight& weight, float 
 }
 
 void CudaBackend::rms_norm(const Act& x, const Weight& weight, float eps, Act out) {
-    KILN_TIME_OP("rms_norm");
+    KILN_TRACE_HOST_OP("rms_norm");
     xq_src_ = nullptr;  // may rewrite the rows quantized last
     KILN_REQUIRE(weight.type() == GgmlType::F32 && weight.host.ne[0] == x.n_cols && out.n_cols == x.n_cols &&
                 out.n_rows == x.n_rows, "rms_norm", "x " + shape(x) + ", out " + shape(out) + " and an F32 weight of " +
@@ -555,7 +545,7 @@ const float* CudaBackend::rope_table(std::span<const int32_t> pos, const RopePar
 }
 
 void CudaBackend::rope(Act x, int n_head, int head_dim, std::span<const int32_t> pos, const RopeParams& p) {
-    KILN_TIME_OP("rope");
+    KILN_TRACE_HOST_OP("rope");
     xq_src_ = nullptr;  // may rewrite the rows quantized last
     KILN_REQUIRE(x.n_cols == int64_t(n_head) * head_dim && int64_t(pos.size()) == x.n_rows, "rope",
             "x " + shape(x) + " is not " + std::to_string(pos.size()) + " tokens of " + std::to_string(n_head) + " heads of " +
@@ -639,7 +629,7 @@ void CudaBackend::require_rope_kv(const Act& q, const Act& k, const Act& v, int 
 
 void CudaBackend::rope_kv_store(Act q, Act k, const Act& v, int n_head, int head_dim, std::span<const int32_t> pos,
                                 const RopeParams& p, const KvView& kv, int layer, std::span<const int32_t> cells) {
-    KILN_TIME_OP("rope_kv_store");
+    KILN_TRACE_HOST_OP("rope_kv_store");
     xq_src_ = nullptr;  // rewrites q and k
     require_rope_kv(q, k, v, n_head, head_dim, pos, p, kv, cells, "rope_kv_store");
     if (q.n_rows == 0) return;
@@ -666,7 +656,7 @@ void CudaBackend::rope_kv_store(Act q, Act k, const Act& v, int n_head, int head
 }
 
 void CudaBackend::kv_store(const KvView& kv, int layer, const Act& k, const Act& v, std::span<const int32_t> cells) {
-    KILN_TIME_OP("kv_store");
+    KILN_TRACE_HOST_OP("kv_store");
     KILN_REQUIRE(k.n_cols == kv.n_kv_dim && v.n_cols == kv.n_kv_dim && k.n_rows == v.n_rows && int64_t(cells.size()) == k.n_rows,
             "kv_store", "k " + shape(k) + " / v " + shape(v) + " do not match the cache's n_kv_dim " + std::to_string(kv.n_kv_dim));
     require_cells(kv, cells, "kv_store");
@@ -681,7 +671,7 @@ void CudaBackend::kv_store(const KvView& kv, int layer, const Act& k, const Act&
 
 void CudaBackend::attention(const Act& q, const KvView& kv, int layer, const AttentionParams& p,
                             std::span<const int32_t> pos, std::span<const int32_t> seq, Act out) {
-    KILN_TIME_OP("attention");
+    KILN_TRACE_HOST_OP("attention");
     xq_src_ = nullptr;  // may rewrite the rows quantized last
     if (q.n_rows == 0) {
         require_attention(q, kv, p, pos, seq, out);
@@ -694,7 +684,7 @@ void CudaBackend::attention(const Act& q, const KvView& kv, int layer, const Att
 void CudaBackend::rope_kv_attention(Act q, Act k, const Act& v, std::span<const int32_t> pos,
                                     std::span<const int32_t> seq, const RopeParams& rope, const AttentionParams& p,
                                     const KvView& kv, int layer, std::span<const int32_t> cells, Act out) {
-    KILN_TIME_OP("rope_kv_attention");
+    KILN_TRACE_HOST_OP("rope_kv_attention");
     // One token: the rope and the store inside the decode attention (cuda_ops.h,
     // AttentionArgs::rope), one kernel fewer a layer.
     if (q.n_rows != 1 || !fuse_rope_) {
@@ -782,7 +772,7 @@ void CudaBackend::launch_attention(const AttentionArgs& a, const Act& out) {
 }
 
 void CudaBackend::swiglu(const Act& gate, const Act& up, Act out) {
-    KILN_TIME_OP("swiglu");
+    KILN_TRACE_HOST_OP("swiglu");
     xq_src_ = nullptr;  // may rewrite the rows quantized last
     KILN_REQUIRE(gate.n_rows == up.n_rows && gate.n_cols == up.n_cols && out.n_rows == gate.n_rows && out.n_cols == gate.n_cols,
             "swiglu", "gate " + shape(gate) + ", up " + shape(up) + ", out " + shape(out) + " differ");
@@ -798,7 +788,7 @@ void CudaBackend::swiglu(const Act& gate, const Act& up, Act out) {
 }
 
 void CudaBackend::add(const Act& a, const Act& b, Act out) {
-    KILN_TIME_OP("add");
+    KILN_TRACE_HOST_OP("add");
     xq_src_ = nullptr;  // may rewrite the rows quantized last
     KILN_REQUIRE(a.n_rows == b.n_rows && a.n_cols == b.n_cols && out.n_rows == a.n_rows && out.n_cols == a.n_cols, "add",
             "a " + shape(a) + ", b " + shape(b) + ", out " + shape(out) + " differ");
@@ -815,7 +805,7 @@ void CudaBackend::softmax(Act x) {
 }
 
 void CudaBackend::copy_rows(const Act& src, std::span<const int32_t> rows, Act out) {
-    KILN_TIME_OP("copy_rows");
+    KILN_TRACE_HOST_OP("copy_rows");
     xq_src_ = nullptr;  // may rewrite the rows quantized last
     KILN_REQUIRE(out.n_cols == src.n_cols && out.n_rows == int64_t(rows.size()), "copy_rows",
             "out " + shape(out) + " is not " + std::to_string(rows.size()) + " rows of " + std::to_string(src.n_cols));

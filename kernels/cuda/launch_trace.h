@@ -51,6 +51,15 @@ private:
     Kind kind_;
     uint64_t t0_ns_;
 };
+// Scoped host timers for the host code: nothing outside a trace build.
+#ifdef KILN_CUDA_TRACE
+#define KILN_TRACE_HOST_OP(name) const ::kiln::cuda::TraceHostOp kiln_trace_host_op_{name}
+#define KILN_TRACE_HOST_CALL(kind) \
+    const ::kiln::cuda::TraceHostCall kiln_trace_host_call_ { ::kiln::cuda::TraceHostCall::kind }
+#else
+#define KILN_TRACE_HOST_OP(name)
+#define KILN_TRACE_HOST_CALL(kind)
+#endif
 // The next launch starts a new graph segment (step_graph.h), marked in the tail.
 void trace_note_segment();
 // Prints, per kernel and grid size, how many launches and the mean time from

@@ -8,18 +8,11 @@
 #include <string>
 
 #include "kernels/cuda/cuda_backend.h"
-#ifdef KILN_CUDA_TRACE
 #include "kernels/cuda/launch_trace.h"
-#endif
 
 namespace kiln::cuda {
 
 namespace {
-#ifdef KILN_CUDA_TRACE
-#define KILN_TIME_HOST_CALL(kind) const TraceHostCall timed(TraceHostCall::kind)
-#else
-#define KILN_TIME_HOST_CALL(kind)
-#endif
 void check(cudaError_t e, const char* what) {
     if (e != cudaSuccess)
         throw CudaError(std::string("cuda backend: ") + what + " failed: " + cudaGetErrorName(e) + " (" +
@@ -52,7 +45,7 @@ void StepGraph::begin(CUstream_st* stream) {
 
 void StepGraph::start_capture(CUstream_st* stream) {
     // Relaxed: the host may still allocate while recording (allocations flush first anyway).
-    KILN_TIME_HOST_CALL(kBeginCapture);
+    KILN_TRACE_HOST_CALL(kBeginCapture);
     check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed), "cudaStreamBeginCapture");
     recording_ = true;
 #ifdef KILN_CUDA_TRACE
@@ -88,7 +81,7 @@ void StepGraph::flush(CUstream_st* stream) {
 }
 
 void StepGraph::launch_segment(CUstream_st* stream) {
-    KILN_TIME_HOST_CALL(kSegment);
+    KILN_TRACE_HOST_CALL(kSegment);
     cudaGraph_t graph = nullptr;
     check(cudaStreamEndCapture(stream, &graph), "recording a step (cudaStreamEndCapture)");
     if (!graph) return;
