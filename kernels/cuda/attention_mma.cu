@@ -1,212 +1,285 @@
 // Prompt-batch attention on tensor cores, for F16 caches with head_dim 64 or
 // 128 (the common models; the rest take the float tiled kernel in
-// attention.cu). A block takes 64 queries of one head; each of its four warps
-// owns 16 of them and walks the cells in tiles of 64 shared by the block:
-//   scores S (16 x 64) = Q K^T  with 16x16x16 wmma (F16 in, F32 sums),
-//   online softmax on S in F32 (two lanes per query row), P rounded to F16,
-//   O (16 x head_dim, F32 in shared memory) = O * corr + P V  with wmma.
-// Q is rounded to F16 after the 1/sqrt(d) scale, as llama.cpp's flash
+// attention.cu), in the manner of flash attention 2. A block takes 64 queries
+// of one head; each of its four warps owns 16 of them and walks the cells in
+// tiles of 64 shared by the block, all in registers:
+//   scores S (16 x 64) = Q K^T  with m16n8k16 mma (F16 in, F32 sums),
+//   the online softmax on S's accumulator fragments (a row's values sit in one
+//   quad of lanes), P rounded to F16 in place as the A fragments of
+//   O (16 x head_dim, F32 accumulators) = O * corr + P V.
+// The next visible tile's K and V arrive by cp.async while the warps work on
+// this one. Q is rounded to F16 after the 1/sqrt(d) scale, as llama.cpp's flash
 // attention does: the results differ from the float kernels by ~1e-3.
-// O stays in shared memory rather than in accumulator fragments because the
-// per-row rescale needs to know which row an element is, which wmma hides.
 #include <cuda_fp16.h>
-#include <mma.h>
 
 #include <cstdint>
 
-#include "kernels/cuda/attention_mask.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/mma_sync.cuh"
 
 namespace kiln::cuda {
 
 namespace {
 
-using namespace nvcuda;
-
-constexpr int kQ = 64, kC = 64, kWarps = 4, kThreads = 32 * kWarps, kRows = kQ / kWarps;
+constexpr int kQ = 64, kC = 64, kWarps = 4, kThreads = 32 * kWarps;
+constexpr float kLog2e = 1.4426950408889634f;  // scores in base 2: exp2f is one instruction
 
 template <int kD>
-struct MmaSmem {
-    // Strides in elements: rows of 16-byte multiples (wmma's ld rule) whose
-    // starts spread over the banks.
-    static constexpr int kKs = kD + 8;   // halves per K/V/Q row
-    static constexpr int kSs = kC + 4;   // floats per score row
-    static constexpr int kPs = kC + 8;   // halves per P row
-    static constexpr int kOs = kD + 4;   // floats per O row
-    static constexpr size_t kK = size_t(kC) * kKs * 2, kS = size_t(kQ) * kSs * 4, kP = size_t(kQ) * kPs * 2,
-                            kO = size_t(kQ) * kOs * 4;
-    static_assert(size_t(kQ) * kKs * 2 <= kO, "Q is staged in O's space");
-    static constexpr size_t kBytes = 2 * kK + kS + kP + kO;
+struct FaShape {
+    // Halves per K/V/Q row in shared memory: 16 bytes of padding put the eight
+    // rows an ldmatrix reads in distinct banks.
+    static constexpr int kLd = kD + 8;
+    static constexpr int kTile = kC * kLd;                              // halves of one K or V tile
+    static constexpr size_t kBytes = 4 * size_t(kTile) * sizeof(__half);  // K and V, two stages
 };
 
-// Rows c0..c0+kC of the cache (this head's kD halves) into dst, zeros past n_scan
-// (a masked cell's V still meets a zero weight: it must not be NaN).
+// What the block's queries and one stage's cells are, for the mask: a query sees a
+// cell holding a position at or before its own, of its sequence.
+struct FaMask {
+    int32_t qpos[kQ];    // -1: past the batch
+    uint64_t qseq[kQ];   // the query's sequence bit
+    int32_t cpos[2][kC];  // per stage; -1: empty or past n_scan
+    uint64_t cseq[2][kC];
+    int32_t max_pos, min_pos;  // over the block's queries
+    uint64_t seqs;             // the union of their sequences
+};
+
+__device__ __forceinline__ bool sees(int32_t cp, uint64_t cs, int32_t qp, uint64_t qs) {
+    return cp >= 0 && cp <= qp && (cs & qs) != 0;
+}
+
+// The first tile at or after c0 that a query of the block sees, with its cells in
+// stage s of the mask and whether every query sees every cell of it; n_scan if
+// none. Called by the whole block (barriers).
+__device__ __forceinline__ int next_tile(const AttentionArgs& a, int c0, int s, FaMask& m, bool& full) {
+    for (; c0 < a.n_scan; c0 += kC) {
+        bool vis = false, all = true;
+        if (threadIdx.x < kC) {
+            const int c = c0 + threadIdx.x;
+            const int32_t cp = c < a.n_scan ? a.cell_pos[c] : -1;
+            const uint64_t cs = c < a.n_scan ? a.cell_seqs[c] : 0;
+            m.cpos[s][threadIdx.x] = cp;
+            m.cseq[s][threadIdx.x] = cs;
+            vis = cp >= 0 && cp <= m.max_pos && (cs & m.seqs) != 0;
+            // Every query's single sequence bit is in the cell's set.
+            all = cp >= 0 && cp <= m.min_pos && (cs & m.seqs) == m.seqs;
+        }
+        full = __syncthreads_and(all);
+        if (__syncthreads_or(vis)) return c0;
+    }
+    return a.n_scan;
+}
+
+// Cells c0 .. c0 + kC of this head's K or V rows into a tile; zeros past n_scan (a
+// masked cell's V still meets a zero weight: it must not be NaN).
 template <int kD>
-__device__ __forceinline__ void load_tile(__half* dst, const __half* src, const AttentionArgs& a, int c0,
+__device__ __forceinline__ void copy_tile(__half* dst, const __half* src, const AttentionArgs& a, int c0,
                                           int64_t kv_off) {
-    constexpr int kChunks = kD / 8;  // 16-byte chunks per row
+    constexpr int kChunks = kD / 8;  // 16-byte pieces per row
+#pragma unroll
     for (int i = threadIdx.x; i < kC * kChunks; i += kThreads) {
         const int cc = i / kChunks, ch = i % kChunks, c = c0 + cc;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (c < a.n_scan) v = *reinterpret_cast<const uint4*>(src + int64_t(c) * a.n_kv_dim + kv_off + 8 * ch);
-        *reinterpret_cast<uint4*>(dst + cc * MmaSmem<kD>::kKs + 8 * ch) = v;
+        const bool in = c < a.n_scan;
+        cp_async16_or_zero(dst + cc * FaShape<kD>::kLd + 8 * ch, src + (in ? int64_t(c) * a.n_kv_dim + kv_off + 8 * ch : 0),
+                           in);
     }
 }
 
 template <int kD>
 __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionArgs a) {
+    using S = FaShape<kD>;
+    constexpr int kLd = S::kLd;
+    extern __shared__ __align__(128) __half fa_smem[];
+    auto sK = [&](int s) { return fa_smem + (2 * s) * S::kTile; };
+    auto sV = [&](int s) { return fa_smem + (2 * s + 1) * S::kTile; };
+    __shared__ FaMask mask;
+
     let_next_grid_start();
     wait_prior_grid();
-    using S = MmaSmem<kD>;
-    extern __shared__ __align__(128) unsigned char smem_raw[];
-    __half* sK = reinterpret_cast<__half*>(smem_raw);
-    __half* sV = reinterpret_cast<__half*>(smem_raw + S::kK);
-    float* sS = reinterpret_cast<float*>(smem_raw + 2 * S::kK);
-    __half* sP = reinterpret_cast<__half*>(smem_raw + 2 * S::kK + S::kS);
-    float* sO = reinterpret_cast<float*>(smem_raw + 2 * S::kK + S::kS + S::kP);
-    __shared__ float s_m[kQ], s_l[kQ], s_corr[kQ];
-    __shared__ BatchMask<kQ, kC> mask;
-
     const int h = blockIdx.x;
-    const int64_t t0 = int64_t(blockIdx.y) * kQ;
+    // The latest queries first: under the causal mask they scan the most cells.
+    const int64_t t0 = int64_t(gridDim.y - 1 - blockIdx.y) * kQ;
     const int nq = int(min(int64_t(kQ), a.q.n_rows - t0));
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int64_t kv_off = int64_t(h / a.group) * kD;
     const __half* K = static_cast<const __half*>(a.k);
     const __half* V = static_cast<const __half*>(a.v);
 
-    // Q, scaled and rounded to F16, staged where O will live.
-    __half* sQ = reinterpret_cast<__half*>(sO);
-    for (int i = tid; i < kQ * kD; i += kThreads) {
-        const int qi = i / kD, d = i % kD;
-        sQ[qi * S::kKs + d] =
-            __float2half(qi < nq ? a.q.data[(t0 + qi) * a.q.stride + int64_t(h) * kD + d] * a.scale : 0.0f);
+    // Q, scaled (base 2) and rounded to F16, staged where stage 1's K will go.
+    __half* sQ = sK(1);
+    const float qscale = a.scale * kLog2e;
+    for (int i = tid; i < kQ * kD / 4; i += kThreads) {
+        const int qi = (4 * i) / kD, d = (4 * i) % kD;
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (qi < nq) v = *reinterpret_cast<const float4*>(a.q.data + (t0 + qi) * a.q.stride + int64_t(h) * kD + d);
+        const uint2 hv = make_uint2(pack_half2(v.x * qscale, v.y * qscale), pack_half2(v.z * qscale, v.w * qscale));
+        *reinterpret_cast<uint2*>(sQ + qi * kLd + d) = hv;
     }
     if (tid < kQ) {
-        s_m[tid] = -INFINITY;
-        s_l[tid] = 0.0f;
+        mask.qpos[tid] = tid < nq ? a.tok_pos[t0 + tid] : -1;
+        mask.qseq[tid] = tid < nq ? uint64_t(1) << a.tok_seq[t0 + tid] : 0;
     }
-    mask.load_queries(a, t0, nq);
     __syncthreads();
-    mask.reduce_queries();
-    wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> qf[kD / 16];
-#pragma unroll
-    for (int k = 0; k < kD / 16; ++k) wmma::load_matrix_sync(qf[k], sQ + warp * kRows * S::kKs + 16 * k, S::kKs);
-    __syncthreads();  // every warp holds its Q: O's space is free
-    float* oW = sO + warp * kRows * S::kOs;
-    for (int i = lane; i < kRows * S::kOs; i += 32) oW[i] = 0.0f;
-    float* sW = sS + warp * kRows * S::kSs;
-    __half* pW = sP + warp * kRows * S::kPs;
-
-    // Softmax roles: lane = 2 * row + half; the half's 32 cells are visited
-    // rotated by the lane so the pair of rows' reads fall in distinct banks.
-    const int r = lane >> 1, half = lane & 1, q = warp * kRows + r;
-    for (int c0 = 0; c0 < a.n_scan; c0 += kC) {
-        __syncthreads();  // the previous tile's K/V are read; max_pos is written
-        if (!__syncthreads_or(mask.load_cells(a, c0))) continue;
-        load_tile<kD>(sK, K, a, c0, kv_off);
-        load_tile<kD>(sV, V, a, c0, kv_off);
-        __syncthreads();
-
-#pragma unroll
-        for (int j = 0; j < kC / 16; ++j) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-            wmma::fill_fragment(acc, 0.0f);
-#pragma unroll
-            for (int k = 0; k < kD / 16; ++k) {
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> kf;
-                wmma::load_matrix_sync(kf, sK + 16 * j * S::kKs + 16 * k, S::kKs);
-                wmma::mma_sync(acc, qf[k], kf, acc);
-            }
-            wmma::store_matrix_sync(sW + 16 * j, acc, S::kSs, wmma::mem_row_major);
+    if (warp == 0) {
+        int32_t mx = -1, mn = INT32_MAX;
+        uint64_t un = 0;
+        for (int i = lane; i < nq; i += 32) {
+            mx = max(mx, mask.qpos[i]);
+            mn = min(mn, mask.qpos[i]);
+            un |= mask.qseq[i];
         }
-        __syncwarp();
-
-        const int32_t qpos = mask.pos[q];
-        const uint64_t qseq = mask.seq[q];
-        float sc[32];
-        float mx = -INFINITY;
 #pragma unroll
-        for (int i = 0; i < 32; ++i) {
-            const int cc = 32 * half + ((i + lane) & 31);
-            sc[i] = mask.sees(cc, qpos, qseq) ? sW[r * S::kSs + cc] : -INFINITY;
-            mx = fmaxf(mx, sc[i]);
+        for (int o = 16; o > 0; o >>= 1) {
+            mx = max(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+            mn = min(mn, __shfl_xor_sync(0xffffffffu, mn, o));
+            un |= __shfl_xor_sync(0xffffffffu, un, o);
         }
-        const float m_old = s_m[q];
-        const float m_new = fmaxf(m_old, fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1)));
-        float sum = 0.0f, corr = 1.0f;
-        if (m_new != -INFINITY) corr = expf(m_old - m_new);  // 0 while nothing was visible (m_old = -inf)
-#pragma unroll
-        for (int i = 0; i < 32; ++i) {
-            const int cc = 32 * half + ((i + lane) & 31);
-            const float p = m_new != -INFINITY ? expf(sc[i] - m_new) : 0.0f;
-            sum += p;
-            pW[r * S::kPs + cc] = __float2half(p);
-        }
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        __syncwarp();  // every lane has read m_old
-        if (half == 0) {
-            s_m[q] = m_new;
-            s_l[q] = s_l[q] * corr + sum;
-            s_corr[q] = corr;
-        }
-        __syncwarp();
-
-        // O *= corr, row by row, a float4 per lane.
-        for (int rr = 0; rr < kRows; ++rr) {
-            const float f = s_corr[warp * kRows + rr];
-            if (f == 1.0f) continue;  // uniform across the warp
-            for (int d = 4 * lane; d < kD; d += 128) {
-                float4* o4 = reinterpret_cast<float4*>(oW + rr * S::kOs + d);
-                float4 v = *o4;
-                v.x *= f;
-                v.y *= f;
-                v.z *= f;
-                v.w *= f;
-                *o4 = v;
-            }
-        }
-        __syncwarp();
-
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> pf[kC / 16];
-#pragma unroll
-        for (int k = 0; k < kC / 16; ++k) wmma::load_matrix_sync(pf[k], pW + 16 * k, S::kPs);
-#pragma unroll
-        for (int n = 0; n < kD / 16; ++n) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-            wmma::load_matrix_sync(acc, oW + 16 * n, S::kOs, wmma::mem_row_major);
-#pragma unroll
-            for (int k = 0; k < kC / 16; ++k) {
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> vf;
-                wmma::load_matrix_sync(vf, sV + 16 * k * S::kKs + 16 * n, S::kKs);
-                wmma::mma_sync(acc, pf[k], vf, acc);
-            }
-            wmma::store_matrix_sync(oW + 16 * n, acc, S::kOs, wmma::mem_row_major);
+        if (lane == 0) {
+            mask.max_pos = mx;
+            mask.min_pos = mn;
+            mask.seqs = un;
         }
     }
-    __syncwarp();
-    for (int rr = 0; rr < kRows; ++rr) {
-        const int qq = warp * kRows + rr;
-        if (qq >= nq) break;
-        const float L = s_l[qq];
-        float* oh = a.out.data + (t0 + qq) * a.out.stride + int64_t(h) * kD;
+    uint32_t qf[kD / 16][4];
+#pragma unroll
+    for (int k = 0; k < kD / 16; ++k) ldmatrix_x4(qf[k], sQ + (warp * 16 + (lane & 15)) * kLd + 16 * k + (lane >> 4) * 8);
+
+    // This thread's two query rows of the warp's 16: r and r + 8.
+    const int r = warp * 16 + (lane >> 2);
+    float o[kD / 8][4];
+#pragma unroll
+    for (int n = 0; n < kD / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) o[n][e] = 0.0f;
+    float m_row[2] = {-INFINITY, -INFINITY}, l_part[2] = {0.0f, 0.0f};  // l: this thread's share of the row sum
+
+    __syncthreads();  // the mask's queries are reduced; every warp holds its Q (stage 1 is free)
+    const int32_t qp[2] = {mask.qpos[r], mask.qpos[r + 8]};
+    const uint64_t qs[2] = {mask.qseq[r], mask.qseq[r + 8]};
+    bool full = false;
+    int c0 = next_tile(a, 0, 0, mask, full);
+    if (c0 < a.n_scan) {
+        copy_tile<kD>(sK(0), K, a, c0, kv_off);
+        copy_tile<kD>(sV(0), V, a, c0, kv_off);
+        cp_async_commit();
+    }
+    cp_async_wait_all();
+    __syncthreads();
+    for (int cur = 0; c0 < a.n_scan; cur ^= 1) {
+        bool next_full = false;
+        const int c1 = next_tile(a, c0 + kC, cur ^ 1, mask, next_full);
+        if (c1 < a.n_scan) {
+            copy_tile<kD>(sK(cur ^ 1), K, a, c1, kv_off);
+            copy_tile<kD>(sV(cur ^ 1), V, a, c1, kv_off);
+            cp_async_commit();
+        }
+
+        float sc[kC / 8][4];
+#pragma unroll
+        for (int j = 0; j < kC / 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) sc[j][e] = 0.0f;
+        const __half* kt = sK(cur);
+#pragma unroll
+        for (int k = 0; k < kD / 16; ++k)
+#pragma unroll
+            for (int jj = 0; jj < kC / 16; ++jj) {
+                uint32_t b[4];
+                ldmatrix_x4(b, kt + (jj * 16 + (lane & 7) + (lane >> 4) * 8) * kLd + 16 * k + ((lane >> 3) & 1) * 8);
+                mma_f16_m16n8k16(sc[2 * jj], qf[k], b[0], b[1]);
+                mma_f16_m16n8k16(sc[2 * jj + 1], qf[k], b[2], b[3]);
+            }
+        if (!full)
+#pragma unroll
+            for (int j = 0; j < kC / 8; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int cc = j * 8 + 2 * (lane & 3) + (e & 1);
+                    if (!sees(mask.cpos[cur][cc], mask.cseq[cur][cc], qp[e >> 1], qs[e >> 1])) sc[j][e] = -INFINITY;
+                }
+
+        // The online softmax: a row's 64 scores lie in the four lanes of a quad.
+        float corr[2];
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < kC / 8; ++j) mx = fmaxf(mx, fmaxf(sc[j][2 * i], sc[j][2 * i + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float m_new = fmaxf(m_row[i], mx);
+            // Nothing visible yet (m_new = -inf): nothing to scale, and no inf - inf.
+            corr[i] = m_new == -INFINITY ? 1.0f : exp2f(m_row[i] - m_new);
+            m_row[i] = m_new;
+            l_part[i] *= corr[i];
+        }
+#pragma unroll
+        for (int j = 0; j < kC / 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const float mr = m_row[e >> 1];
+                const float p = mr == -INFINITY ? 0.0f : exp2f(sc[j][e] - mr);
+                l_part[e >> 1] += p;
+                sc[j][e] = p;
+            }
+#pragma unroll
+        for (int n = 0; n < kD / 8; ++n) {
+            o[n][0] *= corr[0];
+            o[n][1] *= corr[0];
+            o[n][2] *= corr[1];
+            o[n][3] *= corr[1];
+        }
+
+        // O += P V: the score fragments of cells 16kk .. 16kk + 15 are P's A fragment.
+        const __half* vt = sV(cur);
+#pragma unroll
+        for (int kk = 0; kk < kC / 16; ++kk) {
+            const uint32_t pa[4] = {pack_half2(sc[2 * kk][0], sc[2 * kk][1]), pack_half2(sc[2 * kk][2], sc[2 * kk][3]),
+                                    pack_half2(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
+                                    pack_half2(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+#pragma unroll
+            for (int nn = 0; nn < kD / 16; ++nn) {
+                uint32_t b[4];
+                ldmatrix_x4_trans(b, vt + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kLd + nn * 16 + (lane >> 4) * 8);
+                mma_f16_m16n8k16(o[2 * nn], pa, b[0], b[1]);
+                mma_f16_m16n8k16(o[2 * nn + 1], pa, b[2], b[3]);
+            }
+        }
+
+        cp_async_wait_all();
+        __syncthreads();  // the next stage has landed; this one is free
+        c0 = c1;
+        full = next_full;
+    }
+
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        float l = l_part[i];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        const int q = r + 8 * i;
+        if (q >= nq) continue;
+        float* oh = a.out.data + (t0 + q) * a.out.stride + int64_t(h) * kD;
         // Nothing visible: a zero output, never NaN.
-        for (int d = lane; d < kD; d += 32) oh[d] = L > 0.0f ? oW[rr * S::kOs + d] / L : 0.0f;
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+#pragma unroll
+        for (int n = 0; n < kD / 8; ++n)
+            *reinterpret_cast<float2*>(oh + n * 8 + 2 * (lane & 3)) = make_float2(o[n][2 * i] * inv, o[n][2 * i + 1] * inv);
     }
 }
 
 template <int kD>
 bool launch(const AttentionArgs& a, cudaStream_t stream) {
-    constexpr size_t bytes = MmaSmem<kD>::kBytes;
+    constexpr size_t bytes = FaShape<kD>::kBytes;
     static const bool fits = [] {  // beyond 48 KB needs an opt-in per kernel
         int dev = 0, optin = 0;
         cudaGetDevice(&dev);
         cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-        return bytes <= size_t(optin) && cudaFuncSetAttribute(attention_mma_kernel<kD>,
-                                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                              int(bytes)) == cudaSuccess;
+        return bytes + sizeof(FaMask) <= size_t(optin) &&
+               cudaFuncSetAttribute(attention_mma_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    int(bytes)) == cudaSuccess;
     }();
     if (!fits) return false;
     const dim3 grid(unsigned(a.n_head), grid_1d(a.q.n_rows, kQ));
@@ -217,9 +290,10 @@ bool launch(const AttentionArgs& a, cudaStream_t stream) {
 }  // namespace
 
 bool attention_mma(const AttentionArgs& a, cudaStream_t stream) {
-    // 16-byte loads of cache rows: every row and head start on a 16-byte boundary.
+    // 16-byte copies of cache rows and float4 loads of queries: every row and head
+    // start on a 16-byte boundary (Acts' rows do).
     const bool aligned = a.n_kv_dim % 8 == 0 && reinterpret_cast<uintptr_t>(a.k) % 16 == 0 &&
-                         reinterpret_cast<uintptr_t>(a.v) % 16 == 0;
+                         reinterpret_cast<uintptr_t>(a.v) % 16 == 0 && a.q.stride % 4 == 0 && a.out.stride % 2 == 0;
     if (!a.f16 || !aligned || a.n_split != 1) return false;
     if (a.head_dim == 64) return launch<64>(a, stream);
     if (a.head_dim == 128) return launch<128>(a, stream);

@@ -377,7 +377,7 @@ void CudaBackend::matmul(const Weight& w, const Act& x, Act y) {
     if (x.n_rows == 0) return;
     const DevWeight dw = dev(w);
     if (x.n_rows > kMatvecMaxTokens) {
-        matmul_mma(dw, f16_input(x), x.n_rows, y, st(stream_));
+        matmul_mma(&dw, &y, 1, f16_input(x), x.n_rows, st(stream_));
     } else if (matvec_q8_supported(w.type())) {
         quantize_input(x);
         matvec_q8(&dw, &y, 1, xq_, static_cast<const float4*>(xs_), int(x.n_rows), st(stream_));
@@ -403,7 +403,18 @@ bool CudaBackend::require_matmul_n(const Act& x, std::span<const Weight* const> 
 
 void CudaBackend::matmul_n(const Act& x, std::span<const Weight* const> ws, std::span<const Act> ys) {
     KILN_TRACE_HOST_OP("matmul_n");
-    const bool all_q8 = require_matmul_n(x, ws, ys, "matmul_n") && x.n_rows > 0 && x.n_rows <= kMatvecMaxTokens;
+    const bool all_q8 = require_matmul_n(x, ws, ys, "matmul_n");
+    if (x.n_rows == 0) return;
+    if (x.n_rows > kMatvecMaxTokens) {
+        const __half* xh = f16_input(x);
+        for_each_type_run(ws, ys, [&](const DevWeight* group, const Act* outs, int n) {
+            matmul_mma(group, outs, n, xh, x.n_rows, st(stream_));
+        });
+        for (const Act& y : ys)
+            if (y.data == xq_src_) xq_src_ = nullptr;
+        check_launch("matmul_n");
+        return;
+    }
     if (!all_q8) {
         for (size_t i = 0; i < ws.size(); ++i) matmul(*ws[i], x, ys[i]);
         return;
@@ -413,20 +424,27 @@ void CudaBackend::matmul_n(const Act& x, std::span<const Weight* const> ws, std:
     check_launch("matmul_n");
 }
 
-void CudaBackend::matvec_q8_runs(std::span<const Weight* const> ws, std::span<const Act> ys, const int8_t* xq,
-                                 const void* xs, int n_tok, const NormIn& norm) {
+template <class F>
+void CudaBackend::for_each_type_run(std::span<const Weight* const> ws, std::span<const Act> ys, F&& f) {
     for (size_t i = 0; i < ws.size();) {
         DevWeight group[kMatvecMaxGroup];
         Act outs[kMatvecMaxGroup];
-        size_t n = 0;
-        while (i < ws.size() && n < size_t(kMatvecMaxGroup) && (n == 0 || ws[i]->type() == group[0].type)) {
+        int n = 0;
+        while (i < ws.size() && n < kMatvecMaxGroup && (n == 0 || ws[i]->type() == group[0].type)) {
             group[n] = dev(*ws[i]);
             outs[n] = ys[i];
             ++n;
             ++i;
         }
-        matvec_q8(group, outs, int(n), xq, static_cast<const float4*>(xs), n_tok, st(stream_), norm);
+        f(group, outs, n);
     }
+}
+
+void CudaBackend::matvec_q8_runs(std::span<const Weight* const> ws, std::span<const Act> ys, const int8_t* xq,
+                                 const void* xs, int n_tok, const NormIn& norm) {
+    for_each_type_run(ws, ys, [&](const DevWeight* group, const Act* outs, int n) {
+        matvec_q8(group, outs, n, xq, static_cast<const float4*>(xs), n_tok, st(stream_), norm);
+    });
 }
 
 void CudaBackend::reserve_norm(int64_t n_cols) {

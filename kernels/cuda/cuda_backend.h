@@ -163,6 +163,9 @@ private:
     int64_t norm_cap_ = 0;
     bool fuse_norms_ = true;
     void reserve_norm(int64_t n_cols);
+    // f(group, outs, n) for each run of up to kMatvecMaxGroup consecutive weights of one type.
+    template <class F>
+    void for_each_type_run(std::span<const Weight* const> ws, std::span<const Act> ys, F&& f);
     // Runs of weights of one type as one launch each, reading xq/xs.
     void matvec_q8_runs(std::span<const Weight* const> ws, std::span<const Act> ys, const int8_t* xq, const void* xs,
                         int n_tok, const NormIn& norm);

@@ -91,9 +91,11 @@ struct MmaActShape {
 };
 MmaActShape mma_act_shape(int64_t n_tok, int64_t n_in);
 void convert_act_f16(const Act& x, __half* xh, cudaStream_t stream);
-// y = x · W^T for any token count, x given by convert_act_f16: weight tiles
-// dequantized to F16 in shared memory and multiplied on the tensor cores (F32 accumulation).
-void matmul_mma(const DevWeight& w, const __half* xh, int64_t n_tok, Act y, cudaStream_t stream);
+// ys[i] = x · Ws[i]^T for any token count, x given by convert_act_f16, in one
+// launch: 1..kMatvecMaxGroup weights of one type and n_in. Weight tiles are
+// dequantized to F16 in shared memory and multiplied on the tensor cores (F32
+// accumulation); a weight gives the same bits alone as in a group.
+void matmul_mma(const DevWeight* ws, const Act* ys, int n, const __half* xh, int64_t n_tok, cudaStream_t stream);
 
 // out[t, :] = dequantized row ids[t] of the table; ids null: one row, id0 (a decode
 // step's token goes as a kernel argument, no copy on the stream before it).

@@ -1,30 +1,26 @@
 // The prompt-processing path: y = x · W^T for many tokens on the tensor cores.
 // Activations are converted to F16 once per matmul input (padded so tiles need
-// no bounds checks); a block computes a 128 (outputs) x BN (tokens) tile of y.
-// Per 64-wide step of the dot-product dimension the block dequantizes 128
-// weight rows' chunks to F16 in shared memory beside the tokens' F16 values,
-// and each warp multiplies a 64x32 sub-tile with 16x16x16 wmma (F32
-// accumulators). The next step's weight chunks and activations are loaded into
-// registers before the current step's products, so global latency overlaps
-// tensor-core work; dequantizing a weight element once per BN tokens keeps the
-// conversion cost small beside the BN multiply-adds it feeds.
-#include <mma.h>
-
+// no bounds checks). Per 64-wide step of the dot-product dimension a block
+// dequantizes its weight rows' chunks to F16 in shared memory beside the
+// tokens' F16 values and multiplies them with m16n8k16 mma (F32 accumulators);
+// dequantizing a weight element once per 64 or 128 tokens keeps the conversion
+// small beside the multiply-adds it feeds.
 #include <type_traits>
 
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/mma_sync.cuh"
 #include "kernels/cuda/quant_chunk.cuh"
 
 namespace kiln::cuda {
 
 namespace {
 
-using namespace nvcuda;
-
-constexpr int kBM = 128, kBK = 64;
-constexpr int kLd = kBK + 8;  // halves per shared row: 16-byte padding staggers banks, keeps 32-byte alignment
+constexpr int kBK = 64;
+// Halves per shared row: 144 bytes, so the eight 16-byte rows an ldmatrix reads
+// start 4 banks apart and never share one.
+constexpr int kLd = kBK + 8;
 
 // One 32-element chunk of a weight row in registers, between its global load
 // and its conversion to F16 (so the load can be issued a step ahead).
@@ -81,45 +77,58 @@ struct ChunkRegs<T, false> {
     }
 };
 
-template <int kWarpsN>
+// Up to kMatvecMaxGroup weights of one type and row length multiplied by the same
+// activations in one launch (Q, K and V; gate and up): their output tiles side by
+// side along the grid's x, so small weights fill the GPU together.
+struct MmaGroup {
+    const uint8_t* w[kMatvecMaxGroup];
+    size_t row_bytes[kMatvecMaxGroup];
+    int64_t n_out[kMatvecMaxGroup];
+    float* y[kMatvecMaxGroup];
+    int64_t y_stride[kMatvecMaxGroup];
+    int tile0[kMatvecMaxGroup + 1];  // first x tile of each weight; tile0[n] = all tiles
+    int n;
+};
+
+// A block computes a kBM (tokens) x kBN (outputs) tile of y with kWarpsM x kWarpsN
+// warps, each a 64 x 32 sub-tile: per 16-wide k step four A fragments (16 tokens
+// each) and four B fragments (8 outputs each) from shared memory by ldmatrix feed
+// sixteen m16n8k16 mma. The shared tiles are double-buffered: while the warps
+// multiply one step, the next step's activations arrive by cp.async and its
+// weight chunks are in flight to registers, to be dequantized into the other
+// buffer afterwards, so one barrier a step suffices.
+constexpr int kWarpsN = 2;
+template <int kWarpsM>
 struct TileShape {
-    static constexpr int kWarps = 2 * kWarpsN, kThreads = 32 * kWarps, kBN = 32 * kWarpsN;
-    static constexpr int kChunksPerThread = kBM * (kBK / 32) / kThreads;
-    static constexpr int kXLoadsPerThread = kBN * (kBK / 8) / kThreads;  // 16-byte loads
+    static constexpr int kWarps = kWarpsN * kWarpsM, kThreads = 32 * kWarps;
+    static constexpr int kBM = 64 * kWarpsM;       // tokens
+    static constexpr int kBN = 32 * kWarpsN;       // outputs
+    static constexpr int kChunksPerThread = kBN * (kBK / 32) / kThreads;
+    static constexpr int kXCopiesPerThread = kBM * (kBK / 8) / kThreads;  // 16-byte copies
+    static constexpr int kStageHalves = (kBM + kBN) * kLd;
+    static constexpr size_t kSmemBytes = 2 * size_t(kStageHalves) * sizeof(__half);
 };
 
-template <int kWarpsN>
-struct MmaSmem {
-    using S = TileShape<kWarpsN>;
-    union {
-        struct {
-            __half w[kBM][kLd];     // (outputs, k)
-            __half x[S::kBN][kLd];  // (tokens, k)
-        } in;
-        float c[S::kWarps][16 * 16];  // one staged accumulator per warp, for guarded stores
-    };
-};
-
-template <class T, int kWarpsN>
-__global__ void __launch_bounds__(TileShape<kWarpsN>::kThreads)
-    matmul_mma_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t n_in, int64_t n_out,
-                      const __half* __restrict__ xh, int64_t x_ld, int64_t n_tok, float* __restrict__ y,
-                      int64_t y_stride) {
-    let_next_grid_start();
-    wait_prior_grid();
-    using S = TileShape<kWarpsN>;
-    __shared__ __align__(128) MmaSmem<kWarpsN> sm;
+template <class T, int kWarpsM>
+__global__ void __launch_bounds__(TileShape<kWarpsM>::kThreads)
+    matmul_mma_kernel(MmaGroup g, int64_t n_in, const __half* __restrict__ xh, int64_t x_ld, int64_t n_tok) {
+    using S = TileShape<kWarpsM>;
+    int gi = 0;
+    while (gi + 1 < g.n && int(blockIdx.x) >= g.tile0[gi + 1]) ++gi;
+    const uint8_t* __restrict__ w = g.w[gi];
+    const size_t row_bytes = g.row_bytes[gi];
+    const int64_t n_out = g.n_out[gi];
+    float* __restrict__ y = g.y[gi];
+    const int64_t y_stride = g.y_stride[gi];
+    extern __shared__ __align__(128) __half smem[];
+    // Stage s: x tile (kBM tokens x kLd) then w tile (kBN outputs x kLd).
+    auto sx = [&](int s) { return smem + s * S::kStageHalves; };
+    auto sw = [&](int s) { return smem + s * S::kStageHalves + S::kBM * kLd; };
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int64_t o0 = int64_t(blockIdx.x) * kBM, t0 = int64_t(blockIdx.y) * S::kBN;
-    const int wm = warp & 1, wn = warp >> 1;  // this warp's 64 (outputs) x 32 (tokens) sub-tile
+    const int64_t o0 = int64_t(int(blockIdx.x) - g.tile0[gi]) * S::kBN, t0 = int64_t(blockIdx.y) * S::kBM;
+    const int wm = warp / kWarpsN, wn = warp % kWarpsN;  // this warp's 64 (tokens) x 32 (outputs) sub-tile
 
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[4][2];
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
-
-    // Weight chunks: thread -> (row ci / 2, half ci % 2) of the 128 x 64 step; rows past
+    // Weight chunks: thread -> (row ci / 2, half ci % 2) of the kBN x 64 step; rows past
     // n_out read row 0 and contribute zeros.
     ChunkRegs<T> wreg[S::kChunksPerThread];
     const uint8_t* wrow[S::kChunksPerThread];
@@ -131,79 +140,103 @@ __global__ void __launch_bounds__(TileShape<kWarpsN>::kThreads)
         wvalid_row[i] = o < n_out;
         wrow[i] = w + (wvalid_row[i] ? o : 0) * row_bytes;
     }
-    // Activations: 16-byte pieces, consecutive threads along k.
-    uint4 xreg[S::kXLoadsPerThread];
-    const __half* xtile = xh + t0 * x_ld;
-
-    auto load_step = [&](int64_t k0) {
+    auto load_w = [&](int64_t k0) {
 #pragma unroll
         for (int i = 0; i < S::kChunksPerThread; ++i) {
             const int ci = tid + i * S::kThreads;
             const int64_t c = k0 / 32 + (ci & 1);
             wreg[i].load(wrow[i], c, n_in, wvalid_row[i] && c * 32 < n_in);
         }
-#pragma unroll
-        for (int i = 0; i < S::kXLoadsPerThread; ++i) {
-            const int li = tid + i * S::kThreads;
-            const int tt = li / (kBK / 8), kk = (li % (kBK / 8)) * 8;
-            xreg[i] = *reinterpret_cast<const uint4*>(xtile + tt * x_ld + k0 + kk);
-        }
     };
-    auto store_step = [&]() {
+    auto store_w = [&](int s) {
 #pragma unroll
         for (int i = 0; i < S::kChunksPerThread; ++i) {
             const int ci = tid + i * S::kThreads;
             uint4 h[4];
             wreg[i].to_half(h);
-            uint4* dst = reinterpret_cast<uint4*>(&sm.in.w[ci >> 1][(ci & 1) * 32]);
+            uint4* dst = reinterpret_cast<uint4*>(sw(s) + (ci >> 1) * kLd + (ci & 1) * 32);
 #pragma unroll
             for (int k = 0; k < 4; ++k) dst[k] = h[k];
         }
+    };
+    // Activations (padded: no bounds): 16-byte pieces, consecutive threads along k.
+    const __half* xtile = xh + t0 * x_ld;
+    auto copy_x = [&](int64_t k0, int s) {
 #pragma unroll
-        for (int i = 0; i < S::kXLoadsPerThread; ++i) {
+        for (int i = 0; i < S::kXCopiesPerThread; ++i) {
             const int li = tid + i * S::kThreads;
             const int tt = li / (kBK / 8), kk = (li % (kBK / 8)) * 8;
-            *reinterpret_cast<uint4*>(&sm.in.x[tt][kk]) = xreg[i];
+            cp_async16(sx(s) + tt * kLd + kk, xtile + tt * x_ld + k0 + kk);
         }
+        cp_async_commit();
     };
 
-    load_step(0);
-    for (int64_t k0 = 0; k0 < n_in; k0 += kBK) {
-        __syncthreads();  // the previous step's products have read the tiles
-        store_step();
-        __syncthreads();
-        if (k0 + kBK < n_in) load_step(k0 + kBK);
-#pragma unroll
-        for (int kk = 0; kk < kBK; kk += 16) {
-            wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a[4];
-            wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> b[2];
-#pragma unroll
-            for (int i = 0; i < 4; ++i) wmma::load_matrix_sync(a[i], &sm.in.w[wm * 64 + i * 16][kk], kLd);
-#pragma unroll
-            for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(b[j], &sm.in.x[wn * 32 + j * 16][kk], kLd);
-#pragma unroll
-            for (int i = 0; i < 4; ++i)
-#pragma unroll
-                for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
-        }
-    }
-    __syncthreads();  // the tiles become the staging area
-    float* stage = sm.c[warp];
+    float acc[4][4][4];
 #pragma unroll
     for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int j = 0; j < 2; ++j) {
-            // Column-major (outputs, tokens) = row-major (tokens, outputs): 16 outputs per token row.
-            wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_col_major);
-            __syncwarp();
-            const int64_t ob = o0 + wm * 64 + i * 16, tb = t0 + wn * 32 + j * 16;
+        for (int j = 0; j < 4; ++j)
 #pragma unroll
-            for (int e = 0; e < 8; ++e) {
-                const int idx = lane + 32 * e, tt = idx >> 4, oo = idx & 15;
-                if (tb + tt < n_tok && ob + oo < n_out) y[(tb + tt) * y_stride + ob + oo] = stage[idx];
-            }
-            __syncwarp();
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+
+    let_next_grid_start();
+    load_w(0);  // weights are constant: their first loads may precede the wait
+    wait_prior_grid();
+    copy_x(0, 0);
+    store_w(0);
+    const int64_t n_steps = (n_in + kBK - 1) / kBK;
+    for (int64_t step = 0; step < n_steps; ++step) {
+        const int cur = int(step & 1);
+        cp_async_wait_all();
+        __syncthreads();  // stage cur complete; every warp is done with the other stage
+        const bool more = step + 1 < n_steps;
+        if (more) {
+            copy_x((step + 1) * kBK, cur ^ 1);
+            load_w((step + 1) * kBK);
         }
+        const __half* xs = sx(cur) + (wm * 64) * kLd;
+        const __half* ws = sw(cur) + (wn * 32) * kLd;
+#pragma unroll
+        for (int kk = 0; kk < kBK; kk += 16) {
+            uint32_t a[4][4], b[4][2];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) ldmatrix_x4(a[i], xs + (i * 16 + (lane & 15)) * kLd + kk + (lane >> 4) * 8);
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+                uint32_t r[4];
+                ldmatrix_x4(r, ws + (j * 16 + (lane & 7) + (lane >> 4) * 8) * kLd + kk + ((lane >> 3) & 1) * 8);
+                b[2 * j][0] = r[0];
+                b[2 * j][1] = r[1];
+                b[2 * j + 1][0] = r[2];
+                b[2 * j + 1][1] = r[3];
+            }
+#pragma unroll
+            for (int i = 0; i < 4; ++i)
+#pragma unroll
+                for (int j = 0; j < 4; ++j) mma_f16_m16n8k16(acc[i][j], a[i], b[j][0], b[j][1]);
+        }
+        if (more) store_w(cur ^ 1);
+    }
+    // Each thread holds, per fragment, two outputs side by side for two tokens.
+    const bool pairs = (y_stride & 1) == 0 && (reinterpret_cast<uintptr_t>(y) & 7) == 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int64_t t = t0 + wm * 64 + i * 16 + (lane >> 2) + 8 * h;
+                const int64_t o = o0 + wn * 32 + j * 8 + 2 * (lane & 3);
+                if (t >= n_tok) continue;
+                float* dst = y + t * y_stride + o;
+                const float v0 = acc[i][j][2 * h], v1 = acc[i][j][2 * h + 1];
+                if (pairs && o + 1 < n_out) {
+                    *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
+                } else {
+                    if (o < n_out) dst[0] = v0;
+                    if (o + 1 < n_out) dst[1] = v1;
+                }
+            }
 }
 
 __global__ void to_f16_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_tok, int64_t n_in,
@@ -238,25 +271,36 @@ void convert_act_f16(const Act& x, __half* xh, cudaStream_t stream) {
                   s.n_tok_pad);
 }
 
-void matmul_mma(const DevWeight& w, const __half* xh, int64_t n_tok, Act y, cudaStream_t stream) {
-    const MmaActShape s = mma_act_shape(n_tok, w.n_in);
-    const auto* wd = static_cast<const uint8_t*>(w.data);
-    // Wide token tiles halve the weight conversions; narrow ones only pay for few tokens
-    // (measured on an H200, 7B Q4_0 pp512: 6634 t/s wide, 5714 narrow for 4096-row weights).
-    const bool wide = n_tok > TileShape<2>::kBN;
-    dispatch_weight_type(w.type, [&](auto tag) {
+void matmul_mma(const DevWeight* ws, const Act* ys, int n, const __half* xh, int64_t n_tok, cudaStream_t stream) {
+    const MmaActShape s = mma_act_shape(n_tok, ws[0].n_in);
+    // Tiles of 128 tokens halve the weight conversions; 64 only pay for few tokens.
+    const bool wide = n_tok > TileShape<1>::kBM;
+    dispatch_weight_type(ws[0].type, [&](auto tag) {
         using T = typename decltype(tag)::type;
-        auto launch = [&](auto warps_n) {
-            constexpr int kWarpsN = decltype(warps_n)::value;
-            using S = TileShape<kWarpsN>;
-            const dim3 grid(grid_1d(w.n_out, kBM), grid_1d(n_tok, S::kBN));
-            launch_kernel(matmul_mma_kernel<T, kWarpsN>, grid, S::kThreads, 0, stream, wd, w.row_bytes, w.n_in, w.n_out,
-                          xh, s.ld, n_tok, y.data, y.stride);
+        auto launch = [&](auto warps_m) {
+            constexpr int kWarpsM = decltype(warps_m)::value;
+            using S = TileShape<kWarpsM>;
+            MmaGroup g{};
+            g.n = n;
+            for (int i = 0; i < n; ++i) {
+                g.w[i] = static_cast<const uint8_t*>(ws[i].data);
+                g.row_bytes[i] = ws[i].row_bytes;
+                g.n_out[i] = ws[i].n_out;
+                g.y[i] = ys[i].data;
+                g.y_stride[i] = ys[i].stride;
+                g.tile0[i + 1] = g.tile0[i] + int(grid_1d(ws[i].n_out, S::kBN));
+            }
+            // Over the 48 KB a launch gets by default; per call, as the setting is per device.
+            cudaFuncSetAttribute(matmul_mma_kernel<T, kWarpsM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 int(S::kSmemBytes));
+            const dim3 grid(unsigned(g.tile0[n]), grid_1d(n_tok, S::kBM));
+            launch_kernel(matmul_mma_kernel<T, kWarpsM>, grid, S::kThreads, S::kSmemBytes, stream, g, ws[0].n_in, xh,
+                          s.ld, n_tok);
         };
         if (wide)
-            launch(std::integral_constant<int, 4>{});
-        else
             launch(std::integral_constant<int, 2>{});
+        else
+            launch(std::integral_constant<int, 1>{});
     });
 }
 

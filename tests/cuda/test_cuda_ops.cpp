@@ -148,7 +148,7 @@ TEST_CASE("cuda: rms_norm and swiglu outputs quantized on the way feed matmul as
 
 // matmul_n stacks runs of one weight type into one launch: each output must be
 // bit for bit the separate matmul's, for decode and prompt batches.
-TEST_CASE("cuda: matmul_n (stacked launches) equals separate matmuls") {
+TEST_CASE("cuda: matmul_n (stacked launches, decode and tensor cores) equals separate matmuls") {
     auto cb = cuda_backend();
     if (!cb) return;
     const HostWeight a = make_weight(GgmlType::Q4_K, 512, 48, 1), b = make_weight(GgmlType::Q4_K, 512, 17, 2),
@@ -158,7 +158,7 @@ TEST_CASE("cuda: matmul_n (stacked launches) equals separate matmuls") {
                  wd = cb->upload_weight(d.view), we = cb->upload_weight(e.view);
     const std::vector<std::vector<const Weight*>> groups = {
         {&wa, &wb, &wc}, {&wd, &wd, &wd}, {&wa, &wb, &wa}, {&wd, &we}, {&wc}};
-    for (int64_t n_tok : {1, 5, 8, 40})
+    for (int64_t n_tok : {1, 5, 8, 40, 130})  // 40, 130: one and two token tiles of the tensor-core path
         for (const auto& g : groups) {
             auto x = random_floats(size_t(n_tok * 512), 8 + uint32_t(n_tok));
             auto dx = device_act(*cb, n_tok, 512, &x);
