@@ -90,29 +90,43 @@ struct MmaGroup {
     int n;
 };
 
-// A block computes a kBM (tokens) x kBN (outputs) tile of y with kWarpsM x kWarpsN
-// warps, each a 64 x 32 sub-tile: per 16-wide k step four A fragments (16 tokens
-// each) and four B fragments (8 outputs each) from shared memory by ldmatrix feed
-// sixteen m16n8k16 mma. The shared tiles are double-buffered: while the warps
+// A block computes a kBM (tokens) x kBN (outputs) tile of y with kWarpsM x 2
+// warps, each a 64 x kWarpN sub-tile: per 16-wide k step four A fragments (16
+// tokens each) and kWarpN / 8 B fragments (8 outputs each) from shared memory by
+// ldmatrix feed kWarpN / 2 m16n8k16 mma. Shared memory's bandwidth is what bounds
+// this kernel (ldmatrix, the tiles' stores): wide warp tiles read fewer bytes per
+// product. The shared tiles are double-buffered: while the warps
 // multiply one step, the next step's activations arrive by cp.async and its
 // weight chunks are in flight to registers, to be dequantized into the other
 // buffer afterwards, so one barrier a step suffices.
-constexpr int kWarpsN = 2;
-template <int kWarpsM>
+template <int kWarpsM, int kWarpN>
 struct TileShape {
+    static constexpr int kWarpsN = 2;
     static constexpr int kWarps = kWarpsN * kWarpsM, kThreads = 32 * kWarps;
     static constexpr int kBM = 64 * kWarpsM;       // tokens
-    static constexpr int kBN = 32 * kWarpsN;       // outputs
+    static constexpr int kBN = kWarpN * kWarpsN;   // outputs
+    static constexpr int kFragsN = kWarpN / 8;
     static constexpr int kChunksPerThread = kBN * (kBK / 32) / kThreads;
     static constexpr int kXCopiesPerThread = kBM * (kBK / 8) / kThreads;  // 16-byte copies
     static constexpr int kStageHalves = (kBM + kBN) * kLd;
     static constexpr size_t kSmemBytes = 2 * size_t(kStageHalves) * sizeof(__half);
 };
 
-template <class T, int kWarpsM>
-__global__ void __launch_bounds__(TileShape<kWarpsM>::kThreads)
+// Outputs per warp in 128-token tiles. 64 (244-248 registers, two blocks a
+// multiprocessor) reads shared memory least, and the K-quants gain by it; the
+// other types lose (they keep three blocks of 32-wide warps resident). H200, 7B
+// pp512, 32 -> 64: Q4_K_M 13870 / 13901 -> 14783 / 14659, Q4_0 13966 / 13973 ->
+// 13369 / 13390.
+template <class T>
+inline constexpr int kWideWarpN = std::is_same_v<T, Q2_K> || std::is_same_v<T, Q3_K> || std::is_same_v<T, Q4_K> ||
+                                          std::is_same_v<T, Q5_K> || std::is_same_v<T, Q6_K>
+                                      ? 64
+                                      : 32;
+
+template <class T, int kWarpsM, int kWarpN>
+__global__ void __launch_bounds__(TileShape<kWarpsM, kWarpN>::kThreads)
     matmul_mma_kernel(MmaGroup g, int64_t n_in, const __half* __restrict__ xh, int64_t x_ld, int64_t n_tok) {
-    using S = TileShape<kWarpsM>;
+    using S = TileShape<kWarpsM, kWarpN>;
     int gi = 0;
     while (gi + 1 < g.n && int(blockIdx.x) >= g.tile0[gi + 1]) ++gi;
     const uint8_t* __restrict__ w = g.w[gi];
@@ -126,7 +140,7 @@ __global__ void __launch_bounds__(TileShape<kWarpsM>::kThreads)
     auto sw = [&](int s) { return smem + s * S::kStageHalves + S::kBM * kLd; };
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int64_t o0 = int64_t(int(blockIdx.x) - g.tile0[gi]) * S::kBN, t0 = int64_t(blockIdx.y) * S::kBM;
-    const int wm = warp / kWarpsN, wn = warp % kWarpsN;  // this warp's 64 (tokens) x 32 (outputs) sub-tile
+    const int wm = warp / S::kWarpsN, wn = warp % S::kWarpsN;  // this warp's 64 (tokens) x 32 (outputs) sub-tile
 
     // Weight chunks: thread -> (row ci / 2, half ci % 2) of the kBN x 64 step; rows past
     // n_out read row 0 and contribute zeros.
@@ -171,11 +185,11 @@ __global__ void __launch_bounds__(TileShape<kWarpsM>::kThreads)
         cp_async_commit();
     };
 
-    float acc[4][4][4];
+    float acc[4][S::kFragsN][4];
 #pragma unroll
     for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j)
+        for (int j = 0; j < S::kFragsN; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
 
@@ -195,14 +209,14 @@ __global__ void __launch_bounds__(TileShape<kWarpsM>::kThreads)
             load_w((step + 1) * kBK);
         }
         const __half* xs = sx(cur) + (wm * 64) * kLd;
-        const __half* ws = sw(cur) + (wn * 32) * kLd;
+        const __half* ws = sw(cur) + (wn * kWarpN) * kLd;
 #pragma unroll
         for (int kk = 0; kk < kBK; kk += 16) {
-            uint32_t a[4][4], b[4][2];
+            uint32_t a[4][4], b[S::kFragsN][2];
 #pragma unroll
             for (int i = 0; i < 4; ++i) ldmatrix_x4(a[i], xs + (i * 16 + (lane & 15)) * kLd + kk + (lane >> 4) * 8);
 #pragma unroll
-            for (int j = 0; j < 2; ++j) {
+            for (int j = 0; j < S::kFragsN / 2; ++j) {
                 uint32_t r[4];
                 ldmatrix_x4(r, ws + (j * 16 + (lane & 7) + (lane >> 4) * 8) * kLd + kk + ((lane >> 3) & 1) * 8);
                 b[2 * j][0] = r[0];
@@ -213,7 +227,7 @@ __global__ void __launch_bounds__(TileShape<kWarpsM>::kThreads)
 #pragma unroll
             for (int i = 0; i < 4; ++i)
 #pragma unroll
-                for (int j = 0; j < 4; ++j) mma_f16_m16n8k16(acc[i][j], a[i], b[j][0], b[j][1]);
+                for (int j = 0; j < S::kFragsN; ++j) mma_f16_m16n8k16(acc[i][j], a[i], b[j][0], b[j][1]);
         }
         if (more) store_w(cur ^ 1);
     }
@@ -222,11 +236,11 @@ __global__ void __launch_bounds__(TileShape<kWarpsM>::kThreads)
 #pragma unroll
     for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j)
+        for (int j = 0; j < S::kFragsN; ++j)
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 const int64_t t = t0 + wm * 64 + i * 16 + (lane >> 2) + 8 * h;
-                const int64_t o = o0 + wn * 32 + j * 8 + 2 * (lane & 3);
+                const int64_t o = o0 + wn * kWarpN + j * 8 + 2 * (lane & 3);
                 if (t >= n_tok) continue;
                 float* dst = y + t * y_stride + o;
                 const float v0 = acc[i][j][2 * h], v1 = acc[i][j][2 * h + 1];
@@ -273,13 +287,11 @@ void convert_act_f16(const Act& x, __half* xh, cudaStream_t stream) {
 
 void matmul_mma(const DevWeight* ws, const Act* ys, int n, const __half* xh, int64_t n_tok, cudaStream_t stream) {
     const MmaActShape s = mma_act_shape(n_tok, ws[0].n_in);
-    // Tiles of 128 tokens halve the weight conversions; 64 only pay for few tokens.
-    const bool wide = n_tok > TileShape<1>::kBM;
     dispatch_weight_type(ws[0].type, [&](auto tag) {
         using T = typename decltype(tag)::type;
-        auto launch = [&](auto warps_m) {
-            constexpr int kWarpsM = decltype(warps_m)::value;
-            using S = TileShape<kWarpsM>;
+        auto launch = [&](auto warps_m, auto warp_n) {
+            constexpr int kWarpsM = decltype(warps_m)::value, kWarpN = decltype(warp_n)::value;
+            using S = TileShape<kWarpsM, kWarpN>;
             MmaGroup g{};
             g.n = n;
             for (int i = 0; i < n; ++i) {
@@ -291,16 +303,16 @@ void matmul_mma(const DevWeight* ws, const Act* ys, int n, const __half* xh, int
                 g.tile0[i + 1] = g.tile0[i] + int(grid_1d(ws[i].n_out, S::kBN));
             }
             // Over the 48 KB a launch gets by default; per call, as the setting is per device.
-            cudaFuncSetAttribute(matmul_mma_kernel<T, kWarpsM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 int(S::kSmemBytes));
+            const auto kernel = matmul_mma_kernel<T, kWarpsM, kWarpN>;
+            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(S::kSmemBytes));
             const dim3 grid(unsigned(g.tile0[n]), grid_1d(n_tok, S::kBM));
-            launch_kernel(matmul_mma_kernel<T, kWarpsM>, grid, S::kThreads, S::kSmemBytes, stream, g, ws[0].n_in, xh,
-                          s.ld, n_tok);
+            launch_kernel(kernel, grid, S::kThreads, S::kSmemBytes, stream, g, ws[0].n_in, xh, s.ld, n_tok);
         };
-        if (wide)
-            launch(std::integral_constant<int, 2>{});
+        // Tiles of 128 tokens halve the weight conversions; 64 only pay for few tokens.
+        if (n_tok > 64)
+            launch(std::integral_constant<int, 2>{}, std::integral_constant<int, kWideWarpN<T>>{});
         else
-            launch(std::integral_constant<int, 1>{});
+            launch(std::integral_constant<int, 1>{}, std::integral_constant<int, 32>{});
     });
 }
 
