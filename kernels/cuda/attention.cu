@@ -253,15 +253,7 @@ __global__ void __launch_bounds__(kTileThreads) attention_tiled_kernel(Attention
 template <class KT, int kD>
 bool launch_tiled(const AttentionArgs& a, cudaStream_t stream) {
     constexpr size_t bytes = TileSmem<KT, kD>::kBytes;
-    static const bool fits = [] {  // beyond 48 KB needs an opt-in per kernel
-        int dev = 0, optin = 0;
-        cudaGetDevice(&dev);
-        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-        return bytes <= size_t(optin) && cudaFuncSetAttribute(attention_tiled_kernel<KT, kD>,
-                                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                              int(bytes)) == cudaSuccess;
-    }();
-    if (!fits) return false;
+    if (!allow_dynamic_smem<attention_tiled_kernel<KT, kD>>(bytes)) return false;
     const dim3 grid(unsigned(a.n_head), grid_1d(a.q.n_rows, kTileQ));
     launch_kernel(attention_tiled_kernel<KT, kD>, grid, kTileThreads, bytes, stream, a);
     return true;

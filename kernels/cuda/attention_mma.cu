@@ -273,15 +273,7 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionArgs a
 template <int kD>
 bool launch(const AttentionArgs& a, cudaStream_t stream) {
     constexpr size_t bytes = FaShape<kD>::kBytes;
-    static const bool fits = [] {  // beyond 48 KB needs an opt-in per kernel
-        int dev = 0, optin = 0;
-        cudaGetDevice(&dev);
-        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-        return bytes + sizeof(FaMask) <= size_t(optin) &&
-               cudaFuncSetAttribute(attention_mma_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(bytes)) == cudaSuccess;
-    }();
-    if (!fits) return false;
+    if (!allow_dynamic_smem<attention_mma_kernel<kD>>(bytes)) return false;
     const dim3 grid(unsigned(a.n_head), grid_1d(a.q.n_rows, kQ));
     launch_kernel(attention_mma_kernel<kD>, grid, kThreads, bytes, stream, a);
     return true;

@@ -141,6 +141,7 @@ CudaBackend::~CudaBackend() {
     cudaFree(xq_);
     cudaFree(xs_);
     cudaFree(xh_);
+    cudaFree(split_);
     cudaFree(norm_xq_);
     cudaFree(norm_xs_);
     cudaFree(norm_ss_);
@@ -371,13 +372,26 @@ const __half* CudaBackend::f16_input(const Act& x) {
     return static_cast<const __half*>(xh_);
 }
 
+void CudaBackend::run_matmul_mma(const DevWeight* ws, const Act* ys, int n, const __half* xh, int64_t n_tok) {
+    const int64_t floats = matmul_mma_scratch_floats(ws, n, n_tok, info_.n_sm);
+    if (floats > split_cap_) {
+        sync_stream("cudaStreamSynchronize");  // kernels queued before may still read the old buffer
+        cudaFree(split_);
+        split_ = nullptr;
+        split_cap_ = 0;
+        split_ = static_cast<float*>(device_alloc(size_t(floats) * sizeof(float), "split matmul sums"));
+        split_cap_ = floats;
+    }
+    matmul_mma(ws, ys, n, xh, n_tok, info_.n_sm, split_, st(stream_));
+}
+
 void CudaBackend::matmul(const Weight& w, const Act& x, Act y) {
     KILN_TRACE_HOST_OP("matmul");
     require_fits(w, x, y, "matmul");
     if (x.n_rows == 0) return;
     const DevWeight dw = dev(w);
     if (x.n_rows > kMatvecMaxTokens) {
-        matmul_mma(&dw, &y, 1, f16_input(x), x.n_rows, st(stream_));
+        run_matmul_mma(&dw, &y, 1, f16_input(x), x.n_rows);
     } else if (matvec_q8_supported(w.type())) {
         quantize_input(x);
         matvec_q8(&dw, &y, 1, xq_, static_cast<const float4*>(xs_), int(x.n_rows), st(stream_));
@@ -408,7 +422,7 @@ void CudaBackend::matmul_n(const Act& x, std::span<const Weight* const> ws, std:
     if (x.n_rows > kMatvecMaxTokens) {
         const __half* xh = f16_input(x);
         for_each_type_run(ws, ys, [&](const DevWeight* group, const Act* outs, int n) {
-            matmul_mma(group, outs, n, xh, x.n_rows, st(stream_));
+            run_matmul_mma(group, outs, n, xh, x.n_rows);
         });
         for (const Act& y : ys)
             if (y.data == xq_src_) xq_src_ = nullptr;

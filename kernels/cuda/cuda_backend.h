@@ -26,6 +26,7 @@ namespace kiln::cuda {
 
 struct AttentionArgs;  // cuda_ops.h
 struct NormIn;         // cuda_ops.h
+struct DevWeight;      // cuda_ops.h
 
 // A failed CUDA call or a missing device: what failed, and what to do.
 class CudaError : public BackendError {
@@ -149,6 +150,10 @@ private:
     size_t xq_cap_ = 0;
     void* xh_ = nullptr;
     size_t xh_cap_ = 0;
+    // Partial sums of small tensor-core products split over k (matmul_mma).
+    float* split_ = nullptr;
+    int64_t split_cap_ = 0;
+    void run_matmul_mma(const DevWeight* ws, const Act* ys, int n, const __half* xh, int64_t n_tok);
     // The rows converted last and into which form (ops that may rewrite them
     // reset xq_src_): Q, K and V (and gate and up) read the same rows.
     const float* xq_src_ = nullptr;

@@ -94,8 +94,14 @@ void convert_act_f16(const Act& x, __half* xh, cudaStream_t stream);
 // ys[i] = x · Ws[i]^T for any token count, x given by convert_act_f16, in one
 // launch: 1..kMatvecMaxGroup weights of one type and n_in. Weight tiles are
 // dequantized to F16 in shared memory and multiplied on the tensor cores (F32
-// accumulation); a weight gives the same bits alone as in a group.
-void matmul_mma(const DevWeight* ws, const Act* ys, int n, const __half* xh, int64_t n_tok, cudaStream_t stream);
+// accumulation). The same call gives the same bits every time; a weight alone
+// and in a group may differ in rounding (a group's split over k may differ).
+// Small products are split over k (n_sm: the device's multiprocessors) into
+// `scratch`, which must hold matmul_mma_scratch_floats() floats for the same
+// weights and tokens (0: no split, scratch may be null).
+void matmul_mma(const DevWeight* ws, const Act* ys, int n, const __half* xh, int64_t n_tok, int n_sm, float* scratch,
+                cudaStream_t stream);
+int64_t matmul_mma_scratch_floats(const DevWeight* ws, int n, int64_t n_tok, int n_sm);
 
 // out[t, :] = dequantized row ids[t] of the table; ids null: one row, id0 (a decode
 // step's token goes as a kernel argument, no copy on the stream before it).

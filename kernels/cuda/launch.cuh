@@ -22,7 +22,9 @@
 // instructions return at once.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 #include "kernels/cuda/cuda_ops.h"
@@ -81,6 +83,41 @@ __device__ __forceinline__ void prefetch_l2(const void* p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("prefetch.global.L2 [%0];" ::"l"(p) : "memory");  // "memory": stays before the wait
 #endif
+}
+
+// Lets kKernel take `bytes` of dynamic shared memory (over 48 KB needs an opt-in
+// per kernel and device) on the current device, asking the driver once per device;
+// false where the device cannot give that much.
+template <auto kKernel>
+bool allow_dynamic_smem(size_t bytes) {
+    static std::atomic<uint64_t> allowed{0}, refused{0};  // device bits
+    int dev = 0;
+    cudaGetDevice(&dev);
+    const uint64_t bit = dev < 64 ? uint64_t(1) << dev : 0;
+    if (allowed.load(std::memory_order_relaxed) & bit) return true;
+    if (refused.load(std::memory_order_relaxed) & bit) return false;
+    int optin = 0;
+    cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    const bool ok = bytes <= size_t(optin) &&
+                    cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)) == cudaSuccess;
+    (ok ? allowed : refused).fetch_or(bit, std::memory_order_relaxed);
+    return ok;
+}
+
+// How many blocks of kKernel (threads, smem dynamic bytes: the same at every call)
+// one multiprocessor of the current device holds, asked once per device.
+template <auto kKernel>
+int blocks_per_sm(int threads, size_t smem) {
+    static std::atomic<int> per_device[64];  // 0: not asked yet
+    int dev = 0;
+    cudaGetDevice(&dev);
+    if (dev < 64)
+        if (const int known = per_device[dev].load(std::memory_order_relaxed)) return known;
+    int n = 0;
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kKernel, threads, smem);
+    n = n > 0 ? n : 1;
+    if (dev < 64) per_device[dev].store(n, std::memory_order_relaxed);
+    return n;
 }
 
 // kernel<<<grid, block, smem, stream>>>(args...); errors are left for

@@ -5,6 +5,7 @@
 // tokens' F16 values and multiplies them with m16n8k16 mma (F32 accumulators);
 // dequantizing a weight element once per 64 or 128 tokens keeps the conversion
 // small beside the multiply-adds it feeds.
+#include <algorithm>
 #include <type_traits>
 
 #include "kernels/cuda/cuda_ops.h"
@@ -88,6 +89,11 @@ struct MmaGroup {
     int64_t y_stride[kMatvecMaxGroup];
     int tile0[kMatvecMaxGroup + 1];  // first x tile of each weight; tile0[n] = all tiles
     int n;
+    // Split over k (grid z): block z takes steps [z * split_steps, (z + 1) * split_steps)
+    // and writes its sums to partial (z, token, x tile * kBN + output in the tile),
+    // which split_reduce_kernel adds up, in order, into y. partial null: no split.
+    float* partial;
+    int64_t split_steps;
 };
 
 // A block computes a kBM (tokens) x kBN (outputs) tile of y with kWarpsM x 2
@@ -194,19 +200,20 @@ __global__ void __launch_bounds__(TileShape<kWarpsM, kWarpN>::kThreads)
             for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
 
     let_next_grid_start();
-    load_w(0);  // weights are constant: their first loads may precede the wait
+    load_w(int64_t(blockIdx.z) * g.split_steps * kBK);  // weights are constant: their first loads may precede the wait
     wait_prior_grid();
-    copy_x(0, 0);
+    copy_x(int64_t(blockIdx.z) * g.split_steps * kBK, 0);
     store_w(0);
-    const int64_t n_steps = (n_in + kBK - 1) / kBK;
+    const int64_t step0 = int64_t(blockIdx.z) * g.split_steps;
+    const int64_t n_steps = min((n_in + kBK - 1) / kBK - step0, g.split_steps);
     for (int64_t step = 0; step < n_steps; ++step) {
         const int cur = int(step & 1);
         cp_async_wait_all();
         __syncthreads();  // stage cur complete; every warp is done with the other stage
         const bool more = step + 1 < n_steps;
         if (more) {
-            copy_x((step + 1) * kBK, cur ^ 1);
-            load_w((step + 1) * kBK);
+            copy_x((step0 + step + 1) * kBK, cur ^ 1);
+            load_w((step0 + step + 1) * kBK);
         }
         const __half* xs = sx(cur) + (wm * 64) * kLd;
         const __half* ws = sw(cur) + (wn * kWarpN) * kLd;
@@ -231,6 +238,22 @@ __global__ void __launch_bounds__(TileShape<kWarpsM, kWarpN>::kThreads)
         }
         if (more) store_w(cur ^ 1);
     }
+    if (g.partial) {  // a split's share: every column of the tile, no output check
+        const int64_t ld = int64_t(g.tile0[g.n]) * S::kBN;
+        float* part = g.partial + int64_t(blockIdx.z) * n_tok * ld + int64_t(blockIdx.x) * S::kBN;
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < S::kFragsN; ++j)
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const int64_t t = t0 + wm * 64 + i * 16 + (lane >> 2) + 8 * h;
+                    const int c = wn * kWarpN + j * 8 + 2 * (lane & 3);
+                    if (t < n_tok)
+                        *reinterpret_cast<float2*>(part + t * ld + c) = make_float2(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
+                }
+        return;
+    }
     // Each thread holds, per fragment, two outputs side by side for two tokens.
     const bool pairs = (y_stride & 1) == 0 && (reinterpret_cast<uintptr_t>(y) & 7) == 0;
 #pragma unroll
@@ -251,6 +274,24 @@ __global__ void __launch_bounds__(TileShape<kWarpsM, kWarpN>::kThreads)
                     if (o + 1 < n_out) dst[1] = v1;
                 }
             }
+}
+
+// y = the sum of the splits' partials, in split order (the same bits every run).
+__global__ void split_reduce_kernel(MmaGroup g, int64_t n_tok, int n_split, int bn) {
+    let_next_grid_start();
+    wait_prior_grid();
+    const int64_t ld = int64_t(g.tile0[g.n]) * bn;
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n_tok * ld) return;
+    const int64_t t = i / ld, c = i % ld;
+    const int tile = int(c / bn);
+    int gi = 0;
+    while (gi + 1 < g.n && tile >= g.tile0[gi + 1]) ++gi;
+    const int64_t o = c - int64_t(g.tile0[gi]) * bn;
+    if (o >= g.n_out[gi]) return;
+    float sum = 0.0f;
+    for (int z = 0; z < n_split; ++z) sum += g.partial[(int64_t(z) * n_tok + t) * ld + c];
+    g.y[gi][t * g.y_stride[gi] + o] = sum;
 }
 
 __global__ void to_f16_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_tok, int64_t n_in,
@@ -285,34 +326,94 @@ void convert_act_f16(const Act& x, __half* xh, cudaStream_t stream) {
                   s.n_tok_pad);
 }
 
-void matmul_mma(const DevWeight* ws, const Act* ys, int n, const __half* xh, int64_t n_tok, cudaStream_t stream) {
+namespace {
+
+// How one matmul_mma call runs: its tiles, and the split over k that keeps a
+// small product from being a few blocks walking a long k each (a prompt of 9-64
+// tokens: one row of token tiles, 64 blocks for a 4096-row weight, each with
+// every step's load latency in turn).
+struct MmaPlan {
+    bool wide;        // 128-token tiles
+    int bn;           // outputs per tile
+    int tiles;        // x tiles of the group
+    int n_split;      // grid z
+    int64_t split_steps;
+    int64_t partial_floats() const { return n_split > 1 ? int64_t(n_split) * tiles * bn : 0; }  // per token
+};
+
+template <class T, int kWarpsM, int kWarpN>
+int resident_blocks(int n_sm) {
+    using S = TileShape<kWarpsM, kWarpN>;
+    constexpr auto kernel = matmul_mma_kernel<T, kWarpsM, kWarpN>;
+    allow_dynamic_smem<kernel>(S::kSmemBytes);
+    return blocks_per_sm<kernel>(S::kThreads, S::kSmemBytes) * n_sm;
+}
+
+template <class T, int kWarpsM, int kWarpN>
+MmaPlan plan_for(const DevWeight* ws, int n, int64_t n_tok, int n_sm) {
+    using S = TileShape<kWarpsM, kWarpN>;
+    MmaPlan p{kWarpsM == 2, S::kBN, 0, 1, 0};
+    for (int i = 0; i < n; ++i) p.tiles += int(grid_1d(ws[i].n_out, S::kBN));
+    const int64_t n_steps = (ws[0].n_in + kBK - 1) / kBK;
+    const int64_t blocks = int64_t(p.tiles) * grid_1d(n_tok, S::kBM);
+    // As many splits as the resident blocks take, each of at least 4 steps.
+    const int64_t fit = resident_blocks<T, kWarpsM, kWarpN>(n_sm) / std::max<int64_t>(blocks, 1);
+    p.n_split = int(std::clamp<int64_t>(std::min(fit, n_steps / 4), 1, 16));
+    p.split_steps = (n_steps + p.n_split - 1) / p.n_split;
+    p.n_split = int((n_steps + p.split_steps - 1) / p.split_steps);  // no empty split
+    return p;
+}
+
+template <class T>
+MmaPlan plan(const DevWeight* ws, int n, int64_t n_tok, int n_sm) {
+    // Tiles of 128 tokens halve the weight conversions; 64 only pay for few tokens.
+    if (n_tok > 64) return plan_for<T, 2, kWideWarpN<T>>(ws, n, n_tok, n_sm);
+    return plan_for<T, 1, 32>(ws, n, n_tok, n_sm);
+}
+
+}  // namespace
+
+int64_t matmul_mma_scratch_floats(const DevWeight* ws, int n, int64_t n_tok, int n_sm) {
+    int64_t floats = 0;
+    dispatch_weight_type(ws[0].type, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        floats = plan<T>(ws, n, n_tok, n_sm).partial_floats() * n_tok;
+    });
+    return floats;
+}
+
+void matmul_mma(const DevWeight* ws, const Act* ys, int n, const __half* xh, int64_t n_tok, int n_sm, float* scratch,
+                cudaStream_t stream) {
     const MmaActShape s = mma_act_shape(n_tok, ws[0].n_in);
     dispatch_weight_type(ws[0].type, [&](auto tag) {
         using T = typename decltype(tag)::type;
+        const MmaPlan p = plan<T>(ws, n, n_tok, n_sm);
+        MmaGroup g{};
+        g.n = n;
+        for (int i = 0; i < n; ++i) {
+            g.w[i] = static_cast<const uint8_t*>(ws[i].data);
+            g.row_bytes[i] = ws[i].row_bytes;
+            g.n_out[i] = ws[i].n_out;
+            g.y[i] = ys[i].data;
+            g.y_stride[i] = ys[i].stride;
+            g.tile0[i + 1] = g.tile0[i] + int(grid_1d(ws[i].n_out, p.bn));
+        }
+        g.partial = p.n_split > 1 ? scratch : nullptr;
+        g.split_steps = p.split_steps;
         auto launch = [&](auto warps_m, auto warp_n) {
             constexpr int kWarpsM = decltype(warps_m)::value, kWarpN = decltype(warp_n)::value;
             using S = TileShape<kWarpsM, kWarpN>;
-            MmaGroup g{};
-            g.n = n;
-            for (int i = 0; i < n; ++i) {
-                g.w[i] = static_cast<const uint8_t*>(ws[i].data);
-                g.row_bytes[i] = ws[i].row_bytes;
-                g.n_out[i] = ws[i].n_out;
-                g.y[i] = ys[i].data;
-                g.y_stride[i] = ys[i].stride;
-                g.tile0[i + 1] = g.tile0[i] + int(grid_1d(ws[i].n_out, S::kBN));
-            }
-            // Over the 48 KB a launch gets by default; per call, as the setting is per device.
-            const auto kernel = matmul_mma_kernel<T, kWarpsM, kWarpN>;
-            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(S::kSmemBytes));
-            const dim3 grid(unsigned(g.tile0[n]), grid_1d(n_tok, S::kBM));
-            launch_kernel(kernel, grid, S::kThreads, S::kSmemBytes, stream, g, ws[0].n_in, xh, s.ld, n_tok);
+            const dim3 grid(unsigned(g.tile0[n]), grid_1d(n_tok, S::kBM), unsigned(p.n_split));
+            launch_kernel(matmul_mma_kernel<T, kWarpsM, kWarpN>, grid, S::kThreads, S::kSmemBytes, stream, g,
+                          ws[0].n_in, xh, s.ld, n_tok);
         };
-        // Tiles of 128 tokens halve the weight conversions; 64 only pay for few tokens.
-        if (n_tok > 64)
+        if (p.wide)
             launch(std::integral_constant<int, 2>{}, std::integral_constant<int, kWideWarpN<T>>{});
         else
             launch(std::integral_constant<int, 1>{}, std::integral_constant<int, 32>{});
+        if (p.n_split > 1)
+            launch_kernel(split_reduce_kernel, grid_1d(n_tok * g.tile0[n] * p.bn, 256), 256, 0, stream, g, n_tok,
+                          p.n_split, p.bn);
     });
 }
 

@@ -3,6 +3,8 @@
 // warps per block or of the 64-row MMA tile, token counts on both sides of the
 // matrix-vector / tensor-core switch, row lengths not a multiple of the MMA
 // step, KV scans not a multiple of the warps.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "cuda_test_util.h"
@@ -106,6 +108,10 @@ TEST_CASE("cuda: matmul of every weight type, decode (1..8 tokens) and batch (te
     // last block of 37 rows holds a row pair with one row and one with none.
     for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q5_1, GgmlType::Q8_0})
         for (int64_t n_tok : {1, 4}) check_matmul(*cb, t, 8224, 37, n_tok);
+    // Few tiles over long rows: the tensor-core product split over k (up to 16 ways, partial
+    // sums added in a second kernel), narrow and wide tiles, a split shorter than the rest.
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q6_K, GgmlType::F16})
+        for (int64_t n_tok : {16, 100}) check_matmul(*cb, t, 4096 + 256, 70, n_tok);
     // Many tiles of the 128-token-wide kernel (over 64 tokens), with tails in outputs and tokens.
     for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::F16}) check_matmul(*cb, t, 256, 1000, 300);
     // Float rows whose length is no multiple of 8 or 32 (stories260K's 172).
@@ -173,8 +179,20 @@ TEST_CASE("cuda: matmul_n (stacked launches, decode and tensor cores) equals sep
             for (size_t i = 0; i < g.size(); ++i) cb->matmul(*g[i], dx.act(), plain[i].act());
             for (size_t i = 0; i < g.size(); ++i) {
                 const auto got = read(*cb, fused[i].act()), want = read(*cb, plain[i].act());
-                CHECK_MESSAGE(std::memcmp(got.data(), want.data(), got.size() * 4) == 0,
-                              "output " << i << " of " << g.size() << ", " << n_tok << " tokens");
+                if (n_tok <= cuda::kMatvecMaxTokens) {  // decode: the same bits
+                    CHECK_MESSAGE(std::memcmp(got.data(), want.data(), got.size() * 4) == 0,
+                                  "output " << i << " of " << g.size() << ", " << n_tok << " tokens");
+                    continue;
+                }
+                // Tensor cores: a group may split k differently (the same sums in another order).
+                float peak = 0.0f;
+                for (float v : want) peak = std::max(peak, std::fabs(v));
+                for (size_t e = 0; e < got.size(); ++e)
+                    if (!(std::fabs(got[e] - want[e]) <= 1e-5f * peak)) {
+                        FAIL_CHECK("output " << i << " of " << g.size() << ", " << n_tok << " tokens: element " << e
+                                             << " is " << got[e] << ", alone " << want[e]);
+                        break;
+                    }
             }
         }
     auto x = device_act(*cb, 1, 512);
