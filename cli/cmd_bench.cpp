@@ -122,15 +122,16 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 int cmd_bench(const Args& args) {
     ModelOptions mo;
-    int n_prompt = 512, n_gen = 128, reps = 5;
+    std::vector<int> n_prompts = {512}, n_gens = {128};
+    int reps = 5;
     bool json = false, memory_only = false, measure_memory = true;
 
-    OptionParser parser("kiln bench -m FILE [-p 512] [-n 128] [-t N] [-r 5] [--json] | kiln bench --memory [-t N]");
+    OptionParser parser("kiln bench -m FILE [-p 512[,N...]] [-n 128[,N...]] [-t N] [-r 5] [--json] | kiln bench --memory [-t N]");
     parser.add_model_options(mo);
-    parser.value({"-p", "--n-prompt"}, "N", "prompt tokens for the pp test; 0 = skip (default 512)",
-                 [&](const std::string& v) { n_prompt = parse_int("--n-prompt", v, 0, 1 << 20); });
-    parser.value({"-n", "--n-gen"}, "N", "generated tokens for the tg test; 0 = skip (default 128)",
-                 [&](const std::string& v) { n_gen = parse_int("--n-gen", v, 0, 1 << 20); });
+    parser.value({"-p", "--n-prompt"}, "N[,N...]", "prompt tokens of each pp test; 0 = skip (default 512)",
+                 [&](const std::string& v) { n_prompts = parse_int_list("--n-prompt", v, 0, 1 << 20); });
+    parser.value({"-n", "--n-gen"}, "N[,N...]", "generated tokens of each tg test; 0 = skip (default 128)",
+                 [&](const std::string& v) { n_gens = parse_int_list("--n-gen", v, 0, 1 << 20); });
     parser.value({"-r", "--repetitions"}, "N", "repetitions of each test (default 5)",
                  [&](const std::string& v) { reps = parse_int("--repetitions", v, 1, 1000); });
     parser.flag({"--json"}, "print the results as JSON", [&] { json = true; });
@@ -150,7 +151,9 @@ int cmd_bench(const Args& args) {
         return 0;
     }
     std::optional<BandwidthResult> bw;
-    if (memory_only || (measure_memory && n_gen > 0 && mo.backend != "cuda" && mo.backend != "vulkan"))
+    const int max_prompt = *std::max_element(n_prompts.begin(), n_prompts.end());
+    const int max_gen = *std::max_element(n_gens.begin(), n_gens.end());
+    if (memory_only || (measure_memory && max_gen > 0 && mo.backend != "cuda" && mo.backend != "vulkan"))
         bw = measure_read_bandwidth(n_threads);
     if (memory_only) {
         if (json) {
@@ -175,10 +178,10 @@ int cmd_bench(const Args& args) {
     const ModelFacts facts = describe(*model);
     // Decode on a GPU that holds the whole model is bound by the GPU's memory.
     std::optional<GpuBandwidth> gpu_bw;
-    if (const auto dev = model->whole_on_cuda(); dev && measure_memory && n_gen > 0)
+    if (const auto dev = model->whole_on_cuda(); dev && measure_memory && max_gen > 0)
         gpu_bw = measure_gpu_bandwidth("cuda", *dev);
     ContextOptions co;
-    co.n_ctx = std::max(n_prompt + n_gen, 16);
+    co.n_ctx = std::max(std::max(max_prompt, max_gen), 16);
     co.n_batch = std::max(mo.n_batch, 1);
     Context ctx(model, co);
     std::mt19937 rng(1234);
@@ -214,7 +217,8 @@ int cmd_bench(const Args& args) {
         results.push_back(r);
     };
 
-    if (n_prompt > 0) {
+    for (const int n_prompt : n_prompts) {
+        if (n_prompt == 0) continue;
         std::vector<double> times;
         for (int rep = -1; rep < reps; ++rep) {  // rep -1 warms caches and pages in the weights
             const auto tokens = random_tokens(n_prompt, n_vocab, rng);
@@ -225,7 +229,8 @@ int cmd_bench(const Args& args) {
         }
         report("pp" + std::to_string(n_prompt), n_prompt, times);
     }
-    if (n_gen > 0) {
+    for (const int n_gen : n_gens) {
+        if (n_gen == 0) continue;
         std::vector<double> times;
         for (int rep = -1; rep < reps; ++rep) {
             const auto tokens = random_tokens(n_gen, n_vocab, rng);

@@ -130,6 +130,17 @@ int parse_int(const std::string& option, const std::string& text, int min, int m
     return int(v);
 }
 
+std::vector<int> parse_int_list(const std::string& option, const std::string& text, int min, int max) {
+    std::vector<int> out;
+    size_t start = 0;
+    while (true) {
+        const size_t comma = text.find(',', start);
+        out.push_back(parse_int(option, text.substr(start, comma == std::string::npos ? comma : comma - start), min, max));
+        if (comma == std::string::npos) return out;
+        start = comma + 1;
+    }
+}
+
 float parse_float(const std::string& option, const std::string& text, float min, float max) {
     float v = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);

@@ -69,6 +69,8 @@ private:
 
 // Strict number parsing for option values: the whole string must be a number in range.
 int parse_int(const std::string& option, const std::string& text, int min, int max);
+// A comma-separated list of such numbers ("16,64,512", as llama-bench takes them).
+std::vector<int> parse_int_list(const std::string& option, const std::string& text, int min, int max);
 float parse_float(const std::string& option, const std::string& text, float min, float max);
 uint64_t parse_u64(const std::string& option, const std::string& text);
 

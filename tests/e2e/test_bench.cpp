@@ -35,3 +35,18 @@ TEST_CASE("e2e bench: --memory measures the CPU's memory, or says which devices 
     CHECK(vk.exit_code != 0);
     CHECK(vk.err.find("not a Vulkan device's") != std::string::npos);
 }
+
+TEST_CASE("e2e bench: -p and -n take comma lists as llama-bench does; a bad item is a usage error") {
+    const auto r = run_kiln_process("bench -m " + shell_quote(kiln::test::model_path("stories260K.gguf")) +
+                                    " --backend cpu -t 2 -p 8,24 -n 0,4 -r 1 --no-memory --json");
+    REQUIRE(r.exit_code == 0);
+    const auto rows = nlohmann::json::parse(r.out);
+    REQUIRE(rows.size() == 3);  // pp8, pp24, tg4 (0 skips)
+    CHECK(rows[0]["test"] == "pp8");
+    CHECK(rows[1]["test"] == "pp24");
+    CHECK(rows[2]["test"] == "tg4");
+    const auto bad = run_kiln_process("bench -m " + shell_quote(kiln::test::model_path("stories260K.gguf")) +
+                                      " -p 8,,16");
+    CHECK(bad.exit_code != 0);
+    CHECK(bad.err.find("--n-prompt: '' is not a whole number") != std::string::npos);
+}
