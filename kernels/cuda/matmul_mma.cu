@@ -238,23 +238,10 @@ __global__ void __launch_bounds__(TileShape<kWarpsM, kWarpN>::kThreads)
         }
         if (more) store_w(cur ^ 1);
     }
-    if (g.partial) {  // a split's share: every column of the tile, no output check
-        const int64_t ld = int64_t(g.tile0[g.n]) * S::kBN;
-        float* part = g.partial + int64_t(blockIdx.z) * n_tok * ld + int64_t(blockIdx.x) * S::kBN;
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-#pragma unroll
-            for (int j = 0; j < S::kFragsN; ++j)
-#pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    const int64_t t = t0 + wm * 64 + i * 16 + (lane >> 2) + 8 * h;
-                    const int c = wn * kWarpN + j * 8 + 2 * (lane & 3);
-                    if (t < n_tok)
-                        *reinterpret_cast<float2*>(part + t * ld + c) = make_float2(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
-                }
-        return;
-    }
-    // Each thread holds, per fragment, two outputs side by side for two tokens.
+    // Each thread holds, per fragment, two outputs side by side for two tokens: to a
+    // split's partial sums (every column of the tile) or to y (outputs past n_out dropped).
+    const int64_t part_ld = int64_t(g.tile0[g.n]) * S::kBN;
+    float* part = g.partial ? g.partial + int64_t(blockIdx.z) * n_tok * part_ld + int64_t(blockIdx.x) * S::kBN : nullptr;
     const bool pairs = (y_stride & 1) == 0 && (reinterpret_cast<uintptr_t>(y) & 7) == 0;
 #pragma unroll
     for (int i = 0; i < 4; ++i)
@@ -263,10 +250,15 @@ __global__ void __launch_bounds__(TileShape<kWarpsM, kWarpN>::kThreads)
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 const int64_t t = t0 + wm * 64 + i * 16 + (lane >> 2) + 8 * h;
-                const int64_t o = o0 + wn * kWarpN + j * 8 + 2 * (lane & 3);
+                const int c = wn * kWarpN + j * 8 + 2 * (lane & 3);  // column in the tile
                 if (t >= n_tok) continue;
-                float* dst = y + t * y_stride + o;
                 const float v0 = acc[i][j][2 * h], v1 = acc[i][j][2 * h + 1];
+                if (part) {
+                    *reinterpret_cast<float2*>(part + t * part_ld + c) = make_float2(v0, v1);
+                    continue;
+                }
+                const int64_t o = o0 + c;
+                float* dst = y + t * y_stride + o;
                 if (pairs && o + 1 < n_out) {
                     *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
                 } else {
