@@ -36,7 +36,7 @@ TEST_CASE("e2e bench: --memory measures the CPU's memory, or says which devices 
     CHECK(vk.err.find("not a Vulkan device's") != std::string::npos);
 }
 
-TEST_CASE("e2e bench: -p and -n take comma lists as llama-bench does; a bad item is a usage error") {
+TEST_CASE("e2e bench: -p and -n take comma lists as llama-bench does, and a bad item is a usage error") {
     const auto r = run_kiln_process("bench -m " + shell_quote(kiln::test::model_path("stories260K.gguf")) +
                                     " --backend cpu -t 2 -p 8,24 -n 0,4 -r 1 --no-memory --json");
     REQUIRE(r.exit_code == 0);
