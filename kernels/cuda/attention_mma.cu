@@ -14,6 +14,7 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/attention_mask.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/launch.cuh"
@@ -35,38 +36,15 @@ struct FaShape {
     static constexpr size_t kBytes = 4 * size_t(kTile) * sizeof(__half);  // K and V, two stages
 };
 
-// What the block's queries and one stage's cells are, for the mask: a query sees a
-// cell holding a position at or before its own, of its sequence.
-struct FaMask {
-    int32_t qpos[kQ];    // -1: past the batch
-    uint64_t qseq[kQ];   // the query's sequence bit
-    int32_t cpos[2][kC];  // per stage; -1: empty or past n_scan
-    uint64_t cseq[2][kC];
-    int32_t max_pos, min_pos;  // over the block's queries
-    uint64_t seqs;             // the union of their sequences
-};
-
-__device__ __forceinline__ bool sees(int32_t cp, uint64_t cs, int32_t qp, uint64_t qs) {
-    return cp >= 0 && cp <= qp && (cs & qs) != 0;
-}
+using FaMask = BatchMask<kQ, kC, 2>;  // a cell set per stage
 
 // The first tile at or after c0 that a query of the block sees, with its cells in
-// stage s of the mask and whether every query sees every cell of it; n_scan if
+// set s of the mask and whether every query sees every cell of it; n_scan if
 // none. Called by the whole block (barriers).
 __device__ __forceinline__ int next_tile(const AttentionArgs& a, int c0, int s, FaMask& m, bool& full) {
     for (; c0 < a.n_scan; c0 += kC) {
-        bool vis = false, all = true;
-        if (threadIdx.x < kC) {
-            const int c = c0 + threadIdx.x;
-            const int32_t cp = c < a.n_scan ? a.cell_pos[c] : -1;
-            const uint64_t cs = c < a.n_scan ? a.cell_seqs[c] : 0;
-            m.cpos[s][threadIdx.x] = cp;
-            m.cseq[s][threadIdx.x] = cs;
-            vis = cp >= 0 && cp <= m.max_pos && (cs & m.seqs) != 0;
-            // Every query's single sequence bit is in the cell's set.
-            all = cp >= 0 && cp <= m.min_pos && (cs & m.seqs) == m.seqs;
-        }
-        full = __syncthreads_and(all);
+        const bool vis = m.load_cells(a, c0, s);
+        full = __syncthreads_and(m.all_see_cell(s));
         if (__syncthreads_or(vis)) return c0;
     }
     return a.n_scan;
@@ -117,31 +95,9 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionArgs a
         const uint2 hv = make_uint2(pack_half2(v.x * qscale, v.y * qscale), pack_half2(v.z * qscale, v.w * qscale));
         *reinterpret_cast<uint2*>(sQ + qi * kLd + d) = hv;
     }
-    if (tid < kQ) {
-        mask.qpos[tid] = tid < nq ? a.tok_pos[t0 + tid] : -1;
-        mask.qseq[tid] = tid < nq ? uint64_t(1) << a.tok_seq[t0 + tid] : 0;
-    }
+    mask.load_queries(a, t0, nq);
     __syncthreads();
-    if (warp == 0) {
-        int32_t mx = -1, mn = INT32_MAX;
-        uint64_t un = 0;
-        for (int i = lane; i < nq; i += 32) {
-            mx = max(mx, mask.qpos[i]);
-            mn = min(mn, mask.qpos[i]);
-            un |= mask.qseq[i];
-        }
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            mx = max(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-            mn = min(mn, __shfl_xor_sync(0xffffffffu, mn, o));
-            un |= __shfl_xor_sync(0xffffffffu, un, o);
-        }
-        if (lane == 0) {
-            mask.max_pos = mx;
-            mask.min_pos = mn;
-            mask.seqs = un;
-        }
-    }
+    mask.reduce_queries();
     uint32_t qf[kD / 16][4];
 #pragma unroll
     for (int k = 0; k < kD / 16; ++k) ldmatrix_x4(qf[k], sQ + (warp * 16 + (lane & 15)) * kLd + 16 * k + (lane >> 4) * 8);
@@ -156,8 +112,8 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionArgs a
     float m_row[2] = {-INFINITY, -INFINITY}, l_part[2] = {0.0f, 0.0f};  // l: this thread's share of the row sum
 
     __syncthreads();  // the mask's queries are reduced; every warp holds its Q (stage 1 is free)
-    const int32_t qp[2] = {mask.qpos[r], mask.qpos[r + 8]};
-    const uint64_t qs[2] = {mask.qseq[r], mask.qseq[r + 8]};
+    const int32_t qp[2] = {mask.pos[r], mask.pos[r + 8]};
+    const uint64_t qs[2] = {mask.seq[r], mask.seq[r + 8]};
     bool full = false;
     int c0 = next_tile(a, 0, 0, mask, full);
     if (c0 < a.n_scan) {
@@ -197,7 +153,7 @@ __global__ void __launch_bounds__(kThreads) attention_mma_kernel(AttentionArgs a
 #pragma unroll
                 for (int e = 0; e < 4; ++e) {
                     const int cc = j * 8 + 2 * (lane & 3) + (e & 1);
-                    if (!sees(mask.cpos[cur][cc], mask.cseq[cur][cc], qp[e >> 1], qs[e >> 1])) sc[j][e] = -INFINITY;
+                    if (!mask.sees(cc, qp[e >> 1], qs[e >> 1], cur)) sc[j][e] = -INFINITY;
                 }
 
         // The online softmax: a row's 64 scores lie in the four lanes of a quad.

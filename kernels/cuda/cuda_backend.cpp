@@ -373,7 +373,8 @@ const __half* CudaBackend::f16_input(const Act& x) {
 }
 
 void CudaBackend::run_matmul_mma(const DevWeight* ws, const Act* ys, int n, const __half* xh, int64_t n_tok) {
-    const int64_t floats = matmul_mma_scratch_floats(ws, n, n_tok, info_.n_sm);
+    const MmaPlan plan = plan_matmul_mma(ws, n, n_tok, info_.n_sm);
+    const int64_t floats = plan.scratch_floats(n_tok);
     if (floats > split_cap_) {
         sync_stream("cudaStreamSynchronize");  // kernels queued before may still read the old buffer
         cudaFree(split_);
@@ -382,7 +383,7 @@ void CudaBackend::run_matmul_mma(const DevWeight* ws, const Act* ys, int n, cons
         split_ = static_cast<float*>(device_alloc(size_t(floats) * sizeof(float), "split matmul sums"));
         split_cap_ = floats;
     }
-    matmul_mma(ws, ys, n, xh, n_tok, info_.n_sm, split_, st(stream_));
+    matmul_mma(plan, ws, ys, n, xh, n_tok, split_, st(stream_));
 }
 
 void CudaBackend::matmul(const Weight& w, const Act& x, Act y) {

@@ -96,12 +96,20 @@ void convert_act_f16(const Act& x, __half* xh, cudaStream_t stream);
 // dequantized to F16 in shared memory and multiplied on the tensor cores (F32
 // accumulation). The same call gives the same bits every time; a weight alone
 // and in a group may differ in rounding (a group's split over k may differ).
-// Small products are split over k (n_sm: the device's multiprocessors) into
-// `scratch`, which must hold matmul_mma_scratch_floats() floats for the same
-// weights and tokens (0: no split, scratch may be null).
-void matmul_mma(const DevWeight* ws, const Act* ys, int n, const __half* xh, int64_t n_tok, int n_sm, float* scratch,
-                cudaStream_t stream);
-int64_t matmul_mma_scratch_floats(const DevWeight* ws, int n, int64_t n_tok, int n_sm);
+// Small products are split over k (a second kernel adds the parts in order):
+// plan_matmul_mma (n_sm: the device's multiprocessors) says how, and how much
+// scratch the parts' sums take.
+struct MmaPlan {
+    bool wide;            // 128-token tiles (else 64)
+    int bn;               // outputs per tile
+    int tiles;            // output tiles of the group
+    int n_split;          // parts of k
+    int64_t split_steps;  // 64-wide k steps a part
+    int64_t scratch_floats(int64_t n_tok) const { return n_split > 1 ? int64_t(n_split) * tiles * bn * n_tok : 0; }
+};
+MmaPlan plan_matmul_mma(const DevWeight* ws, int n, int64_t n_tok, int n_sm);
+void matmul_mma(const MmaPlan& plan, const DevWeight* ws, const Act* ys, int n, const __half* xh, int64_t n_tok,
+                float* scratch, cudaStream_t stream);
 
 // out[t, :] = dequantized row ids[t] of the table; ids null: one row, id0 (a decode
 // step's token goes as a kernel argument, no copy on the stream before it).

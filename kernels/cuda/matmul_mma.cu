@@ -320,66 +320,51 @@ void convert_act_f16(const Act& x, __half* xh, cudaStream_t stream) {
 
 namespace {
 
-// How one matmul_mma call runs: its tiles, and the split over k that keeps a
-// small product from being a few blocks walking a long k each (a prompt of 9-64
-// tokens: one row of token tiles, 64 blocks for a 4096-row weight, each with
-// every step's load latency in turn).
-struct MmaPlan {
-    bool wide;        // 128-token tiles
-    int bn;           // outputs per tile
-    int tiles;        // x tiles of the group
-    int n_split;      // grid z
-    int64_t split_steps;
-    int64_t partial_floats() const { return n_split > 1 ? int64_t(n_split) * tiles * bn : 0; }  // per token
-};
-
-template <class T, int kWarpsM, int kWarpN>
-int resident_blocks(int n_sm) {
-    using S = TileShape<kWarpsM, kWarpN>;
-    constexpr auto kernel = matmul_mma_kernel<T, kWarpsM, kWarpN>;
-    allow_dynamic_smem<kernel>(S::kSmemBytes);
-    return blocks_per_sm<kernel>(S::kThreads, S::kSmemBytes) * n_sm;
-}
-
-template <class T, int kWarpsM, int kWarpN>
-MmaPlan plan_for(const DevWeight* ws, int n, int64_t n_tok, int n_sm) {
-    using S = TileShape<kWarpsM, kWarpN>;
-    MmaPlan p{kWarpsM == 2, S::kBN, 0, 1, 0};
-    for (int i = 0; i < n; ++i) p.tiles += int(grid_1d(ws[i].n_out, S::kBN));
-    const int64_t n_steps = (ws[0].n_in + kBK - 1) / kBK;
-    const int64_t blocks = int64_t(p.tiles) * grid_1d(n_tok, S::kBM);
-    // As many splits as the resident blocks take, each of at least 4 steps.
-    const int64_t fit = resident_blocks<T, kWarpsM, kWarpN>(n_sm) / std::max<int64_t>(blocks, 1);
-    p.n_split = int(std::clamp<int64_t>(std::min(fit, n_steps / 4), 1, 16));
-    p.split_steps = (n_steps + p.n_split - 1) / p.n_split;
-    p.n_split = int((n_steps + p.split_steps - 1) / p.split_steps);  // no empty split
-    return p;
-}
-
-template <class T>
-MmaPlan plan(const DevWeight* ws, int n, int64_t n_tok, int n_sm) {
-    // Tiles of 128 tokens halve the weight conversions; 64 only pay for few tokens.
-    if (n_tok > 64) return plan_for<T, 2, kWideWarpN<T>>(ws, n, n_tok, n_sm);
-    return plan_for<T, 1, 32>(ws, n, n_tok, n_sm);
+// f(Tag<T>, kWarpsM, kWarpN as integral constants): the tile shape a product of
+// this weight type takes. Tiles of 128 tokens halve the weight conversions; 64
+// only pay for few tokens.
+template <class F>
+void with_tile_shape(GgmlType type, bool wide, F&& f) {
+    dispatch_weight_type(type, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        if (wide)
+            f(tag, std::integral_constant<int, 2>{}, std::integral_constant<int, kWideWarpN<T>>{});
+        else
+            f(tag, std::integral_constant<int, 1>{}, std::integral_constant<int, 32>{});
+    });
 }
 
 }  // namespace
 
-int64_t matmul_mma_scratch_floats(const DevWeight* ws, int n, int64_t n_tok, int n_sm) {
-    int64_t floats = 0;
-    dispatch_weight_type(ws[0].type, [&](auto tag) {
+MmaPlan plan_matmul_mma(const DevWeight* ws, int n, int64_t n_tok, int n_sm) {
+    MmaPlan p{n_tok > TileShape<1, 32>::kBM, 0, 0, 1, 0};
+    with_tile_shape(ws[0].type, p.wide, [&](auto tag, auto warps_m, auto warp_n) {
         using T = typename decltype(tag)::type;
-        floats = plan<T>(ws, n, n_tok, n_sm).partial_floats() * n_tok;
+        constexpr int kWarpsM = decltype(warps_m)::value, kWarpN = decltype(warp_n)::value;
+        using S = TileShape<kWarpsM, kWarpN>;
+        constexpr auto kernel = matmul_mma_kernel<T, kWarpsM, kWarpN>;
+        allow_dynamic_smem<kernel>(S::kSmemBytes);
+        p.bn = S::kBN;
+        for (int i = 0; i < n; ++i) p.tiles += int(grid_1d(ws[i].n_out, S::kBN));
+        const int64_t n_steps = (ws[0].n_in + kBK - 1) / kBK;
+        const int64_t blocks = int64_t(p.tiles) * grid_1d(n_tok, S::kBM);
+        // As many splits as the resident blocks take, each of at least 4 steps.
+        const int64_t resident = int64_t(blocks_per_sm<kernel>(S::kThreads, S::kSmemBytes)) * n_sm;
+        const int64_t fit = resident / std::max<int64_t>(blocks, 1);
+        p.n_split = int(std::clamp<int64_t>(std::min(fit, n_steps / 4), 1, 16));
+        p.split_steps = (n_steps + p.n_split - 1) / p.n_split;
+        p.n_split = int((n_steps + p.split_steps - 1) / p.split_steps);  // no empty split
     });
-    return floats;
+    return p;
 }
 
-void matmul_mma(const DevWeight* ws, const Act* ys, int n, const __half* xh, int64_t n_tok, int n_sm, float* scratch,
-                cudaStream_t stream) {
+void matmul_mma(const MmaPlan& p, const DevWeight* ws, const Act* ys, int n, const __half* xh, int64_t n_tok,
+                float* scratch, cudaStream_t stream) {
     const MmaActShape s = mma_act_shape(n_tok, ws[0].n_in);
-    dispatch_weight_type(ws[0].type, [&](auto tag) {
+    with_tile_shape(ws[0].type, p.wide, [&](auto tag, auto warps_m, auto warp_n) {
         using T = typename decltype(tag)::type;
-        const MmaPlan p = plan<T>(ws, n, n_tok, n_sm);
+        constexpr int kWarpsM = decltype(warps_m)::value, kWarpN = decltype(warp_n)::value;
+        using S = TileShape<kWarpsM, kWarpN>;
         MmaGroup g{};
         g.n = n;
         for (int i = 0; i < n; ++i) {
@@ -388,24 +373,16 @@ void matmul_mma(const DevWeight* ws, const Act* ys, int n, const __half* xh, int
             g.n_out[i] = ws[i].n_out;
             g.y[i] = ys[i].data;
             g.y_stride[i] = ys[i].stride;
-            g.tile0[i + 1] = g.tile0[i] + int(grid_1d(ws[i].n_out, p.bn));
+            g.tile0[i + 1] = g.tile0[i] + int(grid_1d(ws[i].n_out, S::kBN));
         }
         g.partial = p.n_split > 1 ? scratch : nullptr;
         g.split_steps = p.split_steps;
-        auto launch = [&](auto warps_m, auto warp_n) {
-            constexpr int kWarpsM = decltype(warps_m)::value, kWarpN = decltype(warp_n)::value;
-            using S = TileShape<kWarpsM, kWarpN>;
-            const dim3 grid(unsigned(g.tile0[n]), grid_1d(n_tok, S::kBM), unsigned(p.n_split));
-            launch_kernel(matmul_mma_kernel<T, kWarpsM, kWarpN>, grid, S::kThreads, S::kSmemBytes, stream, g,
-                          ws[0].n_in, xh, s.ld, n_tok);
-        };
-        if (p.wide)
-            launch(std::integral_constant<int, 2>{}, std::integral_constant<int, kWideWarpN<T>>{});
-        else
-            launch(std::integral_constant<int, 1>{}, std::integral_constant<int, 32>{});
+        const dim3 grid(unsigned(g.tile0[n]), grid_1d(n_tok, S::kBM), unsigned(p.n_split));
+        launch_kernel(matmul_mma_kernel<T, kWarpsM, kWarpN>, grid, S::kThreads, S::kSmemBytes, stream, g, ws[0].n_in,
+                      xh, s.ld, n_tok);
         if (p.n_split > 1)
-            launch_kernel(split_reduce_kernel, grid_1d(n_tok * g.tile0[n] * p.bn, 256), 256, 0, stream, g, n_tok,
-                          p.n_split, p.bn);
+            launch_kernel(split_reduce_kernel, grid_1d(n_tok * g.tile0[n] * S::kBN, 256), 256, 0, stream, g, n_tok,
+                          p.n_split, S::kBN);
     });
 }
 
