@@ -115,6 +115,7 @@ CudaBackend::CudaBackend(const CudaOptions& options) {
     set_pdl_launches(info_.cc_major >= 9 && env_on("KILN_CUDA_PDL"));
     fuse_rope_ = env_on("KILN_CUDA_FUSE_ROPE");
     fuse_norms_ = env_on("KILN_CUDA_FUSE_NORMS");
+    mixed_runs_ = env_on("KILN_CUDA_MIXED_RUNS");
     cudaStream_t s = nullptr;
     check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
     stream_ = s;
@@ -457,6 +458,21 @@ void CudaBackend::for_each_type_run(std::span<const Weight* const> ws, std::span
 
 void CudaBackend::matvec_q8_runs(std::span<const Weight* const> ws, std::span<const Act> ys, const int8_t* xq,
                                  const void* xs, int n_tok, const NormIn& norm) {
+    if (norm.ss && n_tok == 1 && mixed_runs_ && ws.size() <= size_t(kMatvecMaxGroup)) {
+        DevWeight group[kMatvecMaxGroup];
+        Act outs[kMatvecMaxGroup];
+        const int n = int(ws.size());
+        int n_first = 0;
+        for (int i = 0; i < n; ++i) {
+            group[i] = dev(*ws[size_t(i)]);
+            outs[i] = ys[size_t(i)];
+            if (group[i].type == group[0].type && n_first == i) ++n_first;
+        }
+        if (matvec_q8_two_fits(group, n, n_first)) {
+            matvec_q8_two(group, outs, n, n_first, xq, static_cast<const float4*>(xs), norm, st(stream_));
+            return;
+        }
+    }
     for_each_type_run(ws, ys, [&](const DevWeight* group, const Act* outs, int n) {
         matvec_q8(group, outs, n, xq, static_cast<const float4*>(xs), n_tok, st(stream_), norm);
     });

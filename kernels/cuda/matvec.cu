@@ -244,6 +244,22 @@ __global__ void __launch_bounds__(kNormOutWarps * 32, 1)
                               const float4* __restrict__ xs, NormOut nout) {
     matvec_q8_body<T, 1, kSplit, kSplit, kNormOut, kNormOutWarps>(g, n_chunks, xq, xs, 1, {}, nout);
 }
+// Two weight types in one launch: blocks before first2 take T1's rows, the rest
+// T2's (the group's rows run on across its weights, so each block's rows are of
+// one type when the first run's rows are whole blocks). Two rows a warp, no row
+// split over warps (rows shorter than kSplitMinChunks chunks). One launch instead
+// of two (H200, 7B tg128, KILN_CUDA_MIXED_RUNS 0 / 1 in one run: Q4_K_M 526 / 530 ->
+// 534 / 533, Q5_K_M 439 / 439 -> 446 / 447), though the Q4_K blocks run on Q6_K's registers.
+template <class T1, class T2>
+__global__ void __launch_bounds__(kWarps * 32, 1)
+    matvec_q8_two_kernel(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq,
+                         const float4* __restrict__ xs, NormIn nin, unsigned first2) {
+    if (blockIdx.x < first2)
+        matvec_q8_body<T1, 1, 1, 2, kNormIn, kWarps>(g, n_chunks, xq, xs, 1, nin, {});
+    else
+        matvec_q8_body<T2, 1, 1, 2, kNormIn, kWarps>(g, n_chunks, xq, xs, 1, nin, {});
+}
+
 // Long rows split over two warps keep two rows a warp for Q4_K alone: at one block per
 // SM (kFreeRegs) the 7B down projection is then 1024 blocks, one wave, not two (H100
 // KILN_CUDA_TRACE: 15.6 -> 10.5 us a layer). Q6_K and Q5_K lose or stay (Q6_K 16.1 ->
@@ -418,6 +434,31 @@ void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, cons
         launch_matvec_q8<kNormIn>(g, ws[0].type, ws[0].n_in, xq, xs, n_tok, norm, stream);
     else
         launch_matvec_q8<kPlain>(g, ws[0].type, ws[0].n_in, xq, xs, n_tok, {}, stream);
+}
+
+bool matvec_q8_two_fits(const DevWeight* ws, int n, int n_first) {
+    if (n_first < 1 || n_first >= n || n > kMatvecMaxGroup) return false;
+    const GgmlType t1 = ws[0].type, t2 = ws[n_first].type;
+    int64_t rows1 = 0, rows = 0;
+    for (int i = 0; i < n; ++i) {
+        if (ws[i].type != (i < n_first ? t1 : t2) || ws[i].n_in != ws[0].n_in) return false;
+        rows += ws[i].n_out;
+        if (i < n_first) rows1 += ws[i].n_out;
+    }
+    const bool pair = (t1 == GgmlType::Q4_K || t1 == GgmlType::Q5_K) && t2 == GgmlType::Q6_K;
+    return pair && rows1 % (kWarps * 2) == 0 && rows > kOneRowMaxRows && ws[0].n_in / 32 < kSplitMinChunks;
+}
+
+void matvec_q8_two(const DevWeight* ws, const Act* ys, int n, int n_first, const int8_t* xq, const float4* xs,
+                   const NormIn& norm, cudaStream_t stream) {
+    const MatvecGroup g = make_group(ws, ys, n);
+    const dim3 block(32, kWarps), grid(grid_1d(g.row0[n], kWarps * 2));
+    const auto first2 = unsigned(g.row0[n_first] / (kWarps * 2));
+    const int64_t n_chunks = ws[0].n_in / 32;
+    if (ws[0].type == GgmlType::Q4_K)
+        launch_kernel(matvec_q8_two_kernel<Q4_K, Q6_K>, grid, block, 0, stream, g, n_chunks, xq, xs, norm, first2);
+    else
+        launch_kernel(matvec_q8_two_kernel<Q5_K, Q6_K>, grid, block, 0, stream, g, n_chunks, xq, xs, norm, first2);
 }
 
 void matvec_q8_norm_out(const DevWeight& w, const int8_t* xq, const float4* xs, const NormOut& out,

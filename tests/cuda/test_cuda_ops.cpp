@@ -237,20 +237,28 @@ TEST_CASE("cuda: add_rms_norm equals add then rms_norm") {
 TEST_CASE("cuda: matmul_add_rms_norm_matmul_n folded for one token equals the ops one by one") {
     auto cb = cuda_backend();
     if (!cb) return;
+    // The consumers: two weights of type cons, then one of type last. Q4_K or Q5_K
+    // then Q6_K (a K-quant mix's Q, K and V) of more than 4096 rows take one launch
+    // of two types (matvec_q8_two), the rest one launch a type.
     struct Case {
         GgmlType prod, cons;
         int64_t n_embd, n_in;
+        GgmlType last = GgmlType::Q8_0;
+        int64_t rows1 = 96, rows2 = 160, rows3 = 64;
     };
     const Case cases[] = {{GgmlType::Q4_0, GgmlType::Q4_0, 512, 512},   {GgmlType::Q4_0, GgmlType::Q4_K, 4096, 8288},
                           {GgmlType::Q4_K, GgmlType::Q6_K, 4096, 8448}, {GgmlType::Q4_K, GgmlType::Q4_K, 1024, 8448},
                           {GgmlType::Q6_K, GgmlType::Q5_K, 256, 8448},  {GgmlType::Q8_0, GgmlType::Q8_0, 2048, 2048},
-                          {GgmlType::Q5_0, GgmlType::Q2_K, 768, 4096},  {GgmlType::Q3_K, GgmlType::Q4_1, 512, 1280}};
+                          {GgmlType::Q5_0, GgmlType::Q2_K, 768, 4096},  {GgmlType::Q3_K, GgmlType::Q4_1, 512, 1280},
+                          {GgmlType::Q4_0, GgmlType::Q4_K, 1024, 1024, GgmlType::Q6_K, 4096, 4096, 4096},
+                          {GgmlType::Q4_K, GgmlType::Q5_K, 512, 2048, GgmlType::Q6_K, 2048, 1024, 1544}};
     for (const Case& c : cases) {
         const std::string what = std::string(quant_traits(c.prod).name) + " " + std::to_string(c.n_embd) + "x" +
-                                 std::to_string(c.n_in) + " then " + quant_traits(c.cons).name;
+                                 std::to_string(c.n_in) + " then " + quant_traits(c.cons).name + ", " +
+                                 quant_traits(c.last).name;
         INFO(what);
-        const HostWeight hp = make_weight(c.prod, c.n_in, c.n_embd, 31), h1 = make_weight(c.cons, c.n_embd, 96, 32),
-                         h2 = make_weight(c.cons, c.n_embd, 160, 33), h3 = make_weight(GgmlType::Q8_0, c.n_embd, 64, 34);
+        const HostWeight hp = make_weight(c.prod, c.n_in, c.n_embd, 31), h1 = make_weight(c.cons, c.n_embd, c.rows1, 32),
+                         h2 = make_weight(c.cons, c.n_embd, c.rows2, 33), h3 = make_weight(c.last, c.n_embd, c.rows3, 34);
         const Weight wp = cb->upload_weight(hp.view), w1 = cb->upload_weight(h1.view), w2 = cb->upload_weight(h2.view),
                      w3 = cb->upload_weight(h3.view);
         const Weight norm = upload_vector(*cb, random_floats(size_t(c.n_embd), 35, 0.5f, 1.5f));
