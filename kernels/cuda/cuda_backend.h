@@ -167,7 +167,7 @@ private:
     float* norm_ss_ = nullptr;
     int64_t norm_cap_ = 0;
     bool fuse_norms_ = true;
-    // A folded norm's consumers of two types (Q4_K/Q5_K then Q6_K) in one launch;
+    // A folded norm's consumers of two types (a K-quant mix's Q/K and V) in one launch;
     // KILN_CUDA_MIXED_RUNS=0: a launch a type.
     bool mixed_runs_ = true;
     void reserve_norm(int64_t n_cols);

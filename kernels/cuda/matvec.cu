@@ -436,6 +436,29 @@ void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, cons
         launch_matvec_q8<kPlain>(g, ws[0].type, ws[0].n_in, xq, xs, n_tok, {}, stream);
 }
 
+namespace {
+
+// The pairs of types llama-quantize's K-quant mixes put in one layer's Q/K and V
+// (Q2_K: V Q3_K or Q4_K; Q3_K_M/L: Q4_K or Q5_K; Q4_K_S: Q5_K in the first layers;
+// Q4_K_M and Q5_K_M: Q6_K in half the layers): f(tag of T1, tag of T2) for those.
+template <class F>
+bool with_two_types(GgmlType t1, GgmlType t2, F&& f) {
+    using K = GgmlType;
+    if (t1 == K::Q2_K && t2 == K::Q3_K) return f(Tag<Q2_K>{}, Tag<Q3_K>{}), true;
+    if (t1 == K::Q2_K && t2 == K::Q4_K) return f(Tag<Q2_K>{}, Tag<Q4_K>{}), true;
+    if (t1 == K::Q3_K && t2 == K::Q4_K) return f(Tag<Q3_K>{}, Tag<Q4_K>{}), true;
+    if (t1 == K::Q3_K && t2 == K::Q5_K) return f(Tag<Q3_K>{}, Tag<Q5_K>{}), true;
+    if (t1 == K::Q4_K && t2 == K::Q5_K) return f(Tag<Q4_K>{}, Tag<Q5_K>{}), true;
+    if (t1 == K::Q4_K && t2 == K::Q6_K) return f(Tag<Q4_K>{}, Tag<Q6_K>{}), true;
+    if (t1 == K::Q5_K && t2 == K::Q6_K) return f(Tag<Q5_K>{}, Tag<Q6_K>{}), true;
+    return false;
+}
+bool two_type_pair(GgmlType t1, GgmlType t2) {
+    return with_two_types(t1, t2, [](auto, auto) {});
+}
+
+}  // namespace
+
 bool matvec_q8_two_fits(const DevWeight* ws, int n, int n_first) {
     if (n_first < 1 || n_first >= n || n > kMatvecMaxGroup) return false;
     const GgmlType t1 = ws[0].type, t2 = ws[n_first].type;
@@ -445,8 +468,8 @@ bool matvec_q8_two_fits(const DevWeight* ws, int n, int n_first) {
         rows += ws[i].n_out;
         if (i < n_first) rows1 += ws[i].n_out;
     }
-    const bool pair = (t1 == GgmlType::Q4_K || t1 == GgmlType::Q5_K) && t2 == GgmlType::Q6_K;
-    return pair && rows1 % (kWarps * 2) == 0 && rows > kOneRowMaxRows && ws[0].n_in / 32 < kSplitMinChunks;
+    return two_type_pair(t1, t2) && rows1 % (kWarps * 2) == 0 && rows > kOneRowMaxRows &&
+           ws[0].n_in / 32 < kSplitMinChunks;
 }
 
 void matvec_q8_two(const DevWeight* ws, const Act* ys, int n, int n_first, const int8_t* xq, const float4* xs,
@@ -455,10 +478,11 @@ void matvec_q8_two(const DevWeight* ws, const Act* ys, int n, int n_first, const
     const dim3 block(32, kWarps), grid(grid_1d(g.row0[n], kWarps * 2));
     const auto first2 = unsigned(g.row0[n_first] / (kWarps * 2));
     const int64_t n_chunks = ws[0].n_in / 32;
-    if (ws[0].type == GgmlType::Q4_K)
-        launch_kernel(matvec_q8_two_kernel<Q4_K, Q6_K>, grid, block, 0, stream, g, n_chunks, xq, xs, norm, first2);
-    else
-        launch_kernel(matvec_q8_two_kernel<Q5_K, Q6_K>, grid, block, 0, stream, g, n_chunks, xq, xs, norm, first2);
+    with_two_types(ws[0].type, ws[n_first].type, [&](auto t1, auto t2) {
+        using T1 = typename decltype(t1)::type;
+        using T2 = typename decltype(t2)::type;
+        launch_kernel(matvec_q8_two_kernel<T1, T2>, grid, block, 0, stream, g, n_chunks, xq, xs, norm, first2);
+    });
 }
 
 void matvec_q8_norm_out(const DevWeight& w, const int8_t* xq, const float4* xs, const NormOut& out,

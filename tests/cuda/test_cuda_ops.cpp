@@ -237,9 +237,9 @@ TEST_CASE("cuda: add_rms_norm equals add then rms_norm") {
 TEST_CASE("cuda: matmul_add_rms_norm_matmul_n folded for one token equals the ops one by one") {
     auto cb = cuda_backend();
     if (!cb) return;
-    // The consumers: two weights of type cons, then one of type last. Q4_K or Q5_K
-    // then Q6_K (a K-quant mix's Q, K and V) of more than 4096 rows take one launch
-    // of two types (matvec_q8_two), the rest one launch a type.
+    // The consumers: two weights of type cons, then one of type last. The pairs of
+    // a K-quant mix's Q, K and V (Q4_K then Q6_K, Q3_K then Q4_K, ...) of more than
+    // 4096 rows take one launch of two types (matvec_q8_two), the rest one launch a type.
     struct Case {
         GgmlType prod, cons;
         int64_t n_embd, n_in;
@@ -251,7 +251,12 @@ TEST_CASE("cuda: matmul_add_rms_norm_matmul_n folded for one token equals the op
                           {GgmlType::Q6_K, GgmlType::Q5_K, 256, 8448},  {GgmlType::Q8_0, GgmlType::Q8_0, 2048, 2048},
                           {GgmlType::Q5_0, GgmlType::Q2_K, 768, 4096},  {GgmlType::Q3_K, GgmlType::Q4_1, 512, 1280},
                           {GgmlType::Q4_0, GgmlType::Q4_K, 1024, 1024, GgmlType::Q6_K, 4096, 4096, 4096},
-                          {GgmlType::Q4_K, GgmlType::Q5_K, 512, 2048, GgmlType::Q6_K, 2048, 1024, 1544}};
+                          {GgmlType::Q4_K, GgmlType::Q5_K, 512, 2048, GgmlType::Q6_K, 2048, 1024, 1544},
+                          {GgmlType::Q4_0, GgmlType::Q3_K, 768, 768, GgmlType::Q4_K, 2048, 2048, 1024},
+                          {GgmlType::Q4_0, GgmlType::Q3_K, 512, 512, GgmlType::Q5_K, 4096, 1024, 512},
+                          {GgmlType::Q4_0, GgmlType::Q2_K, 512, 512, GgmlType::Q3_K, 4096, 512, 512},
+                          {GgmlType::Q4_0, GgmlType::Q2_K, 256, 256, GgmlType::Q4_K, 2048, 2048, 256},
+                          {GgmlType::Q4_0, GgmlType::Q4_K, 1024, 1024, GgmlType::Q5_K, 2048, 2048, 1024}};
     for (const Case& c : cases) {
         const std::string what = std::string(quant_traits(c.prod).name) + " " + std::to_string(c.n_embd) + "x" +
                                  std::to_string(c.n_in) + " then " + quant_traits(c.cons).name + ", " +
