@@ -249,7 +249,8 @@ __global__ void __launch_bounds__(kNormOutWarps * 32, 1)
 // one type when the first run's rows are whole blocks). Two rows a warp, no row
 // split over warps (rows shorter than kSplitMinChunks chunks). One launch instead
 // of two (H200, 7B tg128, KILN_CUDA_MIXED_RUNS 0 / 1 in one run: Q4_K_M 526 / 530 ->
-// 534 / 533, Q5_K_M 439 / 439 -> 446 / 447), though the Q4_K blocks run on Q6_K's registers.
+// 534 / 533, Q5_K_M 439 / 439 -> 446 / 447), though both types' blocks get the larger
+// register count of the two (Q6_K's, for Q4_K_M).
 template <class T1, class T2>
 __global__ void __launch_bounds__(kWarps * 32, 1)
     matvec_q8_two_kernel(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq,
