@@ -458,20 +458,13 @@ void CudaBackend::for_each_type_run(std::span<const Weight* const> ws, std::span
 
 void CudaBackend::matvec_q8_runs(std::span<const Weight* const> ws, std::span<const Act> ys, const int8_t* xq,
                                  const void* xs, int n_tok, const NormIn& norm) {
-    if (norm.ss && n_tok == 1 && mixed_runs_ && ws.size() <= size_t(kMatvecMaxGroup)) {
+    // Weights of one type (most groups) go straight to the launches a run.
+    if (norm.ss && n_tok == 1 && mixed_runs_ && ws.size() <= size_t(kMatvecMaxGroup) &&
+        ws.front()->type() != ws.back()->type()) {
         DevWeight group[kMatvecMaxGroup];
-        Act outs[kMatvecMaxGroup];
-        const int n = int(ws.size());
-        int n_first = 0;
-        for (int i = 0; i < n; ++i) {
-            group[i] = dev(*ws[size_t(i)]);
-            outs[i] = ys[size_t(i)];
-            if (group[i].type == group[0].type && n_first == i) ++n_first;
-        }
-        if (matvec_q8_two_fits(group, n, n_first)) {
-            matvec_q8_two(group, outs, n, n_first, xq, static_cast<const float4*>(xs), norm, st(stream_));
+        for (size_t i = 0; i < ws.size(); ++i) group[i] = dev(*ws[i]);
+        if (matvec_q8_two(group, ys.data(), int(ws.size()), xq, static_cast<const float4*>(xs), norm, st(stream_)))
             return;
-        }
     }
     for_each_type_run(ws, ys, [&](const DevWeight* group, const Act* outs, int n) {
         matvec_q8(group, outs, n, xq, static_cast<const float4*>(xs), n_tok, st(stream_), norm);

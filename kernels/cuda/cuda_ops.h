@@ -76,11 +76,10 @@ struct NormOut {
 void matvec_q8(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, const float4* xs, int n_tok,
                cudaStream_t stream, const NormIn& norm = {});
 // A consumer of the folded norm whose weights are two runs of types (a K-quant
-// mix's Q and K with a V of more bits): one launch instead of one a run, where
-// matvec_q8_two_fits (a pair of types the mixes make; the first run's rows whole
-// blocks of the launch).
-bool matvec_q8_two_fits(const DevWeight* ws, int n, int n_first);
-void matvec_q8_two(const DevWeight* ws, const Act* ys, int n, int n_first, const int8_t* xq, const float4* xs,
+// mix's Q and K with a V of more bits) as one launch instead of one a run: false,
+// and nothing launched, unless they are a pair of types the mixes make whose first
+// run's rows are whole blocks of the launch.
+bool matvec_q8_two(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, const float4* xs,
                    const NormIn& norm, cudaStream_t stream);
 // The producer above for one token: n_out a multiple of 32. xq/xs (the input)
 // must not be out.xq/out.xs. One block of 1024 threads per 32 rows: one wave

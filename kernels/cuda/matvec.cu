@@ -454,34 +454,30 @@ bool with_two_types(GgmlType t1, GgmlType t2, F&& f) {
     if (t1 == K::Q5_K && t2 == K::Q6_K) return f(Tag<Q5_K>{}, Tag<Q6_K>{}), true;
     return false;
 }
-bool two_type_pair(GgmlType t1, GgmlType t2) {
-    return with_two_types(t1, t2, [](auto, auto) {});
-}
 
 }  // namespace
 
-bool matvec_q8_two_fits(const DevWeight* ws, int n, int n_first) {
-    if (n_first < 1 || n_first >= n || n > kMatvecMaxGroup) return false;
-    const GgmlType t1 = ws[0].type, t2 = ws[n_first].type;
-    int64_t rows1 = 0, rows = 0;
-    for (int i = 0; i < n; ++i) {
-        if (ws[i].type != (i < n_first ? t1 : t2) || ws[i].n_in != ws[0].n_in) return false;
-        rows += ws[i].n_out;
-        if (i < n_first) rows1 += ws[i].n_out;
-    }
-    return two_type_pair(t1, t2) && rows1 % (kWarps * 2) == 0 && rows > kOneRowMaxRows &&
-           ws[0].n_in / 32 < kSplitMinChunks;
-}
-
-void matvec_q8_two(const DevWeight* ws, const Act* ys, int n, int n_first, const int8_t* xq, const float4* xs,
+bool matvec_q8_two(const DevWeight* ws, const Act* ys, int n, const int8_t* xq, const float4* xs,
                    const NormIn& norm, cudaStream_t stream) {
+    if (n < 2 || n > kMatvecMaxGroup) return false;
+    int n_first = 1;
+    while (n_first < n && ws[n_first].type == ws[0].type) ++n_first;
+    if (n_first == n) return false;
+    const GgmlType t2 = ws[n_first].type;
+    int64_t rows = 0;
+    for (int i = 0; i < n; ++i) {
+        if ((i > n_first && ws[i].type != t2) || ws[i].n_in != ws[0].n_in) return false;
+        rows += ws[i].n_out;
+    }
     const MatvecGroup g = make_group(ws, ys, n);
-    const dim3 block(32, kWarps), grid(grid_1d(g.row0[n], kWarps * 2));
+    if (g.row0[n_first] % (kWarps * 2) != 0 || rows <= kOneRowMaxRows || ws[0].n_in / 32 >= kSplitMinChunks)
+        return false;
+    const dim3 block(32, kWarps), grid(grid_1d(rows, kWarps * 2));
     const auto first2 = unsigned(g.row0[n_first] / (kWarps * 2));
     const int64_t n_chunks = ws[0].n_in / 32;
-    with_two_types(ws[0].type, ws[n_first].type, [&](auto t1, auto t2) {
-        using T1 = typename decltype(t1)::type;
-        using T2 = typename decltype(t2)::type;
+    return with_two_types(ws[0].type, t2, [&](auto t1_tag, auto t2_tag) {
+        using T1 = typename decltype(t1_tag)::type;
+        using T2 = typename decltype(t2_tag)::type;
         launch_kernel(matvec_q8_two_kernel<T1, T2>, grid, block, 0, stream, g, n_chunks, xq, xs, norm, first2);
     });
 }
