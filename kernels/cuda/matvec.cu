@@ -222,8 +222,11 @@ __device__ __forceinline__ void matvec_q8_body(MatvecGroup g, int64_t n_chunks, 
 // loads and dot products apart (Q4_K 56 -> 63, Q6_K 62 -> 80). The K-quants'
 // longer decoding gains from that more than from the warps it costs (H200, 7B
 // tg128: Q4_K_M 439 / 428 -> 458 / 465, Q5_K_M +7%), and so does Q8_0's nine words a
-// chunk (373 / 373 / 364 -> 376 / 383 / 386); Q4_0 loses (514 / 522 -> 506 / 520).
-// The other legacy types are untested either way and keep the default.
+// chunk (373 / 373 / 364 -> 376 / 383 / 386). Q4_0 lost once (514 / 522 -> 506 / 520)
+// and gains now (fifteenth session, after the unsigned quants and the folded norms:
+// 48 -> 56 registers in the norm's consumer, 608 / 607 -> 614 / 615). The other legacy types are
+// untested either way and keep the default. Fewer registers for more blocks lose:
+// Q4_K at 56 / 48 registers (9 / 10 blocks) 538 -> 510 / 463 (kernels/cuda/NOTES.md).
 template <class T, int kMaxTok, int kSplit, int kRowsPerWarp, int kFuse>
 __global__ void __launch_bounds__(kWarps * 32)
     matvec_q8_kernel(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq, const float4* __restrict__ xs,
@@ -268,7 +271,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
 template <class T>
 inline constexpr bool kSplitTwoRows = std::is_same_v<T, Q4_K>;
 template <class T>
-inline constexpr bool kFreeRegs = std::is_same_v<T, Q2_K> || std::is_same_v<T, Q3_K> || std::is_same_v<T, Q4_K> ||
+inline constexpr bool kFreeRegs = std::is_same_v<T, Q4_0> || std::is_same_v<T, Q2_K> || std::is_same_v<T, Q3_K> || std::is_same_v<T, Q4_K> ||
                                   std::is_same_v<T, Q5_K> || std::is_same_v<T, Q6_K> || std::is_same_v<T, Q8_0>;
 
 // Float weights with float activations: 8 elements per lane per step when
