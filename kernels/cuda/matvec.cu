@@ -224,9 +224,10 @@ __device__ __forceinline__ void matvec_q8_body(MatvecGroup g, int64_t n_chunks, 
 // tg128: Q4_K_M 439 / 428 -> 458 / 465, Q5_K_M +7%), and so does Q8_0's nine words a
 // chunk (373 / 373 / 364 -> 376 / 383 / 386). Q4_0 lost once (514 / 522 -> 506 / 520)
 // and gains now (fifteenth session, after the unsigned quants and the folded norms:
-// 48 -> 56 registers in the norm's consumer, 608 / 607 -> 614 / 615). The other legacy types are
-// untested either way and keep the default. Fewer registers for more blocks lose:
-// Q4_K at 56 / 48 registers (9 / 10 blocks) 538 -> 510 / 463 (kernels/cuda/NOTES.md).
+// 48 -> 56 registers in the norm's consumer, 608 / 607 -> 614 / 615). The other
+// legacy types are untested either way and keep the default. Fewer registers for
+// more blocks lose: Q4_K at 56 / 48 registers (9 / 10 blocks) 538 -> 510 / 463
+// (kernels/cuda/NOTES.md, fifteenth session).
 template <class T, int kMaxTok, int kSplit, int kRowsPerWarp, int kFuse>
 __global__ void __launch_bounds__(kWarps * 32)
     matvec_q8_kernel(MatvecGroup g, int64_t n_chunks, const int8_t* __restrict__ xq, const float4* __restrict__ xs,
@@ -271,8 +272,9 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
 template <class T>
 inline constexpr bool kSplitTwoRows = std::is_same_v<T, Q4_K>;
 template <class T>
-inline constexpr bool kFreeRegs = std::is_same_v<T, Q4_0> || std::is_same_v<T, Q2_K> || std::is_same_v<T, Q3_K> || std::is_same_v<T, Q4_K> ||
-                                  std::is_same_v<T, Q5_K> || std::is_same_v<T, Q6_K> || std::is_same_v<T, Q8_0>;
+inline constexpr bool kFreeRegs = std::is_same_v<T, Q4_0> || std::is_same_v<T, Q8_0> || std::is_same_v<T, Q2_K> ||
+                                  std::is_same_v<T, Q3_K> || std::is_same_v<T, Q4_K> || std::is_same_v<T, Q5_K> ||
+                                  std::is_same_v<T, Q6_K>;
 
 // Float weights with float activations: 8 elements per lane per step when
 // rows allow 16-byte loads, single elements otherwise (and for the tail).
