@@ -262,8 +262,10 @@ TEST_CASE("cuda: matmul_add_rms_norm_matmul_n folded for one token equals the op
                                  std::to_string(c.n_in) + " then " + quant_traits(c.cons).name + ", " +
                                  quant_traits(c.last).name;
         INFO(what);
-        const HostWeight hp = make_weight(c.prod, c.n_in, c.n_embd, 31), h1 = make_weight(c.cons, c.n_embd, c.rows1, 32),
-                         h2 = make_weight(c.cons, c.n_embd, c.rows2, 33), h3 = make_weight(c.last, c.n_embd, c.rows3, 34);
+        const HostWeight hp = make_weight(c.prod, c.n_in, c.n_embd, 31);
+        const HostWeight h1 = make_weight(c.cons, c.n_embd, c.rows1, 32);
+        const HostWeight h2 = make_weight(c.cons, c.n_embd, c.rows2, 33);
+        const HostWeight h3 = make_weight(c.last, c.n_embd, c.rows3, 34);
         const Weight wp = cb->upload_weight(hp.view), w1 = cb->upload_weight(h1.view), w2 = cb->upload_weight(h2.view),
                      w3 = cb->upload_weight(h3.view);
         const Weight norm = upload_vector(*cb, random_floats(size_t(c.n_embd), 35, 0.5f, 1.5f));
